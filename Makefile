@@ -1,0 +1,85 @@
+# rainedge — every entry point a user (and CI) runs.
+# Each target sets up what it needs (virtualenv, Python packages, the CDK CLI) and is
+# idempotent: set-up is skipped when the pinned inputs have not changed.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV     := .venv
+PY       := $(VENV)/bin/python
+CDK      := node_modules/.bin/cdk
+MODEL    := build/model/rain_model.zip
+# Stamps: re-install only when the pins change.
+PY_STAMP  := $(VENV)/.installed
+CDK_STAMP := node_modules/.installed
+
+export CDK_DISABLE_VERSION_CHECK := 1
+export TF_CPP_MIN_LOG_LEVEL := 2
+export PYTHONDONTWRITEBYTECODE := 1
+# TensorFlow's oneDNN notice adds nothing here.
+export TF_ENABLE_ONEDNN_OPTS := 0
+
+.PHONY: help setup keys demo test train bench synth deploy device-setup status destroy clean
+
+help:
+	@echo "make demo          train if needed, synthesise the stack, run the edge functions in the simulator"
+	@echo "make test          run every test (offline)"
+	@echo "make train         train the rain model into build/model/ (skipped when up to date)"
+	@echo "make bench         print the benchmark table (also written to build/bench.json)"
+	@echo "make synth         synthesise the CloudFormation templates into cdk.out/ (offline)"
+	@echo "make deploy        deploy to the AWS account in your environment"
+	@echo "make device-setup  write the install bundle for each device from the stack outputs"
+	@echo "make status        show the cloud shadows and deployment status per device"
+	@echo "make destroy       remove everything this app created, then audit that nothing is left"
+
+$(PY_STAMP): pyproject.toml
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@touch $@
+
+$(CDK_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+setup: $(PY_STAMP) $(CDK_STAMP)
+
+# The model is rebuilt only when the training code changes.
+$(MODEL): $(wildcard model_training/*.py) | $(PY_STAMP)
+	$(PY) -m model_training train --out build/model
+
+train: $(MODEL)
+
+# Key + CSR per device, created locally when absent (the private key never leaves .secrets/).
+keys: $(PY_STAMP)
+	$(PY) -m infra.device_keys ensure
+
+synth: setup $(MODEL) keys
+	$(CDK) synth --quiet
+
+demo: synth
+	$(PY) -m device_code.simulator
+
+test: setup $(MODEL)
+	$(PY) -m pytest
+
+bench: setup $(MODEL)
+	$(PY) -m model_training.bench --model build/model --json build/bench-model.json
+	$(PY) -m device_code.simulator.bench --model build/model --json build/bench-edge.json
+
+deploy: setup $(MODEL)
+	$(PY) -m infra.lifecycle preflight
+	$(PY) -m infra.device_keys ensure
+	$(CDK) deploy --require-approval never --outputs-file build/stack-outputs.json
+
+device-setup: $(PY_STAMP)
+	$(PY) -m infra.lifecycle device-setup $(if $(SSH),--ssh $(SSH))
+
+status: $(PY_STAMP)
+	$(PY) -m infra.lifecycle status
+
+destroy: setup
+	$(PY) -m infra.lifecycle destroy --cdk $(CDK)
+
+clean:
+	rm -rf build cdk.out
