@@ -1,0 +1,42 @@
+"""Classification metrics shared by training (model card) and the evaluate CLI."""
+from __future__ import annotations
+
+import numpy as np
+from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score
+
+
+def choose_threshold(rain: np.ndarray, probability: np.ndarray) -> float:
+    """The probability cut-off that maximises F1 (chosen on validation data, never on test)."""
+    precision, recall, thresholds = precision_recall_curve(rain, probability)
+    # The last (precision, recall) pair has no threshold: it is the "predict nothing" end point.
+    f1 = 2 * precision[:-1] * recall[:-1] / np.maximum(precision[:-1] + recall[:-1], 1e-12)
+    return float(thresholds[int(np.argmax(f1))])
+
+
+def classification_metrics(rain: np.ndarray, probability: np.ndarray, threshold: float) -> dict:
+    """Ranking metrics (threshold-free) plus the confusion-matrix metrics at `threshold`.
+
+    ROC-AUC and PR-AUC need both classes; with only one present they are reported as None.
+    """
+    rain = np.asarray(rain).astype(int)
+    probability = np.asarray(probability, dtype=float)
+    predicted = probability >= threshold
+    actual = rain == 1
+    true_pos = int(np.sum(predicted & actual))
+    false_pos = int(np.sum(predicted & ~actual))
+    false_neg = int(np.sum(~predicted & actual))
+    precision = true_pos / (true_pos + false_pos) if true_pos + false_pos else 0.0
+    recall = true_pos / (true_pos + false_neg) if true_pos + false_neg else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    both_classes = 0 < actual.sum() < len(actual)
+    return {
+        "n": int(len(rain)),
+        "positive_rate": float(actual.mean()) if len(rain) else 0.0,
+        "roc_auc": float(roc_auc_score(rain, probability)) if both_classes else None,
+        "pr_auc": float(average_precision_score(rain, probability)) if both_classes else None,
+        "threshold": float(threshold),
+        "f1": float(f1),
+        "accuracy": float(np.mean(predicted == actual)) if len(rain) else 0.0,
+        "precision": float(precision),
+        "recall": float(recall),
+    }
