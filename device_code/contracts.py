@@ -1,0 +1,101 @@
+"""Topics, shadow names and the validation of readings (the data contracts of DESIGN.md)."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Mapping
+
+WEATHER_SHADOW = "weather"
+RAIN_SHADOW = "rain"
+FEATURES = ("temperature", "humidity", "pressure")
+# The BME680's operating ranges (°C, %RH, hPa): a value outside them is a fault, not weather.
+SENSOR_RANGES: dict[str, tuple[float, float]] = {
+    "temperature": (-40.0, 85.0),
+    "humidity": (0.0, 100.0),
+    "pressure": (300.0, 1100.0),
+}
+# Clocks of a Pi without RTC drift until NTP syncs: tolerate a little future, refuse more.
+MAX_CLOCK_SKEW_S = 120.0
+
+
+def readings_topic(thing_name: str) -> str:
+    return f"rainedge/{thing_name}/readings"
+
+
+def shadow_topic(thing_name: str, shadow_name: str, suffix: str) -> str:
+    """E.g. shadow_topic(t, "weather", "update/documents")."""
+    return f"$aws/things/{thing_name}/shadow/name/{shadow_name}/{suffix}"
+
+
+class InvalidReading(ValueError):
+    """A reading (or the reported state of the weather shadow) fails validation."""
+
+
+@dataclass(frozen=True)
+class Reading:
+    temperature: float
+    humidity: float
+    pressure: float
+    sampled_at: datetime
+
+    def as_message(self) -> dict[str, Any]:
+        return {
+            "temperature": self.temperature,
+            "humidity": self.humidity,
+            "pressure": self.pressure,
+            "sampled_at": format_timestamp(self.sampled_at),
+        }
+
+
+def format_timestamp(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def parse_timestamp(value: Any, field: str = "sampled_at") -> datetime:
+    if not isinstance(value, str):
+        raise InvalidReading(f"{field} must be an ISO-8601 UTC string, got {value!r}")
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidReading(f"{field}={value!r} is not an ISO-8601 timestamp") from None
+    if moment.tzinfo is None:
+        raise InvalidReading(f"{field}={value!r} has no time zone: use UTC, e.g. 2013-10-01T05:00:00Z")
+    return moment.astimezone(timezone.utc)
+
+
+def parse_reading(
+    payload: Any,
+    now: datetime,
+    ranges: Mapping[str, tuple[float, float]] = SENSOR_RANGES,
+) -> Reading:
+    """Validate one reading: all three numbers finite and within `ranges`, timestamp not in the future."""
+    if not isinstance(payload, Mapping):
+        raise InvalidReading(f"a reading must be a JSON object, got {type(payload).__name__}")
+    values = {}
+    for field in FEATURES:
+        if field not in payload:
+            raise InvalidReading(f"{field} is missing (required: {', '.join(FEATURES)}, sampled_at)")
+        value = payload[field]
+        # bool is an int in Python, but `true` is no temperature.
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise InvalidReading(f"{field}={value!r} is not a finite number")
+        low, high = ranges[field]
+        if not low <= value <= high:
+            raise InvalidReading(f"{field}={value} is outside the valid range [{low}, {high}]")
+        values[field] = float(value)
+    sampled_at = parse_timestamp(payload.get("sampled_at"))
+    if (sampled_at - now).total_seconds() > MAX_CLOCK_SKEW_S:
+        raise InvalidReading(
+            f"sampled_at={payload['sampled_at']} is in the future (now {format_timestamp(now)})"
+        )
+    return Reading(sampled_at=sampled_at, **values)
+
+
+def reported_state(document: Any) -> Mapping[str, Any]:
+    """`state.reported` of a shadow document; InvalidReading when the document has another shape."""
+    state = document.get("state") if isinstance(document, Mapping) else None
+    reported = state.get("reported") if isinstance(state, Mapping) else None
+    if not isinstance(reported, Mapping):
+        raise InvalidReading("malformed shadow document: no state.reported object")
+    return reported

@@ -1,0 +1,170 @@
+"""Pinned Lambda `inference`: the `weather` shadow -> rain model -> the `rain` shadow.
+
+The model is loaded once (LiteRT preferred, TensorFlow fallback). A prediction follows each new
+reading within milliseconds because the function listens on the weather shadow's local
+`update/documents` topic; every INFERENCE_INTERVAL_S a heartbeat re-reads the shadow, which
+catches a missed event, notices when the input grows stale and retries a model that failed to load.
+When no prediction can be made, the `rain` shadow gets a `status` saying why, and the loop goes on.
+Like `sensor`, the long-lived part starts at import under Greengrass, on its own thread.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Callable
+
+from . import runtime
+from .config import InferenceConfig, load_inference_config
+from .contracts import (RAIN_SHADOW, WEATHER_SHADOW, InvalidReading, format_timestamp, parse_reading,
+                        reported_state, shadow_topic)
+from .model import ModelUnavailable, RainModel, load_model
+from .port import GreengrassPort, Message, PortError, ShadowNotFound
+
+log = logging.getLogger(__name__)
+
+# Every key of the rain shadow's reported state; each write sets all of them (null deletes), so a
+# status never sits next to an old prediction and vice versa.
+RAIN_KEYS = ("raining", "probability", "threshold", "model_version", "runtime", "input_sampled_at",
+             "predicted_at", "status", "detail", "checked_at")
+STALE_INPUT, INVALID_INPUT, NO_INPUT = "stale_input", "invalid_input", "no_input"
+MODEL_UNAVAILABLE, PREDICTION_FAILED = "model_unavailable", "prediction_failed"
+
+
+class InferenceService:
+    def __init__(self, config: InferenceConfig, port: GreengrassPort, clock: runtime.Clock,
+                 load: Callable[[Path], RainModel] = load_model) -> None:
+        self.config, self._port, self._clock, self._load = config, port, clock, load
+        self.model: RainModel | None = None
+        self._model_error: str | None = None
+        self._subscribed = False
+        self._lock = threading.Lock()
+        self._last_outcome: tuple | None = None
+        self._newest_input: datetime | None = None
+        self.documents_topic = shadow_topic(config.thing_name, WEATHER_SHADOW, "update/documents")
+        self.loop = runtime.LongLivedLoop("inference", self.heartbeat, config.inference_interval_s, clock, log)
+
+    def start(self) -> None:
+        self.loop.start()
+
+    def stop(self) -> None:
+        self.loop.stop()
+
+    def heartbeat(self) -> None:
+        if self.model is None:
+            self._try_load_model()
+        self._try_subscribe()
+        try:
+            document: Message | None = self._port.get_shadow(self.config.thing_name, WEATHER_SHADOW)
+        except ShadowNotFound:
+            document = None
+        except PortError as error:
+            log.error("could not read the weather shadow: %s", error)
+            return None
+        self.evaluate(document)
+        return None
+
+    def on_weather_documents(self, topic: str, message: Message) -> None:
+        """Handler of `.../weather/update/documents`: {"previous", "current", "timestamp"}."""
+        current = message.get("current") if isinstance(message, dict) else None
+        self.evaluate(current if current is not None else message)
+
+    def _try_load_model(self) -> None:
+        try:
+            self.model = self._load(self.config.model_dir)
+            self._model_error = None
+            log.info("inference: model %s on %s", self.model.metadata.version, self.model.runtime)
+        except ModelUnavailable as error:
+            self._model_error = str(error)
+            log.error("model unavailable (retrying every %.0f s): %s", self.config.inference_interval_s, error)
+
+    def _try_subscribe(self) -> None:
+        if self._subscribed:
+            return
+        try:
+            self._port.subscribe(self.documents_topic, self.on_weather_documents)
+            self._subscribed = True
+        except PortError as error:
+            log.error("could not subscribe to %s (the heartbeat still predicts): %s", self.documents_topic, error)
+
+    def evaluate(self, document: Any) -> dict[str, Any] | None:
+        """Predict from a weather shadow document (or None); write the outcome when it is new."""
+        with self._lock:
+            if self.model is None and self._model_error is None:
+                return None  # still loading: the heartbeat evaluates right after
+            now = self._clock.now()
+            reported, outcome_key = self._outcome(document, now)
+            if reported is None or outcome_key == self._last_outcome:
+                return None
+            try:
+                self._port.update_shadow(self.config.thing_name, RAIN_SHADOW, {"state": {"reported": reported}})
+            except PortError as error:
+                log.error("rain shadow update rejected: %s", error)
+                return None
+            self._last_outcome = outcome_key
+            if reported["status"] is not None:
+                log.warning("no prediction: %s (%s)", reported["status"], reported["detail"])
+            return reported
+
+    def _outcome(self, document: Any, now: datetime) -> tuple[dict[str, Any] | None, tuple | None]:
+        if self.model is None:
+            return self._status(MODEL_UNAVAILABLE, self._model_error, None, now)
+        if document is None:
+            return self._status(NO_INPUT, "the weather shadow does not exist yet", None, now)
+        try:
+            state = reported_state(document)
+            input_at_text = state.get("sampled_at")
+            reading = parse_reading(state, now, self.model.metadata.valid_ranges)
+        except InvalidReading as error:
+            return self._status(INVALID_INPUT, str(error), None, now)
+        if self._newest_input is not None and reading.sampled_at < self._newest_input:
+            return None, None  # an event overtaken by a newer input: nothing to say
+        self._newest_input = reading.sampled_at
+        age_s = (now - reading.sampled_at).total_seconds()
+        if age_s > self.config.max_input_age_s:
+            return self._status(STALE_INPUT, f"input is {age_s:.0f} s old (MAX_INPUT_AGE_S="
+                                f"{self.config.max_input_age_s:.0f})", input_at_text, now)
+        try:
+            probability = self.model.probability(reading.temperature, reading.humidity, reading.pressure)
+        except Exception as error:  # a runtime failure must not end the loop
+            return self._status(PREDICTION_FAILED, f"{type(error).__name__}: {error}", input_at_text, now)
+        metadata = self.model.metadata
+        reported = dict.fromkeys(RAIN_KEYS)
+        reported.update(raining=probability >= metadata.threshold, probability=round(probability, 4),
+                        threshold=metadata.threshold, model_version=metadata.version, runtime=self.model.runtime,
+                        input_sampled_at=input_at_text, predicted_at=format_timestamp(now))
+        return reported, ("prediction", input_at_text, metadata.version)
+
+    def _status(self, status: str, detail: str | None, input_at: str | None,
+                now: datetime) -> tuple[dict[str, Any], tuple]:
+        reported = dict.fromkeys(RAIN_KEYS)
+        reported.update(status=status, detail=detail, input_sampled_at=input_at, checked_at=format_timestamp(now))
+        return reported, (status, input_at, detail if status != STALE_INPUT else None)
+
+
+def build(wiring: runtime.Wiring) -> InferenceService:
+    config = load_inference_config(wiring.environ)
+    runtime.configure_logging(config.log_level)
+    return InferenceService(config, runtime.port(), wiring.clock)
+
+
+host = runtime.FunctionHost(build)
+
+
+def start() -> InferenceService:
+    service = host.get()
+    service.start()
+    return service
+
+
+def handler(event, context):
+    """Also accepts the weather documents as a Lambda event source (deduplicated with the subscription)."""
+    service = start()
+    if isinstance(event, dict) and "current" in event:
+        service.on_weather_documents(service.documents_topic, event)
+    return {"status": "running"}
+
+
+if runtime.running_on_greengrass():
+    start()
