@@ -1,0 +1,233 @@
+"""The one typed, validated configuration of the rainedge app, built from CDK context.
+
+`RainEdgeConfig.from_context(mapping)` takes the context mapping (``cdk.json`` "context",
+or ``app.node.get_all_context()``, or ``-c key=value`` values, which arrive as strings) and
+either returns a frozen config or raises `ConfigError` naming the key and what is allowed.
+No AWS imports here: the lifecycle tools use it outside a CDK app.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, fields
+from pathlib import PurePosixPath
+from typing import Any, Mapping
+
+# Lambda runtimes a Raspberry Pi OS can provide (bookworm ships 3.11, trixie 3.13) and that
+# both AWS Lambda and Greengrass's Lambda launcher accept.
+LAMBDA_RUNTIMES = ("python3.11", "python3.12", "python3.13")
+SYNC_DIRECTIONS = ("betweenDeviceAndCloud", "deviceToCloud", "cloudToDevice")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+BME680_I2C_ADDRESSES = (0x76, 0x77)
+
+# IoT thing names: 1-128 of [a-zA-Z0-9:_-]; we also forbid ':' because the name is used in
+# MQTT topics and ARNs.
+_THING_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,128}$")
+# Prefix of IAM/IoT/Lambda resource names: short enough for "<prefix>-tes-role-alias" and
+# the Lambda name limit of 64.
+_NAME_PREFIX = re.compile(r"^[a-z][a-z0-9-]{0,29}$")
+# Greengrass component names are reverse-DNS-like; "aws.greengrass." is reserved.
+_COMPONENT_PREFIX = re.compile(r"^[a-zA-Z][a-zA-Z0-9_-]*(\.[a-zA-Z][a-zA-Z0-9_-]*)*$")
+_TRUE_WORDS = ("true", "on", "yes", "1")
+_FALSE_WORDS = ("false", "off", "no", "0")
+
+
+class ConfigError(ValueError):
+    """A context value is missing, malformed or out of range; the message names the key."""
+
+
+@dataclass(frozen=True)
+class RainEdgeConfig:
+    name_prefix: str = "rainedge"
+    devices: tuple[str, ...] = ("rainedge-core-1",)
+    component_prefix: str = "com.rainedge"
+    sample_interval_seconds: int = 60
+    inference_interval_seconds: int = 10
+    max_input_age_seconds: int = 300
+    cpu_temp_compensation: bool = False
+    shadow_sync_direction: str = "betweenDeviceAndCloud"
+    lambda_runtime: str = "python3.11"
+    secrets_dir: str = ".secrets"
+    model_zip: str = "build/model/rain_model.zip"
+    i2c_bus: int = 1
+    i2c_address: int = 0x76
+    log_level: str = "INFO"
+    # Must equal the `rootpath` the device was installed with (device-setup writes it).
+    greengrass_root: str = "/greengrass/v2"
+
+    # ---- derived names (the stack's output contract) ------------------------------------
+    @property
+    def thing_group_name(self) -> str:
+        return f"{self.name_prefix}-cores"
+
+    @property
+    def iot_policy_name(self) -> str:
+        return f"{self.name_prefix}-core-policy"
+
+    @property
+    def role_alias_name(self) -> str:
+        return f"{self.name_prefix}-tes-role-alias"
+
+    @property
+    def token_exchange_role_name(self) -> str:
+        return f"{self.name_prefix}-tes-role"
+
+    @property
+    def deployment_name(self) -> str:
+        return f"{self.name_prefix}-deployment"
+
+    def function_name(self, function: str) -> str:
+        """`function` is one of sensor, shadow-writer, inference."""
+        return f"{self.name_prefix}-{function}"
+
+    def component_name(self, suffix: str) -> str:
+        """`suffix` is one of Sensor, ShadowWriter, Inference, RainModel, DeviceRuntime."""
+        return f"{self.component_prefix}.{suffix}"
+
+    @property
+    def python_executable(self) -> str:
+        """The interpreter on the device that runs the Lambda runtime, e.g. python3.11."""
+        return self.lambda_runtime
+
+    # ---- construction ----------------------------------------------------------------------
+    @classmethod
+    def context_keys(cls) -> dict[str, str]:
+        """camelCase context key -> field name."""
+        return {_camel(f.name): f.name for f in fields(cls)}
+
+    @classmethod
+    def from_context(cls, context: Mapping[str, Any]) -> "RainEdgeConfig":
+        keys = cls.context_keys()
+        _reject_unknown_keys(context, keys)
+        values: dict[str, Any] = {}
+        for key, field_name in keys.items():
+            if key in context and context[key] is not None:
+                values[field_name] = _PARSERS[field_name](key, context[key])
+        config = cls(**values)
+        config._check_relations()
+        return config
+
+    def _check_relations(self) -> None:
+        if self.max_input_age_seconds < self.sample_interval_seconds:
+            raise ConfigError(
+                f"maxInputAgeSeconds ({self.max_input_age_seconds}) must be at least "
+                f"sampleIntervalSeconds ({self.sample_interval_seconds}), or every reading "
+                "would be stale before the next one arrives"
+            )
+
+
+def _camel(snake: str) -> str:
+    head, *rest = snake.split("_")
+    return head + "".join(part.capitalize() for part in rest)
+
+
+def _reject_unknown_keys(context: Mapping[str, Any], known: Mapping[str, str]) -> None:
+    """Catch typos in our own keys; CDK's feature flags ("@aws-cdk/...") and CLI keys
+    ("cli-telemetry", "aws:cdk:...") are not plain camelCase and pass through."""
+    for key in context:
+        if re.fullmatch(r"[a-z][a-zA-Z0-9]*", key) and key not in known:
+            raise ConfigError(f"unknown context key {key!r}; known keys: {', '.join(sorted(known))}")
+
+
+# ---- value parsers: each takes (key, raw) and returns the typed value or raises ----------
+def _integer(minimum: int, maximum: int):
+    def parse(key: str, raw: Any) -> int:
+        if isinstance(raw, bool):
+            raise ConfigError(f"{key} must be an integer from {minimum} to {maximum}, got {raw!r}")
+        try:
+            value = int(raw, 0) if isinstance(raw, str) else raw
+        except ValueError:
+            value = None
+        if not isinstance(value, int) or not minimum <= value <= maximum:
+            raise ConfigError(f"{key} must be an integer from {minimum} to {maximum}, got {raw!r}")
+        return value
+
+    return parse
+
+
+def _boolean(key: str, raw: Any) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    if isinstance(raw, str) and raw.strip().lower() in _TRUE_WORDS + _FALSE_WORDS:
+        return raw.strip().lower() in _TRUE_WORDS
+    raise ConfigError(f"{key} must be true or false, got {raw!r}")
+
+
+def _choice(allowed: tuple[str, ...]):
+    def parse(key: str, raw: Any) -> str:
+        if raw not in allowed:
+            raise ConfigError(f"{key} must be one of {', '.join(allowed)}; got {raw!r}")
+        return raw
+
+    return parse
+
+
+def _pattern(regex: re.Pattern[str], allowed: str):
+    def parse(key: str, raw: Any) -> str:
+        if not isinstance(raw, str) or not regex.fullmatch(raw):
+            raise ConfigError(f"{key} must be {allowed}; got {raw!r}")
+        return raw
+
+    return parse
+
+
+def _component_prefix(key: str, raw: Any) -> str:
+    value = _pattern(_COMPONENT_PREFIX, "a dotted name such as com.example.weather")(key, raw)
+    if value == "aws" or value.startswith("aws."):
+        raise ConfigError(f"{key} must not start with 'aws.' (reserved for AWS components); got {raw!r}")
+    return value
+
+
+def _devices(key: str, raw: Any) -> tuple[str, ...]:
+    # `-c devices=a,b` and `-c devices='["a","b"]'` arrive as strings.
+    if isinstance(raw, str):
+        text = raw.strip()
+        raw = json.loads(text) if text.startswith("[") else [part.strip() for part in text.split(",")]
+    if not isinstance(raw, (list, tuple)) or not raw:
+        raise ConfigError(f"{key} must be a non-empty list of thing names; got {raw!r}")
+    for name in raw:
+        if not isinstance(name, str) or not _THING_NAME.fullmatch(name):
+            raise ConfigError(
+                f"{key} entries must be thing names of 1-128 characters from a-z A-Z 0-9 _ -; got {name!r}"
+            )
+    if len(set(raw)) != len(raw):
+        raise ConfigError(f"{key} must not repeat a thing name; got {list(raw)!r}")
+    return tuple(raw)
+
+
+def _relative_path(key: str, raw: Any) -> str:
+    if not isinstance(raw, str) or not raw or PurePosixPath(raw).is_absolute() or ".." in PurePosixPath(raw).parts:
+        raise ConfigError(f"{key} must be a path relative to the project root, without '..'; got {raw!r}")
+    return raw
+
+
+def _absolute_path(key: str, raw: Any) -> str:
+    if not isinstance(raw, str) or not PurePosixPath(raw).is_absolute() or " " in raw:
+        raise ConfigError(f"{key} must be an absolute POSIX path without spaces; got {raw!r}")
+    return raw.rstrip("/") or "/"
+
+
+def _i2c_address(key: str, raw: Any) -> int:
+    value = _integer(0, 0x7F)(key, raw)
+    if value not in BME680_I2C_ADDRESSES:
+        raise ConfigError(f"{key} must be 0x76 or 0x77 (the BME680's addresses); got {raw!r}")
+    return value
+
+
+_PARSERS = {
+    "name_prefix": _pattern(_NAME_PREFIX, "1-30 characters of a-z 0-9 -, starting with a letter"),
+    "devices": _devices,
+    "component_prefix": _component_prefix,
+    "sample_interval_seconds": _integer(1, 86_400),
+    "inference_interval_seconds": _integer(1, 86_400),
+    "max_input_age_seconds": _integer(1, 7 * 86_400),
+    "cpu_temp_compensation": _boolean,
+    "shadow_sync_direction": _choice(SYNC_DIRECTIONS),
+    "lambda_runtime": _choice(LAMBDA_RUNTIMES),
+    "secrets_dir": _relative_path,
+    "model_zip": _relative_path,
+    "i2c_bus": _integer(0, 255),
+    "i2c_address": _i2c_address,
+    "log_level": _choice(LOG_LEVELS),
+    "greengrass_root": _absolute_path,
+}

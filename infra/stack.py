@@ -1,0 +1,120 @@
+"""The `RainEdge` stack: everything a Greengrass V2 core device needs to run the weather
+station, and the outputs device set-up reads."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from aws_cdk import CfnOutput, Stack, Tags
+from constructs import Construct
+
+from infra.artifacts import ARTIFACT_PREFIX, ArtifactStore
+from infra.components import DeviceComponents
+from infra.config import RainEdgeConfig
+from infra.deployment import CoreDeployment
+from infra.identity import DeviceIdentity
+from infra.nag import acknowledge
+
+STACK_NAME = "RainEdge"
+# Construct ids of the singleton helper functions CDK adds at stack level.
+CDK_BUCKET_DEPLOYMENT = "Custom::CDKBucketDeployment"
+CDK_AWS_CUSTOM_RESOURCE = "AWS679f53fac002430cb0da5b7982bd2287"
+BUCKET_DEPLOYMENT_ACTIONS = {
+    "GetObject*": "read the source asset",
+    "GetBucket*": "locate the buckets",
+    "List*": "list source and destination prefixes",
+    "DeleteObject*": "remove the model objects when the stack is deleted",
+    "Abort*": "abort its own failed multipart uploads",
+}
+APP_TAG = "rainedge:app"
+
+
+class RainEdgeStack(Stack):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str = STACK_NAME,
+        *,
+        config: RainEdgeConfig,
+        project_root: Path,
+        secrets_dir: Path,
+        **kwargs,
+    ) -> None:
+        super().__init__(
+            scope,
+            construct_id,
+            description="rainedge: ML at the edge on AWS IoT Greengrass V2 (BME680 weather station)",
+            analytics_reporting=False,
+            **kwargs,
+        )
+        Tags.of(self).add(APP_TAG, config.name_prefix)
+        artifacts = ArtifactStore(self, "Artifacts", model_zip=project_root / config.model_zip)
+        self._artifact_bucket_resource = artifacts.bucket.node.default_child
+        identity = DeviceIdentity(
+            self,
+            "Identity",
+            config=config,
+            secrets_dir=secrets_dir,
+            artifact_bucket=artifacts.bucket,
+            artifact_prefix=ARTIFACT_PREFIX,
+        )
+        components = DeviceComponents(self, "Components", config=config, project_root=project_root, artifacts=artifacts)
+        deployment = CoreDeployment(
+            self, "Deployment", config=config, target_arn=identity.thing_group_arn, components=components.all
+        )
+        self._outputs(config, identity, artifacts, components, deployment)
+        self._acknowledge_cdk_helpers()
+
+    def _outputs(self, config, identity: DeviceIdentity, artifacts, components, deployment) -> None:
+        outputs = {
+            "ThingNames": ",".join(config.devices),
+            "ThingGroupName": config.thing_group_name,
+            "RoleAliasName": config.role_alias_name,
+            "TokenExchangeRoleName": config.token_exchange_role_name,
+            "ArtifactBucketName": artifacts.bucket.bucket_name,
+            "Region": self.region,
+            "DeploymentId": deployment.resource.attr_deployment_id,
+            "ComponentNames": ",".join(component.name for component in components.all),
+            "IotPolicyName": config.iot_policy_name,
+            "Devices": self.to_json_string(
+                [
+                    {"thingName": device.thing_name, "certificateId": device.certificate.attr_id}
+                    for device in identity.devices
+                ]
+            ),
+        }
+        for key, value in outputs.items():
+            CfnOutput(self, key, value=value)
+
+    def _acknowledge_cdk_helpers(self) -> None:
+        """Findings on the Lambda-backed helpers CDK itself generates (model upload and
+        thing-group membership), acknowledged on those helpers only: code and policies are CDK's."""
+        managed_logs = (
+            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
+            "CDK's helper function writes its own logs through the AWS managed "
+            "AWSLambdaBasicExecutionRole (CloudWatch Logs only).",
+        )
+        runtime = ("AwsSolutions-L1", "CDK pins the runtime of its own helper; it moves with aws-cdk-lib.")
+        helpers = {
+            CDK_BUCKET_DEPLOYMENT: [
+                managed_logs,
+                runtime,
+                *[
+                    (f"AwsSolutions-IAM5[Action::s3:{action}]", f"BucketDeployment's fixed action list ({why}).")
+                    for action, why in BUCKET_DEPLOYMENT_ACTIONS.items()
+                ],
+                (
+                    "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::cdk-hnb659fds-assets-<AWS::AccountId>-<AWS::Region>/*]",
+                    "BucketDeployment reads the model zip from the CDK bootstrap asset bucket, whose keys are content hashes.",
+                ),
+                (
+                    f"AwsSolutions-IAM5[Resource::<{self.get_logical_id(self._artifact_bucket_resource)}.Arn>/*]",
+                    "BucketDeployment writes the model zip into the stack's own artifact bucket.",
+                ),
+            ],
+            CDK_AWS_CUSTOM_RESOURCE: [managed_logs, runtime],
+        }
+        for child in self.node.children:
+            for prefix, findings in helpers.items():
+                if child.node.id.startswith(prefix):
+                    for finding, reason in findings:
+                        acknowledge(child, finding, reason)
