@@ -1,0 +1,82 @@
+"""python -m infra.lifecycle preflight | device-setup [--ssh HOST] [--thing NAME] | status | destroy --cdk PATH | audit"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import boto3
+from botocore.exceptions import BotoCoreError, ClientError
+
+from infra.config import ConfigError
+from infra.lifecycle.audit import AppScope, audit
+from infra.lifecycle.aws import AwsClients
+from infra.lifecycle.destroy import destroy, run_cdk_destroy
+from infra.lifecycle.device_setup import DeviceSetupError, run_device_setup
+from infra.lifecycle.outputs import OutputsError, load, read_stack_outputs
+from infra.lifecycle.preflight import preflight
+from infra.lifecycle.settings import load_names
+from infra.lifecycle.status import show_status
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+# Written by `cdk deploy --outputs-file` (Makefile) and by destroy before the stack goes.
+OUTPUTS_FILE = Path("build") / "stack-outputs.json"
+DEFAULT_CDK = "node_modules/.bin/cdk"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m infra.lifecycle", description=__doc__)
+    parser.add_argument("--project-root", type=Path, default=PROJECT_ROOT, help=argparse.SUPPRESS)
+    commands = parser.add_subparsers(dest="command", required=True)
+    check = commands.add_parser("preflight", help="check credentials, CDK bootstrap and the trained model")
+    check.add_argument("--cdk", default=DEFAULT_CDK, help="the CDK CLI, named in the bootstrap hint")
+    setup = commands.add_parser("device-setup", help="write each device's Greengrass install bundle")
+    setup.add_argument("--thing", help="only this device (required with --ssh when there are several)")
+    setup.add_argument("--ssh", metavar="HOST", help="also copy the bundle to HOST (user@pi) with scp")
+    commands.add_parser("status", help="show the cloud shadows and deployment status per device")
+    teardown = commands.add_parser("destroy", help="remove everything this app created, then audit")
+    teardown.add_argument("--cdk", default=DEFAULT_CDK, help="the CDK CLI to run `destroy` with")
+    commands.add_parser("audit", help="list anything of this app still in the account; exit 1 if any")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None, session: boto3.session.Session | None = None,
+         clients: AwsClients | None = None) -> int:
+    args = parse_args(argv)
+    root = args.project_root
+    clients = clients or AwsClients(session or boto3.session.Session())
+    try:
+        names = load_names(root)
+        if args.command == "preflight":
+            problems = preflight(clients, names.model_zip, names.bootstrap_qualifier, args.cdk)
+            for problem in problems:
+                print(f"preflight: {problem}", file=sys.stderr)
+            if not problems:
+                print(f"preflight: ready to deploy to {clients.region}")
+            return 1 if problems else 0
+        if args.command == "device-setup":
+            run_device_setup(clients, names, read_stack_outputs(clients.cloudformation),
+                             thing_name=args.thing, ssh_host=args.ssh)
+            return 0
+        if args.command == "status":
+            show_status(clients, read_stack_outputs(clients.cloudformation).thing_names)
+            return 0
+        if args.command == "destroy":
+            leftovers = destroy(clients, names, root / OUTPUTS_FILE, run_cdk_destroy(args.cdk))
+        else:
+            leftovers = audit(clients, AppScope(names, load(root / OUTPUTS_FILE)))
+    except (ConfigError, OutputsError, DeviceSetupError) as error:
+        print(f"{args.command}: {error}", file=sys.stderr)
+        return 2
+    except (ClientError, BotoCoreError) as error:
+        # Every step is idempotent: after fixing the cause, the same command carries on.
+        print(f"{args.command} stopped: {error}; fix the cause and run it again", file=sys.stderr)
+        return 3
+    for leftover in leftovers:
+        print(f"still present: {leftover}", file=sys.stderr)
+    print(f"{args.command}: {'nothing of this app is left' if not leftovers else f'{len(leftovers)} leftover(s)'}")
+    return 1 if leftovers else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,216 @@
+"""device-setup: one ready-to-install Greengrass bundle per core device.
+
+For each device in the stack outputs it writes, into `.secrets/<thing>/greengrass-bundle/`
+(git-ignored, 0700): the certificate (fetched from IoT by id), the private key (copied, 0600),
+the Amazon root CA shipped in this package, `config.yaml` for manual provisioning and `install.sh`.
+It prints paths and names only, never key material.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from infra.lifecycle.aws import AwsClients, call
+from infra.lifecycle.outputs import Device, StackOutputs
+from infra.lifecycle.settings import AppNames
+
+ROOT_CA = Path(__file__).with_name("AmazonRootCA1.pem")
+RUN_AS = "ggc_user:ggc_group"
+CERT_FILE, KEY_FILE, ROOT_CA_FILE = "device.pem.crt", "private.pem.key", "AmazonRootCA1.pem"
+
+
+class DeviceSetupError(Exception):
+    """A bundle cannot be written (missing key, key/certificate mismatch, inactive certificate)."""
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    data: str
+    credentials: str
+
+
+def fetch_endpoints(clients: AwsClients) -> Endpoints:
+    return Endpoints(
+        data=call(clients.iot.describe_endpoint, endpointType="iot:Data-ATS")["endpointAddress"],
+        credentials=call(clients.iot.describe_endpoint, endpointType="iot:CredentialProvider")["endpointAddress"],
+    )
+
+
+def config_yaml(*, thing_name: str, region: str, role_alias: str, endpoints: Endpoints, nucleus_version: str,
+                greengrass_root: str) -> str:
+    """The installer's --init-config file (REFERENCE.md 'Manual provisioning').
+
+    Values are written as JSON strings, which YAML reads as double-quoted scalars.
+    """
+    q = json.dumps
+    return "\n".join([
+        "---",
+        "system:",
+        f"  certificateFilePath: {q(f'{greengrass_root}/{CERT_FILE}')}",
+        f"  privateKeyPath: {q(f'{greengrass_root}/{KEY_FILE}')}",
+        f"  rootCaPath: {q(f'{greengrass_root}/{ROOT_CA_FILE}')}",
+        f"  rootpath: {q(greengrass_root)}",
+        f"  thingName: {q(thing_name)}",
+        "services:",
+        "  aws.greengrass.Nucleus:",
+        '    componentType: "NUCLEUS"',
+        f"    version: {q(nucleus_version)}",
+        "    configuration:",
+        f"      awsRegion: {q(region)}",
+        f"      iotRoleAlias: {q(role_alias)}",
+        f"      iotDataEndpoint: {q(endpoints.data)}",
+        f"      iotCredEndpoint: {q(endpoints.credentials)}",
+        "",
+    ])
+
+
+def installer_url(nucleus_version: str) -> str:
+    return f"https://d2s8p88vqu9w66.cloudfront.net/releases/greengrass-{nucleus_version}.zip"
+
+
+def install_script(*, thing_name: str, nucleus_version: str, greengrass_root: str) -> str:
+    """install.sh: OS prerequisites, credentials into the Greengrass root, then the installer.
+
+    The installer zip is not in the bundle: the user downloads it on the Pi (the URL is printed).
+    """
+    zip_name = f"greengrass-{nucleus_version}.zip"
+    return f"""#!/usr/bin/env bash
+# Installs the Greengrass core device {shlex.quote(thing_name)} on this Raspberry Pi.
+# Before running it, download the Greengrass installer on the Pi, next to this script:
+#   curl -fsSL -o {zip_name} {installer_url(nucleus_version)}
+# then:  sudo ./install.sh [path/to/{zip_name}]
+set -euo pipefail
+
+HERE="$(cd "$(dirname "$0")" && pwd)"
+INSTALLER_ZIP="${{1:-$HERE/{zip_name}}}"
+GG_ROOT={greengrass_root}
+
+if [ "$(id -u)" -ne 0 ]; then echo "run as root: sudo $0" >&2; exit 1; fi
+if [ ! -f "$INSTALLER_ZIP" ]; then
+  echo "installer not found: $INSTALLER_ZIP" >&2
+  echo "download it first: curl -fsSL -o $HERE/{zip_name} {installer_url(nucleus_version)}" >&2
+  exit 1
+fi
+
+# OS prerequisites: Java for the Nucleus, Python for the Lambda components, I2C for the BME680.
+apt-get update
+apt-get install -y --no-install-recommends default-jre-headless python3 python3-venv unzip i2c-tools
+raspi-config nonint do_i2c 0  # 0 means "enable"
+
+# The components run as ggc_user; it reads the sensor through /dev/i2c-*, owned by group i2c.
+getent group ggc_group >/dev/null || groupadd --system ggc_group
+id -u ggc_user >/dev/null 2>&1 || useradd --system --create-home --gid ggc_group ggc_user
+getent group i2c >/dev/null || groupadd --system i2c
+usermod -aG i2c ggc_user
+
+install -d -m 0755 "$GG_ROOT"
+install -m 0644 "$HERE/{CERT_FILE}" "$GG_ROOT/{CERT_FILE}"
+install -m 0600 "$HERE/{KEY_FILE}" "$GG_ROOT/{KEY_FILE}"
+install -m 0644 "$HERE/{ROOT_CA_FILE}" "$GG_ROOT/{ROOT_CA_FILE}"
+
+WORK="$(mktemp -d)"
+trap 'rm -rf "$WORK"' EXIT
+unzip -q "$INSTALLER_ZIP" -d "$WORK/GreengrassInstaller"
+cp "$HERE/config.yaml" "$WORK/GreengrassInstaller/config.yaml"
+cd "$WORK"
+java -Droot="$GG_ROOT" -Dlog.store=FILE \\
+  -jar ./GreengrassInstaller/lib/Greengrass.jar \\
+  --init-config ./GreengrassInstaller/config.yaml \\
+  --component-default-user {RUN_AS} \\
+  --setup-system-service true
+echo "Greengrass installed; follow it with: sudo tail -f $GG_ROOT/logs/greengrass.log"
+"""
+
+
+def write_bundle(clients: AwsClients, names: AppNames, outputs: StackOutputs, device: Device,
+                 endpoints: Endpoints) -> Path:
+    key_path = names.private_key_path(device.thing_name)
+    if not key_path.is_file():
+        raise DeviceSetupError(f"no private key for {device.thing_name} at {key_path}: run `make keys` "
+                               "(then `make deploy`, since the certificate is made from its CSR)")
+    described = call(clients.iot.describe_certificate, certificateId=device.certificate_id)["certificateDescription"]
+    if described["status"] != "ACTIVE":
+        raise DeviceSetupError(f"certificate {device.certificate_id} of {device.thing_name} is "
+                               f"{described['status']}, expected ACTIVE")
+    certificate_pem = described["certificatePem"]
+    key_pem = key_path.read_bytes()
+    _check_key_matches(device, certificate_pem, key_pem, key_path)
+
+    bundle = names.bundle_dir(device.thing_name)
+    bundle.mkdir(parents=True, exist_ok=True)
+    bundle.chmod(0o700)
+    _write(bundle / CERT_FILE, certificate_pem.encode(), 0o644)
+    _write(bundle / KEY_FILE, key_pem, 0o600)
+    _write(bundle / ROOT_CA_FILE, ROOT_CA.read_bytes(), 0o644)
+    _write(bundle / "config.yaml", config_yaml(
+        thing_name=device.thing_name, region=outputs.region, role_alias=outputs.role_alias_name,
+        endpoints=endpoints, nucleus_version=names.nucleus_version,
+        greengrass_root=names.config.greengrass_root).encode(), 0o644)
+    _write(bundle / "install.sh", install_script(
+        thing_name=device.thing_name, nucleus_version=names.nucleus_version,
+        greengrass_root=names.config.greengrass_root).encode(), 0o700)
+    return bundle
+
+
+def select_devices(outputs: StackOutputs, thing_name: str | None) -> tuple[Device, ...]:
+    if thing_name is None:
+        return outputs.devices
+    chosen = tuple(device for device in outputs.devices if device.thing_name == thing_name)
+    if not chosen:
+        allowed = ", ".join(device.thing_name for device in outputs.devices)
+        raise DeviceSetupError(f"--thing {thing_name!r} is not a device of the stack (allowed: {allowed})")
+    return chosen
+
+
+def scp_command(bundle: Path, host: str, thing_name: str) -> list[str]:
+    # -p keeps the 0600/0700 modes; the remote folder is named after the device.
+    return ["scp", "-rp", "--", str(bundle), f"{host}:rainedge-{thing_name}"]
+
+
+def run_device_setup(clients: AwsClients, names: AppNames, outputs: StackOutputs, *,
+                     thing_name: str | None = None, ssh_host: str | None = None,
+                     run: Callable[..., subprocess.CompletedProcess] = subprocess.run,
+                     echo: Callable[[str], None] = print) -> list[Path]:
+    devices = select_devices(outputs, thing_name)
+    if ssh_host and len(devices) != 1:
+        raise DeviceSetupError("--ssh copies one device's bundle: add --thing NAME "
+                               f"(one of {', '.join(d.thing_name for d in devices)})")
+    endpoints = fetch_endpoints(clients)
+    bundles = []
+    for device in devices:
+        bundle = write_bundle(clients, names, outputs, device, endpoints)
+        bundles.append(bundle)
+        echo(f"{device.thing_name}: install bundle written to {bundle}")
+        if ssh_host:
+            run(scp_command(bundle, ssh_host, device.thing_name), check=True)
+            echo(f"{device.thing_name}: copied to {ssh_host}:rainedge-{device.thing_name}")
+    zip_name = f"greengrass-{names.nucleus_version}.zip"
+    echo("Next, on the Pi, in the bundle folder:\n"
+         f"  curl -fsSL -o {zip_name} {installer_url(names.nucleus_version)}\n"
+         "  sudo ./install.sh")
+    return bundles
+
+
+def _check_key_matches(device: Device, certificate_pem: str, key_pem: bytes, key_path: Path) -> None:
+    certificate = x509.load_pem_x509_certificate(certificate_pem.encode())
+    key = serialization.load_pem_private_key(key_pem, password=None)
+    raw = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    if certificate.public_key().public_bytes(*raw) != key.public_key().public_bytes(*raw):
+        raise DeviceSetupError(
+            f"{key_path} does not belong to certificate {device.certificate_id} of {device.thing_name}: "
+            "the key was regenerated after the deploy; run `make deploy` to issue a certificate for it")
+
+
+def _write(path: Path, content: bytes, mode: int) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "wb") as handle:
+        os.fchmod(handle.fileno(), mode)  # an existing file keeps its old mode through os.open
+        handle.write(content)

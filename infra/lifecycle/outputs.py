@@ -1,0 +1,121 @@
+"""The RainEdge stack's CloudFormation outputs: read, validated, and kept for teardown.
+
+Outputs vanish with the stack, so destroy saves them first, in the format `cdk deploy
+--outputs-file build/stack-outputs.json` writes ({"RainEdge": {key: value}}); a resumed destroy
+reads that file. They hold names and ids only (the output contract forbids secrets).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from infra.lifecycle.aws import call, is_gone
+from infra.lifecycle.settings import STACK_NAME
+
+REQUIRED_KEYS = (
+    "ThingNames", "ThingGroupName", "RoleAliasName", "TokenExchangeRoleName", "ArtifactBucketName",
+    "Region", "DeploymentId", "ComponentNames", "IotPolicyName", "Devices",
+)
+
+
+class OutputsError(Exception):
+    """The stack is missing, or its outputs do not follow the contract."""
+
+
+@dataclass(frozen=True)
+class Device:
+    thing_name: str
+    certificate_id: str
+
+
+@dataclass(frozen=True)
+class StackOutputs:
+    thing_names: tuple[str, ...]
+    thing_group_name: str
+    role_alias_name: str
+    token_exchange_role_name: str
+    artifact_bucket_name: str
+    region: str
+    deployment_id: str
+    component_names: tuple[str, ...]
+    iot_policy_name: str
+    devices: tuple[Device, ...]
+
+
+def parse_outputs(outputs: dict[str, str]) -> StackOutputs:
+    missing = [key for key in REQUIRED_KEYS if key not in outputs]
+    if missing:
+        raise OutputsError(f"stack {STACK_NAME} lacks the outputs {', '.join(missing)} "
+                           f"(expected keys: {', '.join(REQUIRED_KEYS)})")
+    return StackOutputs(
+        thing_names=_split(outputs["ThingNames"]),
+        thing_group_name=outputs["ThingGroupName"],
+        role_alias_name=outputs["RoleAliasName"],
+        token_exchange_role_name=outputs["TokenExchangeRoleName"],
+        artifact_bucket_name=outputs["ArtifactBucketName"],
+        region=outputs["Region"],
+        deployment_id=outputs["DeploymentId"],
+        component_names=_split(outputs["ComponentNames"]),
+        iot_policy_name=outputs["IotPolicyName"],
+        devices=_parse_devices(outputs["Devices"]),
+    )
+
+
+def describe_stack(cloudformation: Any) -> dict[str, Any] | None:
+    """The RainEdge stack's description, or None when it does not exist."""
+    try:
+        stacks = call(cloudformation.describe_stacks, StackName=STACK_NAME)["Stacks"]
+    except ClientError as error:
+        if is_gone(error):
+            return None
+        raise
+    return stacks[0] if stacks and stacks[0]["StackStatus"] != "DELETE_COMPLETE" else None
+
+
+def raw_outputs(stack: dict[str, Any]) -> dict[str, str]:
+    """The stack's outputs as key -> value; empty while it has none (a create that rolled back)."""
+    return {item["OutputKey"]: item["OutputValue"] for item in stack.get("Outputs", [])}
+
+
+def read_stack_outputs(cloudformation: Any) -> StackOutputs:
+    """The deployed stack's outputs, for commands that need a deployed stack."""
+    stack = describe_stack(cloudformation)
+    raw = raw_outputs(stack) if stack else {}
+    if not raw:
+        raise OutputsError(f"stack {STACK_NAME} is not deployed in this account/region "
+                           "(or has no outputs): run `make deploy` first")
+    return parse_outputs(raw)
+
+
+def save(raw: dict[str, str], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({STACK_NAME: raw}, indent=2, sort_keys=True))
+
+
+def load(path: Path) -> StackOutputs | None:
+    """Outputs saved by `cdk deploy --outputs-file` or by an earlier destroy; None if absent."""
+    if not path.is_file():
+        return None
+    try:
+        raw = json.loads(path.read_text())[STACK_NAME]
+    except (ValueError, KeyError) as error:
+        raise OutputsError(f"{path} is not a `cdk deploy --outputs-file` file with a {STACK_NAME} entry") from error
+    return parse_outputs(raw)
+
+
+def _split(value: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in value.split(",") if item.strip())
+
+
+def _parse_devices(value: str) -> tuple[Device, ...]:
+    try:
+        raw = json.loads(value)
+        return tuple(Device(thing_name=item["thingName"], certificate_id=item["certificateId"]) for item in raw)
+    except (ValueError, TypeError, KeyError) as error:
+        raise OutputsError(
+            'output Devices must be a JSON list of {"thingName", "certificateId"} objects, '
+            f"got {value[:80]!r}") from error

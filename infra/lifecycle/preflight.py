@@ -1,0 +1,58 @@
+"""preflight: what `make deploy` needs before it starts, each failure with the fix to apply."""
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+from botocore.exceptions import ClientError, NoCredentialsError, NoRegionError
+
+from infra.lifecycle.aws import AwsClients, call, is_gone
+
+# CDK v2 templates refuse bootstrap stacks older than version 6 (rule CheckBootstrapVersion).
+MIN_BOOTSTRAP_VERSION = 6
+MODEL_MEMBERS = ("model.tflite", "metadata.json")
+
+
+def check_model(model_zip: Path) -> list[str]:
+    if not model_zip.is_file():
+        return [f"no trained model at {model_zip}: run `make train`"]
+    try:
+        with zipfile.ZipFile(model_zip) as archive:
+            members = set(archive.namelist())
+    except zipfile.BadZipFile:
+        return [f"{model_zip} is not a zip archive: delete it and run `make train`"]
+    missing = [name for name in MODEL_MEMBERS if name not in members]
+    if missing or not any(name.startswith("saved_model/") for name in members):
+        return [f"{model_zip} lacks {', '.join(missing) or 'saved_model/'}: run `make train` again"]
+    return []
+
+
+def check_account(clients: AwsClients, bootstrap_qualifier: str, cdk: str) -> list[str]:
+    """Credentials, region and CDK bootstrap; stops at the first missing layer."""
+    if not clients.region:
+        return ["no AWS region: set AWS_REGION (or AWS_DEFAULT_REGION, or a region in your AWS profile)"]
+    try:
+        account = call(clients.sts.get_caller_identity)["Account"]
+    except (NoCredentialsError, NoRegionError):
+        return ["no AWS credentials found: run `aws configure` or `aws sso login`, "
+                "or set AWS_PROFILE / AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"]
+    except ClientError as error:
+        return [f"the AWS credentials were rejected ({error.response['Error']['Code']}): refresh them "
+                "(`aws sso login`, or new access keys)"]
+    parameter = f"/cdk-bootstrap/{bootstrap_qualifier}/version"
+    bootstrap_hint = f"run `{cdk} bootstrap aws://{account}/{clients.region}`"
+    try:
+        version = int(call(clients.ssm.get_parameter, Name=parameter)["Parameter"]["Value"])
+    except ClientError as error:
+        if is_gone(error):
+            return [f"account {account} is not CDK-bootstrapped in {clients.region} "
+                    f"(no SSM parameter {parameter}): {bootstrap_hint}"]
+        raise
+    if version < MIN_BOOTSTRAP_VERSION:
+        return [f"the CDK bootstrap in {clients.region} is version {version}, older than "
+                f"{MIN_BOOTSTRAP_VERSION}: {bootstrap_hint} to upgrade it"]
+    return []
+
+
+def preflight(clients: AwsClients, model_zip: Path, bootstrap_qualifier: str, cdk: str) -> list[str]:
+    return check_account(clients, bootstrap_qualifier, cdk) + check_model(model_zip)
