@@ -1,50 +1,8 @@
 #!/usr/bin/env python3
 """CDK entry point: `cdk synth` / `make synth` (offline, no AWS account needed)."""
-from __future__ import annotations
-
-import os
 import sys
-from pathlib import Path
 
-import aws_cdk as cdk
-from cdk_nag import AwsSolutionsChecks
-
-from infra.artifacts import ModelArtifactError
-from infra.config import ConfigError, RainEdgeConfig
-from infra.device_keys import DeviceKeyError
-from infra.stack import STACK_NAME, RainEdgeStack
-
-PROJECT_ROOT = Path(__file__).resolve().parent
-
-
-def build_app(app: cdk.App, project_root: Path = PROJECT_ROOT, secrets_dir: Path | None = None) -> RainEdgeStack:
-    """Add the RainEdge stack and the cdk-nag AwsSolutions checks to `app`."""
-    config = RainEdgeConfig.from_context(app.node.get_all_context())
-    stack = RainEdgeStack(
-        app,
-        STACK_NAME,
-        config=config,
-        project_root=project_root,
-        secrets_dir=secrets_dir or project_root / config.secrets_dir,
-        # Region/account from the environment; without them the template is environment-agnostic.
-        env=cdk.Environment(
-            account=os.environ.get("CDK_DEFAULT_ACCOUNT"), region=os.environ.get("CDK_DEFAULT_REGION")
-        ),
-    )
-    cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
-    return stack
-
-
-def main() -> int:
-    app = cdk.App()
-    try:
-        build_app(app)
-    except (ConfigError, DeviceKeyError, ModelArtifactError) as error:
-        print(f"rainedge: {error}", file=sys.stderr)
-        return 1
-    app.synth()
-    return 0
-
+from infra.app import main
 
 if __name__ == "__main__":
     sys.exit(main())

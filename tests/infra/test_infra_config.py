@@ -1,0 +1,89 @@
+"""RainEdgeConfig: defaults, parsing of CLI strings, and one test per validation rule."""
+from __future__ import annotations
+
+import json
+from dataclasses import FrozenInstanceError
+from pathlib import Path
+
+import pytest
+
+from infra.config import ConfigError, RainEdgeConfig
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_cdk_json_context_holds_exactly_the_defaults():
+    context = json.loads((PROJECT_ROOT / "cdk.json").read_text())["context"]
+    ours = {key: value for key, value in context.items() if key in RainEdgeConfig.context_keys()}
+    assert set(ours) == set(RainEdgeConfig.context_keys())
+    assert RainEdgeConfig.from_context(context) == RainEdgeConfig()
+
+
+def test_config_is_frozen():
+    with pytest.raises(FrozenInstanceError):
+        RainEdgeConfig().name_prefix = "other"  # type: ignore[misc]
+
+
+def test_command_line_strings_are_parsed():
+    # `cdk synth -c key=value` passes every value as a string.
+    config = RainEdgeConfig.from_context(
+        {
+            "devices": "pi-a, pi-b",
+            "sampleIntervalSeconds": "30",
+            "cpuTempCompensation": "on",
+            "i2cAddress": "0x77",
+        }
+    )
+    assert config.devices == ("pi-a", "pi-b")
+    assert config.sample_interval_seconds == 30
+    assert config.cpu_temp_compensation is True
+    assert config.i2c_address == 0x77
+    assert RainEdgeConfig.from_context({"devices": '["pi-c"]'}).devices == ("pi-c",)
+
+
+def test_cdk_feature_flags_and_cli_keys_are_not_ours_and_pass():
+    context = {"@aws-cdk/core:enableDiffNoFail": True, "cli-telemetry": False, "aws:cdk:enable-path-metadata": True}
+    assert RainEdgeConfig.from_context(context) == RainEdgeConfig()
+
+
+def test_derived_names_follow_the_contract():
+    config = RainEdgeConfig(name_prefix="wx", component_prefix="org.example")
+    assert config.thing_group_name == "wx-cores"
+    assert config.iot_policy_name == "wx-core-policy"
+    assert config.role_alias_name == "wx-tes-role-alias"
+    assert config.deployment_name == "wx-deployment"
+    assert config.function_name("shadow-writer") == "wx-shadow-writer"
+    assert config.component_name("RainModel") == "org.example.RainModel"
+
+
+@pytest.mark.parametrize(
+    ("context", "names"),
+    [
+        ({"sampleIntervall": 5}, ["sampleIntervall", "known keys"]),
+        ({"namePrefix": "Rain_Edge"}, ["namePrefix", "a-z 0-9 -"]),
+        ({"devices": []}, ["devices", "non-empty list"]),
+        ({"devices": ["pi one"]}, ["devices", "'pi one'"]),
+        ({"devices": ["pi", "pi"]}, ["devices", "must not repeat"]),
+        ({"componentPrefix": "com..rain"}, ["componentPrefix", "dotted name"]),
+        ({"componentPrefix": "aws.rain"}, ["componentPrefix", "reserved"]),
+        ({"sampleIntervalSeconds": 0}, ["sampleIntervalSeconds", "from 1 to 86400"]),
+        ({"sampleIntervalSeconds": "often"}, ["sampleIntervalSeconds", "integer"]),
+        ({"inferenceIntervalSeconds": True}, ["inferenceIntervalSeconds", "integer"]),
+        ({"maxInputAgeSeconds": 10**9}, ["maxInputAgeSeconds", "from 1 to"]),
+        ({"cpuTempCompensation": "maybe"}, ["cpuTempCompensation", "true or false"]),
+        ({"shadowSyncDirection": "both"}, ["shadowSyncDirection", "betweenDeviceAndCloud", "deviceToCloud"]),
+        ({"lambdaRuntime": "python3.9"}, ["lambdaRuntime", "python3.11"]),
+        ({"secretsDir": "/etc/keys"}, ["secretsDir", "relative"]),
+        ({"modelZip": "../model.zip"}, ["modelZip", "without '..'"]),
+        ({"i2cBus": -1}, ["i2cBus", "from 0 to 255"]),
+        ({"i2cAddress": "0x40"}, ["i2cAddress", "0x76 or 0x77"]),
+        ({"logLevel": "verbose"}, ["logLevel", "DEBUG", "INFO"]),
+        ({"greengrassRoot": "greengrass"}, ["greengrassRoot", "absolute"]),
+        ({"sampleIntervalSeconds": 600, "maxInputAgeSeconds": 300}, ["maxInputAgeSeconds", "sampleIntervalSeconds"]),
+    ],
+)
+def test_invalid_value_names_the_key_and_what_is_allowed(context, names):
+    with pytest.raises(ConfigError) as error:
+        RainEdgeConfig.from_context(context)
+    for name in names:
+        assert name in str(error.value)

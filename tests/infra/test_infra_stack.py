@@ -1,0 +1,264 @@
+"""Fine-grained assertions on the synthesised RainEdge template."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from aws_cdk.assertions import Match, Template
+
+from conftest import flatten, joined, resources_of
+from infra.artifacts import ModelArtifactError
+from infra.device_keys import DeviceKeyError
+from infra.greengrass import PUBLIC_COMPONENT_VERSIONS
+
+pytestmark = pytest.mark.slow
+
+OUTPUT_KEYS = {
+    "ThingNames", "ThingGroupName", "RoleAliasName", "TokenExchangeRoleName", "ArtifactBucketName",
+    "Region", "DeploymentId", "ComponentNames", "IotPolicyName", "Devices",
+}
+
+
+def components_by_name(template: dict) -> dict[str, dict]:
+    """component name -> properties (recipe parsed) of every ComponentVersion."""
+    found = {}
+    for resource in resources_of(template, "AWS::GreengrassV2::ComponentVersion").values():
+        properties = resource["Properties"]
+        if "LambdaFunction" in properties:
+            found[properties["LambdaFunction"]["ComponentName"]] = properties["LambdaFunction"]
+        else:
+            text = joined(properties["InlineRecipe"])
+            found[json.loads(text)["ComponentName"]] = json.loads(text)
+    return found
+
+
+def deployment_of(template: dict) -> dict:
+    (deployment,) = resources_of(template, "AWS::GreengrassV2::Deployment").values()
+    return deployment["Properties"]
+
+
+def merge_of(template: dict, component: str) -> dict:
+    return json.loads(deployment_of(template)["Components"][component]["ConfigurationUpdate"]["Merge"])
+
+
+def test_identity_resources_for_one_core(template):
+    assertions = Template.from_json(template)
+    assertions.has_resource_properties("AWS::IoT::Thing", {"ThingName": "rainedge-core-1"})
+    assertions.has_resource_properties("AWS::IoT::ThingGroup", {"ThingGroupName": "rainedge-cores"})
+    assertions.has_resource_properties(
+        "AWS::IoT::Certificate",
+        {"CertificateSigningRequest": Match.string_like_regexp("BEGIN CERTIFICATE REQUEST"), "Status": "ACTIVE"},
+    )
+    assertions.resource_count_is("AWS::IoT::PolicyPrincipalAttachment", 1)
+    assertions.resource_count_is("AWS::IoT::ThingPrincipalAttachment", 1)
+    assertions.has_resource_properties("AWS::IoT::Policy", {"PolicyName": "rainedge-core-policy"})
+    assertions.has_resource_properties("AWS::IoT::RoleAlias", {"RoleAlias": "rainedge-tes-role-alias"})
+    assertions.has_resource_properties(
+        "AWS::IAM::Role",
+        {
+            "RoleName": "rainedge-tes-role",
+            "AssumeRolePolicyDocument": {
+                "Statement": [Match.object_like({"Principal": {"Service": "credentials.iot.amazonaws.com"}})]
+            },
+        },
+    )
+    # Group membership has no CloudFormation type: an SDK-call custom resource adds it.
+    (membership,) = resources_of(template, "Custom::AWS").values()
+    assert "addThingToThingGroup" in flatten(membership) and "removeThingFromThingGroup" in flatten(membership)
+
+
+def test_iot_policy_names_the_things_and_never_star_for_mqtt(template):
+    (policy,) = resources_of(template, "AWS::IoT::Policy").values()
+    statements = policy["Properties"]["PolicyDocument"]["Statement"]
+    mqtt = {"iot:Connect", "iot:Publish", "iot:Subscribe", "iot:Receive"}
+    seen = set()
+    for statement in statements:
+        actions = {statement["Action"]} if isinstance(statement["Action"], str) else set(statement["Action"])
+        if actions & mqtt:
+            seen |= actions & mqtt
+            resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+            for resource in resources:
+                text = flatten(resource)
+                assert resource != "*" and "rainedge-core-1" in text, statement["Sid"]
+    assert seen == mqtt
+    shadow = next(s for s in statements if "iot:UpdateThingShadow" in s["Action"])
+    assert {"iot:GetThingShadow", "iot:DeleteThingShadow"} <= set(shadow["Action"])
+    assert ":thing/rainedge-core-1" in flatten(shadow["Resource"])
+    assume = next(s for s in statements if s["Action"] == "iot:AssumeRoleWithCertificate")
+    assert ":rolealias/rainedge-tes-role-alias" in flatten(assume["Resource"])
+
+
+def test_token_exchange_role_reads_only_the_artifact_prefix(template):
+    policies = [
+        p for p in resources_of(template, "AWS::IAM::Policy").values()
+        if "IdentityTokenExchangeRole" in flatten(p["Properties"]["Roles"])
+    ]
+    (policy,) = policies
+    statements = {s["Sid"]: s for s in policy["Properties"]["PolicyDocument"]["Statement"]}
+    assert statements["ReadArtifacts"]["Action"] == "s3:GetObject"
+    assert flatten(statements["ReadArtifacts"]["Resource"]).endswith('"/artifacts/*"]]}')
+    assert statements["LocateArtifactBucket"]["Action"] == "s3:GetBucketLocation"
+    assert ":log-group:/aws/greengrass/*" in flatten(statements["DeviceLogs"]["Resource"])
+    for statement in statements.values():
+        assert statement["Resource"] != "*"
+        assert not any(action.endswith("*") for action in [statement["Action"]] if isinstance(action, str))
+
+
+def test_no_greengrass_v1_types(template):
+    assert not [r for r in template["Resources"].values() if r["Type"].startswith("AWS::Greengrass::")]
+
+
+def test_lambda_functions_are_versioned_and_never_run_in_the_cloud(template):
+    functions = {
+        f["Properties"]["FunctionName"]: f["Properties"]
+        for f in resources_of(template, "AWS::Lambda::Function").values()
+        if "FunctionName" in f["Properties"]
+    }
+    assert set(functions) == {"rainedge-sensor", "rainedge-shadow-writer", "rainedge-inference"}
+    for name, function in functions.items():
+        assert function["Runtime"] == "python3.11"
+        assert function["ReservedConcurrentExecutions"] == 0
+        assert function["Handler"] == f"device_code.{name.removeprefix('rainedge-').replace('-', '_')}.handler"
+    assert len(resources_of(template, "AWS::Lambda::Version")) == 3
+
+
+def test_lambda_components_pinned_event_source_and_environment(template):
+    components = components_by_name(template)
+    sensor, writer, inference = (components[f"com.rainedge.{n}"] for n in ("Sensor", "ShadowWriter", "Inference"))
+    for component in (sensor, writer, inference):
+        parameters = component["ComponentLambdaParameters"]
+        assert parameters["LinuxProcessParams"] == {"IsolationMode": "NoContainer"}
+        assert "Ref" in component["LambdaArn"]  # a published version, not $LATEST or an alias
+        assert "CurrentVersion" in component["LambdaArn"]["Ref"]
+        assert component["ComponentDependencies"]["com.rainedge.DeviceRuntime"]["DependencyType"] == "HARD"
+    assert sensor["ComponentLambdaParameters"]["Pinned"] is True
+    assert inference["ComponentLambdaParameters"]["Pinned"] is True
+    assert writer["ComponentLambdaParameters"]["Pinned"] is False
+    assert writer["ComponentLambdaParameters"]["EventSources"] == [{"Topic": "rainedge/+/readings", "Type": "PUB_SUB"}]
+    assert "EventSources" not in sensor["ComponentLambdaParameters"]
+    env = {name: c["ComponentLambdaParameters"]["EnvironmentVariables"] for name, c in components.items() if "LambdaArn" in c}
+    assert {"SAMPLE_INTERVAL_S": "60", "I2C_BUS": "1", "I2C_ADDRESS": "0x76", "LOG_LEVEL": "INFO"}.items() <= env["com.rainedge.Sensor"].items()
+    assert env["com.rainedge.ShadowWriter"]["CPU_TEMP_COMPENSATION"] == "off"
+    model_version = components["com.rainedge.RainModel"]["ComponentVersion"]
+    assert env["com.rainedge.Inference"]["MODEL_DIR"] == (
+        f"/greengrass/v2/packages/artifacts-unarchived/com.rainedge.RainModel/{model_version}/rain_model"
+    )
+    assert {"INFERENCE_INTERVAL_S": "10", "MAX_INPUT_AGE_S": "300"}.items() <= env["com.rainedge.Inference"].items()
+    assert inference["ComponentDependencies"]["com.rainedge.RainModel"]["VersionRequirement"] == f"={model_version}"
+
+
+def test_model_and_runtime_components(template, project_root):
+    components = components_by_name(template)
+    (artifact,) = components["com.rainedge.RainModel"]["Manifests"][0]["Artifacts"]
+    assert artifact["Unarchive"] == "ZIP"
+    assert artifact["Uri"].startswith("s3://<token>/artifacts/rain-model/") and artifact["Uri"].endswith("/rain_model.zip")
+    script = components["com.rainedge.DeviceRuntime"]["Manifests"][0]["Lifecycle"]["Install"]["Script"]
+    for package in ("awsiotsdk==", "bme680==", "smbus2==", "ai-edge-litert==", "numpy=="):
+        assert package in script
+    assert script.startswith("python3.11 -m venv {work:path}/venv")
+
+
+def test_deployment_targets_the_group_with_pinned_public_components(template):
+    deployment = deployment_of(template)
+    assert deployment["DeploymentName"] == "rainedge-deployment"
+    assert deployment["TargetArn"] == {"Fn::GetAtt": [next(iter(resources_of(template, "AWS::IoT::ThingGroup"))), "Arn"]}
+    versions = {name: spec["ComponentVersion"] for name, spec in deployment["Components"].items()}
+    assert PUBLIC_COMPONENT_VERSIONS.items() <= versions.items()
+    ours = components_by_name(template)
+    assert {name: c["ComponentVersion"] for name, c in ours.items()}.items() <= versions.items()
+    assert merge_of(template, "aws.greengrass.Nucleus") == {"interpolateComponentConfiguration": True}
+
+
+def test_shadow_manager_synchronises_weather_and_rain(template):
+    sync = merge_of(template, "aws.greengrass.ShadowManager")["synchronize"]
+    assert sync["coreThing"] == {"classic": False, "namedShadows": ["weather", "rain"]}
+    assert sync["direction"] == "betweenDeviceAndCloud"
+
+
+def test_ipc_access_control_is_exactly_what_each_function_uses(template):
+    def grants(component: str) -> set[tuple[str, str, str]]:
+        control = merge_of(template, component)["accessControl"]
+        return {
+            (service, operation, resource)
+            for service, policies in control.items()
+            for policy in policies.values()
+            for operation in policy["operations"]
+            for resource in policy["resources"]
+        }
+
+    thing = "$aws/things/{iot:thingName}/shadow/name"
+    assert grants("com.rainedge.Sensor") == {
+        ("aws.greengrass.ipc.pubsub", "aws.greengrass#PublishToTopic", "rainedge/{iot:thingName}/readings")
+    }
+    assert grants("com.rainedge.ShadowWriter") == {
+        ("aws.greengrass.ShadowManager", "aws.greengrass#GetThingShadow", f"{thing}/weather"),
+        ("aws.greengrass.ShadowManager", "aws.greengrass#UpdateThingShadow", f"{thing}/weather"),
+    }
+    assert grants("com.rainedge.Inference") == {
+        ("aws.greengrass.ShadowManager", "aws.greengrass#GetThingShadow", f"{thing}/weather"),
+        ("aws.greengrass.ShadowManager", "aws.greengrass#GetThingShadow", f"{thing}/rain"),
+        ("aws.greengrass.ShadowManager", "aws.greengrass#UpdateThingShadow", f"{thing}/rain"),
+        ("aws.greengrass.ipc.pubsub", "aws.greengrass#SubscribeToTopic", f"{thing}/weather/update/documents"),
+    }
+
+
+def test_outputs_are_the_contract_and_hold_no_secrets(template):
+    outputs = template["Outputs"]
+    assert OUTPUT_KEYS <= set(outputs)
+    assert outputs["ThingNames"]["Value"] == "rainedge-core-1"
+    assert outputs["ComponentNames"]["Value"].split(",") == [
+        "com.rainedge.DeviceRuntime", "com.rainedge.RainModel", "com.rainedge.Sensor",
+        "com.rainedge.ShadowWriter", "com.rainedge.Inference",
+    ]
+    assert json.loads(joined(outputs["Devices"]["Value"])) == [
+        {"thingName": "rainedge-core-1", "certificateId": "<token>"}
+    ]
+    assert "PRIVATE KEY" not in flatten(outputs) and "CERTIFICATE" not in flatten(outputs)
+
+
+def test_bucket_is_private_deleted_with_the_stack_and_tagged(template):
+    assertions = Template.from_json(template)
+    assertions.has_resource(
+        "AWS::S3::Bucket",
+        {
+            "DeletionPolicy": "Delete",
+            "Properties": Match.object_like(
+                {
+                    "PublicAccessBlockConfiguration": Match.object_like({"BlockPublicAcls": True}),
+                    "Tags": Match.array_with([{"Key": "rainedge:app", "Value": "rainedge"}]),
+                }
+            ),
+        },
+    )
+    assertions.resource_count_is("Custom::S3AutoDeleteObjects", 1)
+
+
+def test_fleet_config_change_and_sync_direction(synth_variant, template):
+    fleet = synth_variant(devices=["pi-a", "pi-b"], sampleIntervalSeconds=30, shadowSyncDirection="deviceToCloud")
+    assert len(resources_of(fleet, "AWS::IoT::Thing")) == 2
+    assert len(resources_of(fleet, "AWS::IoT::Certificate")) == 2
+    assert len(resources_of(fleet, "Custom::AWS")) == 2
+    assert len(resources_of(fleet, "AWS::GreengrassV2::Deployment")) == 1
+    assert fleet["Outputs"]["ThingNames"]["Value"] == "pi-a,pi-b"
+    assert merge_of(fleet, "aws.greengrass.ShadowManager")["synchronize"]["direction"] == "deviceToCloud"
+    # Versions follow content: the sensor's configuration changed, the model did not.
+    before, after = components_by_name(template), components_by_name(fleet)
+    assert after["com.rainedge.Sensor"]["ComponentVersion"] != before["com.rainedge.Sensor"]["ComponentVersion"]
+    assert after["com.rainedge.RainModel"]["ComponentVersion"] == before["com.rainedge.RainModel"]["ComponentVersion"]
+    assert after["com.rainedge.DeviceRuntime"]["ComponentVersion"] == before["com.rainedge.DeviceRuntime"]["ComponentVersion"]
+
+
+def test_missing_model_says_how_to_train(synth_variant):
+    with pytest.raises(ModelArtifactError, match="make train"):
+        synth_variant(modelZip="build/no-such-model/rain_model.zip")
+
+
+def test_missing_csr_fails_synth_saying_make_keys(trained_model_dir, tmp_path):
+    import aws_cdk as cdk
+
+    from conftest import DEFAULT_CONTEXT, PROJECT_ROOT
+    from infra.app import build_app
+
+    app = cdk.App(context=DEFAULT_CONTEXT, outdir=str(tmp_path / "out"))
+    with pytest.raises(DeviceKeyError, match="make keys"):
+        build_app(app, project_root=PROJECT_ROOT, secrets_dir=tmp_path / "empty")
