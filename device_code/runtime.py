@@ -95,10 +95,9 @@ def running_on_greengrass() -> bool:
 def configure_logging(level: str) -> None:
     """One line per event on stdout, which Greengrass writes to the component's log file."""
     root = logging.getLogger()
-    if not any(getattr(h, "_rainedge", False) for h in root.handlers):
+    if not root.handlers:  # keep a host's logging (the simulator's, pytest's) when it has one
         handler = logging.StreamHandler(sys.stdout)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        handler._rainedge = True  # type: ignore[attr-defined]
         root.addHandler(handler)
     logging.getLogger("device_code").setLevel(level)
 

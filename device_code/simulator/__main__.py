@@ -1,0 +1,152 @@
+"""`python -m device_code.simulator`: the edge pipeline on a laptop, with the real handlers and model.
+
+Replays hourly weather from the model's held-out test period through a simulated BME680, runs
+sensor -> shadow_writer -> inference against a local Greengrass stand-in, syncs the shadows to a
+moto server on 127.0.0.1, then prints a summary and writes a plot.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import statistics
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+from device_code.contracts import RAIN_SHADOW, WEATHER_SHADOW
+
+from .cloud import MotoCloud
+from .replay import load_test_period, select_window
+from .simulation import THING_NAME, EdgeSimulation, SimulationSettings, Step
+
+DEFAULT_PLOT = Path("build/demo/rain_demo.png")
+
+
+def resolve_model_dir(path: Path) -> Path:
+    """Accept build/model (the training output) or the unpacked artifact folder itself."""
+    for candidate in (path, path / "rain_model"):
+        if (candidate / "metadata.json").is_file():
+            return candidate
+    raise SystemExit(f"no trained model in {path} (expected metadata.json there or in rain_model/): "
+                     "run `make train` (`make demo` does it for you)")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m device_code.simulator", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", type=Path, default=Path("build/model"), help="trained model (default build/model)")
+    parser.add_argument("--origin", default="JFK", help="airport whose observations are replayed (EWR, JFK, LGA)")
+    parser.add_argument("--start", type=lambda s: datetime.fromisoformat(s).replace(tzinfo=timezone.utc),
+                        help="first replayed hour, e.g. 2013-11-01T00:00 (default: the test-period window "
+                             "with the most rain onsets)")
+    parser.add_argument("--steps", type=int, default=96, help="replayed hours = readings (default 96)")
+    parser.add_argument("--step-seconds", type=float, default=0.25,
+                        help="wall-clock seconds per replayed hour (default 0.25)")
+    parser.add_argument("--plot", type=Path, default=DEFAULT_PLOT, help=f"PNG to write (default {DEFAULT_PLOT})")
+    args = parser.parse_args(argv)
+    if args.steps < 2:
+        parser.error("--steps must be at least 2")
+    if not 0.01 <= args.step_seconds <= 60:
+        parser.error("--step-seconds must be within [0.01, 60]")
+    return args
+
+
+def progress_line(step: Step) -> str:
+    row, reading, prediction = step.observation, step.reading, step.prediction
+    verdict = "RAIN" if prediction["raining"] else "dry "
+    actual = "rain" if row.rain else "dry "
+    mark = "ok" if bool(prediction["raining"]) == bool(row.rain) else "--"
+    return (f"{row.time:%Y-%m-%d %H:%M}  {reading['temperature']:6.2f} °C {reading['humidity']:6.2f} %RH "
+            f"{reading['pressure']:7.2f} hPa  ->  P(rain) {prediction['probability']:.3f} {verdict}  "
+            f"actual {actual} {mark}  ({step.latency_s * 1000:.1f} ms)")
+
+
+def summary(sim: EdgeSimulation, cloud_matches: dict[str, bool], wall_s: float) -> list[str]:
+    done = [s for s in sim.steps if s.prediction is not None]
+    pairs = [(bool(s.prediction["raining"]), bool(s.observation.rain)) for s in done]
+    tp = sum(p and a for p, a in pairs)
+    fp = sum(p and not a for p, a in pairs)
+    fn = sum(a and not p for p, a in pairs)
+    tn = len(pairs) - tp - fp - fn
+    latencies = sorted(s.latency_s * 1000 for s in done)
+    model = sim.steps[0].prediction or {}
+    lines = [
+        f"replayed {len(sim.steps)} hours ({sim.steps[0].observation.time:%Y-%m-%d %H:%M} .. "
+        f"{sim.steps[-1].observation.time:%Y-%m-%d %H:%M} UTC) in {wall_s:.1f} s; predictions {len(done)}",
+        f"model {model.get('model_version')} on {model.get('runtime')}, threshold {model.get('threshold')}",
+        f"accuracy {(tp + tn) / max(1, len(pairs)):.3f}  (rain predicted & observed {tp}, false alarm {fp}, "
+        f"missed rain {fn}, dry & dry {tn})",
+    ]
+    if latencies:
+        lines.append(f"reading -> prediction latency: median {statistics.median(latencies):.1f} ms, "
+                     f"max {latencies[-1]:.1f} ms")
+    for name, same in cloud_matches.items():
+        lines.append(f"cloud shadow {name!r} equals local shadow: {'yes' if same else 'NO'}")
+    return lines
+
+
+def write_plot(sim: EdgeSimulation, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    done = [s for s in sim.steps if s.prediction is not None]
+    times = [s.observation.time for s in sim.steps]
+    fig, ax = plt.subplots(figsize=(11, 4))
+    ax.fill_between(times, 0, [s.observation.rain for s in sim.steps], step="mid", alpha=0.25,
+                    color="tab:blue", label="observed rain")
+    ax.plot([s.observation.time for s in done], [s.prediction["probability"] for s in done],
+            marker=".", color="tab:red", label="predicted P(rain)")
+    if done:
+        ax.axhline(done[0].prediction["threshold"], linestyle="--", color="grey", label="decision threshold")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_ylabel("probability / rain")
+    ax.set_title(f"rainedge simulator: {sim.steps[0].observation.time:%Y-%m-%d} .. "
+                 f"{sim.steps[-1].observation.time:%Y-%m-%d} (held-out test period)")
+    ax.legend(loc="upper right")
+    fig.autofmt_xdate()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    model_dir = resolve_model_dir(args.model)
+    try:
+        window = select_window(load_test_period(args.origin), args.start, args.steps)
+    except ValueError as error:
+        raise SystemExit(str(error)) from None
+    print(f"rainedge simulator: {args.steps} hours at {args.origin}, {args.step_seconds} s per hour; "
+          f"model {model_dir}")
+    with MotoCloud() as cloud:
+        cloud.create_thing(THING_NAME)
+        print(f"cloud: moto server at {cloud.endpoint} (thing {THING_NAME})")
+        sim = EdgeSimulation(window, SimulationSettings(model_dir, args.step_seconds), cloud.client("iot-data"))
+        timeout_per_step = 10 * args.step_seconds + 5
+        began = datetime.now()
+        sim.start()
+        try:
+            for step in sim.steps:
+                if not sim.wait_for(lambda: step.prediction is not None, timeout_per_step):
+                    print(f"{step.observation.time:%Y-%m-%d %H:%M}  no prediction within {timeout_per_step:.0f} s")
+                    continue
+                print(progress_line(step))
+        finally:
+            synced = sim.stop()
+        wall_s = (datetime.now() - began).total_seconds()
+        matches = {name: synced and cloud.reported(THING_NAME, name) == sim.local_reported(name)
+                   for name in (WEATHER_SHADOW, RAIN_SHADOW)}
+    print()
+    for line in summary(sim, matches, wall_s):
+        print(line)
+    write_plot(sim, args.plot)
+    print(f"plot: {args.plot}")
+    return 0 if all(matches.values()) and sim.predicted_steps() == len(sim.steps) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

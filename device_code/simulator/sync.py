@@ -1,0 +1,93 @@
+"""A ShadowManager-like synchroniser: local named shadows -> the cloud shadow service (boto3 iot-data).
+
+Direction deviceToCloud, strategy realTime: every accepted local update marks the shadow dirty and
+a worker pushes its whole reported state. When the cloud cannot be reached the shadow stays
+dirty and the push is retried with backoff; since the whole state is pushed, the cloud catches up
+with the latest local state (intermediate versions are not replayed, like ShadowManager).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from typing import Any
+
+from device_code.contracts import reported_state, shadow_topic
+from device_code.runtime import Backoff
+
+from .greengrass import LocalGreengrass
+
+log = logging.getLogger(__name__)
+
+
+class CloudShadowSync:
+    def __init__(self, greengrass: LocalGreengrass, thing_name: str, shadow_names: tuple[str, ...],
+                 iot_data: Any, retry_initial_s: float = 0.05, retry_cap_s: float = 1.0) -> None:
+        self._greengrass, self.thing_name, self.shadow_names = greengrass, thing_name, shadow_names
+        self._iot_data = iot_data
+        self._backoff = Backoff(retry_initial_s, retry_cap_s)
+        self._dirty: set[str] = set()
+        self._in_flight = False
+        self._pushed: dict[str, dict[str, Any]] = {name: {} for name in shadow_names}
+        self._changed = threading.Condition()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="shadow-sync", daemon=True)
+        self.pushes = 0
+        self.failed_pushes = 0
+
+    def start(self) -> None:
+        for name in self.shadow_names:
+            self._greengrass.subscribe(shadow_topic(self.thing_name, name, "update/documents"),
+                                       lambda topic, message, name=name: self._mark_dirty(name))
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        with self._changed:
+            self._changed.notify_all()
+        self._thread.join(5)
+
+    def wait_until_synced(self, timeout_s: float) -> bool:
+        with self._changed:
+            return self._changed.wait_for(lambda: not self._dirty and not self._in_flight, timeout_s)
+
+    def _mark_dirty(self, name: str) -> None:
+        with self._changed:
+            self._dirty.add(name)
+            self._changed.notify_all()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            with self._changed:
+                self._changed.wait_for(lambda: self._dirty or self._stop.is_set())
+                if self._stop.is_set():
+                    return
+                name = self._dirty.pop()
+                self._in_flight = True
+            succeeded = self._push(name)
+            with self._changed:
+                self._in_flight = False
+                if not succeeded:
+                    self._dirty.add(name)
+                self._changed.notify_all()
+            if not succeeded:
+                self._stop.wait(self._backoff.next_delay())
+
+    def _push(self, name: str) -> bool:
+        reported = dict(reported_state(self._greengrass.get_shadow(self.thing_name, name)))
+        # The cloud merges too: keys deleted locally must be deleted there explicitly.
+        patch = {**dict.fromkeys(set(self._pushed[name]) - set(reported)), **reported}
+        try:
+            self._iot_data.update_thing_shadow(thingName=self.thing_name, shadowName=name,
+                                               payload=json.dumps({"state": {"reported": patch}}).encode())
+        except Exception as error:  # botocore raises many kinds for an unreachable endpoint
+            self.failed_pushes += 1
+            if self._backoff.failures == 0:
+                log.warning("cloud shadow %s unreachable, will retry: %s", name, error)
+            return False
+        if self._backoff.failures:
+            log.info("cloud shadow %s reachable again after %d failed pushes", name, self._backoff.failures)
+        self._backoff.reset()
+        self._pushed[name] = reported
+        self.pushes += 1
+        return True
