@@ -83,7 +83,7 @@ def sweep_after_stack(clients: AwsClients, scope: AppScope, echo: Callable[[str]
         if delete_if_present(gg.delete_deployment, deploymentId=deployment["deploymentId"]):
             echo(f"deleted deployment {deployment['deploymentId']}")
     for component in owned_components(clients, scope):
-        for version in paginate(gg.list_component_versions, "componentVersions", arn=component["componentArn"]):
+        for version in paginate(gg.list_component_versions, "componentVersions", arn=component["arn"]):
             if delete_if_present(gg.delete_component, arn=version["arn"]):
                 echo(f"deleted component {version['componentName']} {version['componentVersion']}")
     for group in owned_log_groups(clients, scope):
