@@ -72,8 +72,8 @@ Training-data SHA-256: `{metadata['training_data_sha256']}`
 
 ## Network
 
-{layers}; class weights balanced; {training['network']['epochs_trained']} epochs
-(early stopping on validation PR-AUC); seed {training['network']['seed']}.
+{layers}; binary cross-entropy with balanced class weights; {training['network']['optimizer']};
+{training['network']['epochs']} epochs; seed {training['network']['seed']}.
 
 ## Results (each model at its own validation-chosen threshold)
 

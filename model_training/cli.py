@@ -22,7 +22,7 @@ def _train(args: argparse.Namespace) -> int:
     metadata = export_artifact(result, args.out, file_sha256(weather_csv_path()))
     test, baseline = metadata["metrics"]["network"]["test"], metadata["metrics"]["logistic_baseline"]["test"]
     print(
-        f"trained {metadata['version']} in {result.seconds:.1f} s ({result.epochs_trained} epochs) -> {args.out}\n"
+        f"trained {metadata['version']} in {result.seconds:.1f} s -> {args.out}\n"
         f"test Oct-Dec: network ROC-AUC {test['roc_auc']:.3f} PR-AUC {test['pr_auc']:.3f} F1 {test['f1']:.3f}"
         f" | logistic baseline ROC-AUC {baseline['roc_auc']:.3f} PR-AUC {baseline['pr_auc']:.3f}"
         f" F1 {baseline['f1']:.3f}"

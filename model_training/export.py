@@ -19,7 +19,7 @@ import numpy as np
 
 from model_training.card import render_card
 from model_training.data import FEATURES, UNITS
-from model_training.train import HIDDEN_UNITS, SEED, TrainingResult
+from model_training.train import BATCH_SIZE, EPOCHS, HIDDEN_UNITS, LEARNING_RATE, SEED, TrainingResult
 
 ZIP_NAME = "rain_model.zip"
 UNPACKED_NAME = "rain_model"
@@ -90,7 +90,8 @@ def build_metadata(result: TrainingResult, training_data_sha256: str) -> dict:
                 + [f"dense {units} relu" for units in HIDDEN_UNITS]
                 + ["dense 1 sigmoid"],
                 "class_weight": "balanced",
-                "epochs_trained": result.epochs_trained,
+                "optimizer": f"adam, learning rate {LEARNING_RATE:g}, batch {BATCH_SIZE}",
+                "epochs": EPOCHS,
                 "seed": SEED,
             },
         },
