@@ -18,8 +18,9 @@ from typing import Callable, Generic, Mapping, Protocol, TypeVar
 
 from .port import GreengrassPort
 
-# Set for every Greengrass component that may use IPC, Lambda components included.
-GREENGRASS_IPC_SOCKET_VARIABLE = "AWS_GG_NUCLEUS_DOMAIN_SOCKET_FILEPATH_FOR_COMPONENT"
+# The nucleus sets these in every component's environment (Lambda components included): the
+# thing name always, the IPC socket path for components that may use IPC.
+GREENGRASS_VARIABLES = ("AWS_IOT_THING_NAME", "AWS_GG_NUCLEUS_DOMAIN_SOCKET_FILEPATH_FOR_COMPONENT")
 
 
 class Clock(Protocol):
@@ -89,7 +90,8 @@ def port() -> GreengrassPort:
 
 
 def running_on_greengrass() -> bool:
-    return GREENGRASS_IPC_SOCKET_VARIABLE in os.environ
+    """True inside a Greengrass component process (never in the simulator or the tests)."""
+    return any(name in os.environ for name in GREENGRASS_VARIABLES)
 
 
 def configure_logging(level: str) -> None:
@@ -162,7 +164,7 @@ class LongLivedLoop:
 
     def stop(self, timeout_s: float = 5.0) -> None:
         self._stop.set()
-        if self._thread is not None:
+        if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout_s)
 
     def _run(self) -> None:

@@ -1,0 +1,48 @@
+from pathlib import Path
+
+import pytest
+
+from device_code.config import (ConfigError, load_inference_config, load_sensor_config,
+                                load_shadow_writer_config)
+
+BASE = {"AWS_IOT_THING_NAME": "rainedge-core-1"}
+
+
+def test_defaults_follow_the_contract():
+    sensor = load_sensor_config(BASE)
+    assert (sensor.sample_interval_s, sensor.i2c_bus, sensor.i2c_address, sensor.log_level) == (60.0, 1, 0x76, "INFO")
+    writer = load_shadow_writer_config(BASE)
+    assert writer.cpu_temp_compensation is False
+    assert writer.cpu_temp_path == Path("/sys/class/thermal/thermal_zone0/temp")
+    inference = load_inference_config({**BASE, "MODEL_DIR": "/models/rain"})
+    assert (inference.model_dir, inference.inference_interval_s, inference.max_input_age_s) == (
+        Path("/models/rain"), 10.0, 300.0)
+
+
+def test_values_are_parsed():
+    sensor = load_sensor_config({**BASE, "SAMPLE_INTERVAL_S": "2.5", "I2C_BUS": "3", "I2C_ADDRESS": "0x77",
+                                 "LOG_LEVEL": "debug"})
+    assert (sensor.sample_interval_s, sensor.i2c_bus, sensor.i2c_address, sensor.log_level) == (2.5, 3, 0x77, "DEBUG")
+    assert load_shadow_writer_config({**BASE, "CPU_TEMP_COMPENSATION": "on"}).cpu_temp_compensation is True
+
+
+@pytest.mark.parametrize("loader, env, names", [
+    (load_sensor_config, {"AWS_IOT_THING_NAME": ""}, ["AWS_IOT_THING_NAME", "A-Z"]),
+    (load_sensor_config, {"AWS_IOT_THING_NAME": "a/+/b"}, ["AWS_IOT_THING_NAME", "'a/+/b'"]),
+    (load_sensor_config, {**BASE, "SAMPLE_INTERVAL_S": "0"}, ["SAMPLE_INTERVAL_S", "greater than 0"]),
+    (load_sensor_config, {**BASE, "SAMPLE_INTERVAL_S": "nan"}, ["SAMPLE_INTERVAL_S", "'nan'"]),
+    (load_sensor_config, {**BASE, "SAMPLE_INTERVAL_S": "soon"}, ["SAMPLE_INTERVAL_S", "'soon'"]),
+    (load_sensor_config, {**BASE, "I2C_ADDRESS": "0x40"}, ["I2C_ADDRESS", "0x76 or 0x77"]),
+    (load_sensor_config, {**BASE, "I2C_ADDRESS": "primary"}, ["I2C_ADDRESS", "0x76 or 0x77"]),
+    (load_sensor_config, {**BASE, "I2C_BUS": "-1"}, ["I2C_BUS", "bus number"]),
+    (load_sensor_config, {**BASE, "LOG_LEVEL": "LOUD"}, ["LOG_LEVEL", "DEBUG, INFO, WARNING, ERROR"]),
+    (load_shadow_writer_config, {**BASE, "CPU_TEMP_COMPENSATION": "yes"}, ["CPU_TEMP_COMPENSATION", "off, on"]),
+    (load_inference_config, BASE, ["MODEL_DIR is required", "model.tflite"]),
+    (load_inference_config, {**BASE, "MODEL_DIR": "/m", "MAX_INPUT_AGE_S": "-5"}, ["MAX_INPUT_AGE_S"]),
+    (load_inference_config, {**BASE, "MODEL_DIR": "/m", "INFERENCE_INTERVAL_S": "inf"}, ["INFERENCE_INTERVAL_S"]),
+])
+def test_bad_values_are_refused_naming_key_and_allowed_values(loader, env, names):
+    with pytest.raises(ConfigError) as error:
+        loader(env)
+    for name in names:
+        assert name in str(error.value)
