@@ -6,13 +6,13 @@ or destroy time (certificate ids and the generated role/bucket names exist only 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from botocore.exceptions import ClientError
 
-from infra.lifecycle.aws import AwsClients, call, is_gone, paginate
-from infra.lifecycle.outputs import StackOutputs, describe_stack
 from infra.greengrass import SHADOW_NAMES
+from infra.lifecycle.aws import AwsClients, call, exists, paginate
+from infra.lifecycle.outputs import StackOutputs, describe_stack
 from infra.lifecycle.settings import APP_TAG_KEY, STACK_NAME, AppNames
 
 
@@ -59,16 +59,6 @@ class AppScope:
                 + tuple(f"/aws/lambda/{function}" for function in self.names.function_names))
 
 
-def exists(operation: Callable[..., Any], **params: Any) -> bool:
-    try:
-        call(operation, **params)
-    except ClientError as error:
-        if is_gone(error):
-            return False
-        raise
-    return True
-
-
 def owned_deployments(clients: AwsClients, scope: AppScope) -> list[dict[str, Any]]:
     return [item for item in paginate(clients.greengrassv2.list_deployments, "deployments", historyFilter="ALL")
             if scope.owns_deployment(item)]
@@ -94,15 +84,20 @@ def audit(clients: AwsClients, scope: AppScope) -> list[Leftover]:
         found.append(Leftover("stack", STACK_NAME))
     things = set(scope.thing_names) | {item["thingName"] for item in paginate(iot.list_things, "things")
                                        if item["thingName"].startswith(prefix)}
+    certificate_ids = set(scope.certificate_ids)
     for thing in sorted(things):
         if exists(iot.describe_thing, thingName=thing):
             found.append(Leftover("thing", thing))
+            # Certificates of surviving things, found even without saved outputs.
+            certificate_ids |= {principal.rsplit("/", 1)[-1]
+                                for principal in paginate(iot.list_thing_principals, "principals", thingName=thing)
+                                if ":cert/" in principal}
         for shadow in SHADOW_NAMES:
             if exists(clients.iot_data.get_thing_shadow, thingName=thing, shadowName=shadow):
                 found.append(Leftover("shadow", f"{thing}/{shadow}"))
         if exists(clients.greengrassv2.get_core_device, coreDeviceThingName=thing):
             found.append(Leftover("core device", thing))
-    found += [Leftover("certificate", cert_id) for cert_id in scope.certificate_ids
+    found += [Leftover("certificate", cert_id) for cert_id in sorted(certificate_ids)
               if exists(iot.describe_certificate, certificateId=cert_id)]
     if exists(iot.describe_thing_group, thingGroupName=scope.names.config.thing_group_name):
         found.append(Leftover("thing group", scope.names.config.thing_group_name))

@@ -47,15 +47,23 @@ def call(operation: Callable[..., Any], *, attempts: int = 6, base_delay_s: floa
     raise AssertionError("unreachable: the loop returns or raises")
 
 
-def delete_if_present(operation: Callable[..., Any], **params: Any) -> bool:
-    """Run a delete-like call; True when it removed something, False when it was already gone."""
+def call_unless_gone(operation: Callable[..., Any], **params: Any) -> Any | None:
+    """The operation's response, or None when the resource it names does not exist."""
     try:
-        call(operation, **params)
+        return call(operation, **params)
     except ClientError as error:
         if is_gone(error):
-            return False
+            return None
         raise
-    return True
+
+
+def exists(describe: Callable[..., Any], **params: Any) -> bool:
+    return call_unless_gone(describe, **params) is not None
+
+
+def delete_if_present(delete: Callable[..., Any], **params: Any) -> bool:
+    """True when the call removed something, False when it was already gone."""
+    return call_unless_gone(delete, **params) is not None
 
 
 def paginate(operation: Callable[..., Any], result_key: str, *,

@@ -12,13 +12,10 @@ import subprocess
 from pathlib import Path
 from typing import Callable, Sequence
 
-from botocore.exceptions import ClientError
-
-from infra.lifecycle import outputs as stack_outputs
-from infra.lifecycle.audit import (AppScope, Leftover, audit, exists, owned_components, owned_deployments,
-                                   owned_log_groups)
-from infra.lifecycle.aws import AwsClients, call, delete_if_present, is_gone, paginate
 from infra.greengrass import SHADOW_NAMES
+from infra.lifecycle import outputs as stack_outputs
+from infra.lifecycle.audit import AppScope, Leftover, audit, owned_components, owned_deployments, owned_log_groups
+from infra.lifecycle.aws import AwsClients, call, call_unless_gone, delete_if_present, exists, paginate
 from infra.lifecycle.settings import STACK_NAME, AppNames
 
 CdkRunner = Callable[[Sequence[str]], int]
@@ -127,10 +124,5 @@ def _groups_of(clients: AwsClients, thing: str) -> list[str]:
 
 
 def _certificate_arn(clients: AwsClients, certificate_id: str) -> str | None:
-    try:
-        described = call(clients.iot.describe_certificate, certificateId=certificate_id)
-    except ClientError as error:
-        if is_gone(error):
-            return None
-        raise
-    return described["certificateDescription"]["certificateArn"]
+    described = call_unless_gone(clients.iot.describe_certificate, certificateId=certificate_id)
+    return described["certificateDescription"]["certificateArn"] if described else None

@@ -11,9 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from botocore.exceptions import ClientError
-
-from infra.lifecycle.aws import call, is_gone
+from infra.lifecycle.aws import call_unless_gone
 from infra.lifecycle.settings import STACK_NAME
 
 REQUIRED_KEYS = (
@@ -67,12 +65,8 @@ def parse_outputs(outputs: dict[str, str]) -> StackOutputs:
 
 def describe_stack(cloudformation: Any) -> dict[str, Any] | None:
     """The RainEdge stack's description, or None when it does not exist."""
-    try:
-        stacks = call(cloudformation.describe_stacks, StackName=STACK_NAME)["Stacks"]
-    except ClientError as error:
-        if is_gone(error):
-            return None
-        raise
+    described = call_unless_gone(cloudformation.describe_stacks, StackName=STACK_NAME)
+    stacks = described["Stacks"] if described else []
     return stacks[0] if stacks and stacks[0]["StackStatus"] != "DELETE_COMPLETE" else None
 
 

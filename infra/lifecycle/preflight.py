@@ -6,7 +6,7 @@ from pathlib import Path
 
 from botocore.exceptions import ClientError, NoCredentialsError, NoRegionError
 
-from infra.lifecycle.aws import AwsClients, call, is_gone
+from infra.lifecycle.aws import AwsClients, call, call_unless_gone
 
 # CDK v2 templates refuse bootstrap stacks older than version 6 (rule CheckBootstrapVersion).
 MIN_BOOTSTRAP_VERSION = 6
@@ -41,13 +41,11 @@ def check_account(clients: AwsClients, bootstrap_qualifier: str, cdk: str) -> li
                 "(`aws sso login`, or new access keys)"]
     parameter = f"/cdk-bootstrap/{bootstrap_qualifier}/version"
     bootstrap_hint = f"run `{cdk} bootstrap aws://{account}/{clients.region}`"
-    try:
-        version = int(call(clients.ssm.get_parameter, Name=parameter)["Parameter"]["Value"])
-    except ClientError as error:
-        if is_gone(error):
-            return [f"account {account} is not CDK-bootstrapped in {clients.region} "
-                    f"(no SSM parameter {parameter}): {bootstrap_hint}"]
-        raise
+    found = call_unless_gone(clients.ssm.get_parameter, Name=parameter)
+    if found is None:
+        return [f"account {account} is not CDK-bootstrapped in {clients.region} "
+                f"(no SSM parameter {parameter}): {bootstrap_hint}"]
+    version = int(found["Parameter"]["Value"])
     if version < MIN_BOOTSTRAP_VERSION:
         return [f"the CDK bootstrap in {clients.region} is version {version}, older than "
                 f"{MIN_BOOTSTRAP_VERSION}: {bootstrap_hint} to upgrade it"]

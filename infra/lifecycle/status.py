@@ -4,30 +4,22 @@ from __future__ import annotations
 import json
 from typing import Any, Callable
 
-from botocore.exceptions import ClientError
-
-from infra.lifecycle.aws import AwsClients, call, is_gone
 from infra.greengrass import SHADOW_NAMES
+from infra.lifecycle.aws import AwsClients, call, call_unless_gone
 
 
 def reported_state(clients: AwsClients, thing_name: str, shadow_name: str) -> dict[str, Any] | None:
     """The shadow's `state.reported`, or None when the shadow does not exist yet."""
-    try:
-        response = call(clients.iot_data.get_thing_shadow, thingName=thing_name, shadowName=shadow_name)
-    except ClientError as error:
-        if is_gone(error):
-            return None
-        raise
+    response = call_unless_gone(clients.iot_data.get_thing_shadow, thingName=thing_name, shadowName=shadow_name)
+    if response is None:
+        return None
     return json.loads(response["payload"].read()).get("state", {}).get("reported", {})
 
 
 def core_device_summary(clients: AwsClients, thing_name: str) -> str:
-    try:
-        core = call(clients.greengrassv2.get_core_device, coreDeviceThingName=thing_name)
-    except ClientError as error:
-        if is_gone(error):
-            return "not registered yet (run install.sh on the device)"
-        raise
+    core = call_unless_gone(clients.greengrassv2.get_core_device, coreDeviceThingName=thing_name)
+    if core is None:
+        return "not registered yet (run install.sh on the device)"
     deployments = call(clients.greengrassv2.list_effective_deployments,
                        coreDeviceThingName=thing_name).get("effectiveDeployments", [])
     parts = [f"core device {core['status']}"]

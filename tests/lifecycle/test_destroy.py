@@ -227,11 +227,16 @@ def test_failed_cdk_destroy_exits_nonzero_and_a_rerun_completes(clients, names, 
     assert destroy(clients, names, tmp_path / OUTPUTS_FILE, deployed.cdk, echo=lambda _: None) == []
 
 
-def test_audit_command_exits_nonzero_when_something_is_left(clients, names, greengrass, tmp_path, capsys):
+def test_audit_without_saved_outputs_finds_the_things_certificate(clients, names, greengrass, tmp_path, capsys):
     clients.iot.create_thing(thingName=THING)
+    certificate = clients.iot.create_keys_and_certificate(setAsActive=True)
+    clients.iot.attach_thing_principal(thingName=THING, principal=certificate["certificateArn"])
     greengrass.clean_audit([THING])
+
     assert main(["--project-root", str(tmp_path), "audit"], clients=clients) == 1
-    assert f"still present: thing: {THING}" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"still present: thing: {THING}" in err
+    assert f"still present: certificate: {certificate['certificateId']}" in err
 
 
 def write_fake_cdk(folder: Path, record: Path) -> Path:
