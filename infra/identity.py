@@ -14,7 +14,7 @@ from constructs import Construct
 
 from infra.config import RainEdgeConfig
 from infra.device_keys import read_csr
-from infra.nag import acknowledge
+from infra.nag import acknowledge, env_placeholders
 
 
 @dataclass(frozen=True)
@@ -160,11 +160,12 @@ class DeviceIdentity(Construct):
             ),
         ]
         policy = iam.Policy(self, "TokenExchangePolicy", statements=statements, roles=[role])
+        env = env_placeholders(stack)
         reasons = {
             f"Resource::<{stack.get_logical_id(bucket.node.default_child)}.Arn>/{artifact_prefix}*":
                 "Devices read every artifact under the stack's artifact prefix; keys are "
                 "content-hashed, so the set of objects is not known when the policy is written.",
-            "Resource::arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:log-group:/aws/greengrass/*":
+            f"Resource::arn:<AWS::Partition>:logs:{env['region']}:{env['account']}:log-group:/aws/greengrass/*":
                 "Greengrass's log manager names its log groups /aws/greengrass/<type>/<region>/<component>; "
                 "the policy is limited to that prefix.",
         }

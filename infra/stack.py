@@ -12,7 +12,7 @@ from infra.components import DeviceComponents
 from infra.config import RainEdgeConfig
 from infra.deployment import CoreDeployment
 from infra.identity import DeviceIdentity
-from infra.nag import acknowledge
+from infra.nag import acknowledge, env_placeholders
 
 STACK_NAME = "RainEdge"
 # Construct ids of the singleton helper functions CDK adds at stack level.
@@ -94,6 +94,7 @@ class RainEdgeStack(Stack):
             "AWSLambdaBasicExecutionRole (CloudWatch Logs only).",
         )
         runtime = ("AwsSolutions-L1", "CDK pins the runtime of its own helper; it moves with aws-cdk-lib.")
+        env = env_placeholders(self)
         helpers = {
             CDK_BUCKET_DEPLOYMENT: [
                 managed_logs,
@@ -103,7 +104,7 @@ class RainEdgeStack(Stack):
                     for action, why in BUCKET_DEPLOYMENT_ACTIONS.items()
                 ],
                 (
-                    "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::cdk-hnb659fds-assets-<AWS::AccountId>-<AWS::Region>/*]",
+                    f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::cdk-hnb659fds-assets-{env['account']}-{env['region']}/*]",
                     "BucketDeployment reads the model zip from the CDK bootstrap asset bucket, whose keys are content hashes.",
                 ),
                 (

@@ -49,3 +49,14 @@ def test_no_private_key_material_anywhere_in_the_cloud_assembly(synthesized, sec
         data = path.read_bytes()
         assert b"PRIVATE KEY" not in data, path
         assert key_body[:40].encode() not in data, path
+
+
+def test_cdk_nag_is_clean_when_the_environment_is_known(synth_variant, monkeypatch, tmp_path):
+    # The CDK CLI sets these from the user's AWS profile; finding ids then hold literals.
+    monkeypatch.setenv("CDK_DEFAULT_REGION", "eu-west-1")
+    monkeypatch.setenv("CDK_DEFAULT_ACCOUNT", "123456789012")
+    template = synth_variant()
+    assert "eu-west-1" in json.dumps(template)
+    (report,) = tmp_path.glob("cdk.out.*/validation-report.json")
+    (nag,) = json.loads(report.read_text())["pluginReports"]
+    assert nag["violations"] == []
