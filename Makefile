@@ -78,7 +78,8 @@ device-setup: $(PY_STAMP)
 status: $(PY_STAMP)
 	$(PY) -m infra.lifecycle status
 
-destroy: setup
+# cdk destroy synthesises the app first, which needs the model and each device CSR.
+destroy: setup $(MODEL) keys
 	$(PY) -m infra.lifecycle destroy --cdk $(CDK)
 
 clean:
