@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -40,11 +41,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv: list[str] | None = None, session: boto3.session.Session | None = None,
-         clients: AwsClients | None = None) -> int:
+def main(argv: list[str] | None = None, clients: AwsClients | None = None) -> int:
     args = parse_args(argv)
     root = args.project_root
-    clients = clients or AwsClients(session or boto3.session.Session())
+    # The CDK CLI honours AWS_REGION; boto3 reads only AWS_DEFAULT_REGION and the profile.
+    clients = clients or AwsClients(boto3.session.Session(region_name=os.environ.get("AWS_REGION")))
     try:
         names = load_names(root)
         if args.command == "preflight":
