@@ -1,6 +1,7 @@
 """The model card: rendered from metadata.json alone, so any artifact can print its own card."""
 from __future__ import annotations
 
+_SPLITS = ("train", "validation", "test")
 _METRIC_ROWS = ("roc_auc", "pr_auc", "f1", "precision", "recall", "accuracy", "threshold")
 
 
@@ -37,7 +38,7 @@ def render_card(metadata: dict) -> str:
     split_rows = "\n".join(
         f"| {name} | {part['from'][:10]} .. {part['to'][:10]} | {part['rows']} | "
         f"{network[name]['positive_rate']:.1%} |"
-        for name, part in splits.items()
+        for name, part in ((name, splits[name]) for name in _SPLITS)
     )
     metric_rows = "\n".join(
         f"| {row} | {_number(network['test'][row])} | {_number(baseline['test'][row])} | "

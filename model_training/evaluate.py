@@ -17,37 +17,44 @@ class EvaluationInputError(Exception):
     """The CSV cannot be scored: the message names the file, column and problem."""
 
 
+def _cell(raw: pd.DataFrame, column: str, row: int) -> str:
+    value = raw[column].iloc[row]
+    return "" if pd.isna(value) else str(value)
+
+
 def read_labelled_csv(csv_path: Path) -> pd.DataFrame:
     try:
-        df = pd.read_csv(csv_path)
+        # Read as text so error messages quote the cell exactly as written in the file.
+        raw = pd.read_csv(csv_path, dtype=str)
     except FileNotFoundError as error:
         raise EvaluationInputError(f"CSV {csv_path} does not exist") from error
     except pd.errors.EmptyDataError as error:
         raise EvaluationInputError(f"CSV {csv_path} is empty") from error
     except (OSError, UnicodeDecodeError, pd.errors.ParserError) as error:
         raise EvaluationInputError(f"CSV {csv_path} cannot be read: {error}") from error
-    missing = [column for column in REQUIRED_COLUMNS if column not in df.columns]
+    missing = [column for column in REQUIRED_COLUMNS if column not in raw.columns]
     if missing:
         raise EvaluationInputError(
             f"CSV {csv_path} lacks column(s) {missing}; required: {list(REQUIRED_COLUMNS)}"
         )
-    if df.empty:
+    if raw.empty:
         raise EvaluationInputError(f"CSV {csv_path} has a header but no rows")
+    df = pd.DataFrame(index=raw.index)
     for column in REQUIRED_COLUMNS:
-        numeric = pd.to_numeric(df[column], errors="coerce")
-        bad = numeric.isna() | ~np.isfinite(numeric.astype(float))
+        numeric = pd.to_numeric(raw[column], errors="coerce").astype(float)
+        bad = ~np.isfinite(numeric)
         if bad.any():
-            row = int(bad.idxmax())
+            row = int(bad.to_numpy().argmax())
             raise EvaluationInputError(
                 f"CSV {csv_path} column {column!r} has {int(bad.sum())} missing or non-numeric "
-                f"value(s), first on data row {row + 1}: {df[column].iloc[row]!r}"
+                f"value(s), first on data row {row + 1}: {_cell(raw, column, row)!r}"
             )
-        df[column] = numeric.astype(float)
+        df[column] = numeric
     not_binary = ~df[LABEL].isin([0, 1])
     if not_binary.any():
-        row = int(not_binary.idxmax())
+        row = int(not_binary.to_numpy().argmax())
         raise EvaluationInputError(
-            f"CSV {csv_path} column {LABEL!r} must be 0 or 1, found {df[LABEL].iloc[row]!r} on data row {row + 1}"
+            f"CSV {csv_path} column {LABEL!r} must be 0 or 1, found {_cell(raw, LABEL, row)!r} on data row {row + 1}"
         )
     return df
 
