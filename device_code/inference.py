@@ -152,19 +152,13 @@ def build(wiring: runtime.Wiring) -> InferenceService:
 host = runtime.FunctionHost(build)
 
 
-def start() -> InferenceService:
-    service = host.get()
-    service.start()
-    return service
-
-
 def handler(event, context):
     """Also accepts the weather documents as a Lambda event source (deduplicated with the subscription)."""
-    service = start()
+    service = host.start()
     if isinstance(event, dict) and "current" in event:
         service.on_weather_documents(service.documents_topic, event)
     return {"status": "running"}
 
 
 if runtime.running_on_greengrass():
-    start()
+    host.start()

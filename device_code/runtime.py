@@ -137,6 +137,12 @@ class FunctionHost(Generic[Service]):
                 self._service = self._build(wiring())
             return self._service
 
+    def start(self) -> Service:
+        """For a pinned function: build the service once and make sure its loop runs."""
+        service = self.get()
+        service.start()  # type: ignore[attr-defined]
+        return service
+
     def discard(self) -> Service | None:
         """Forget the service (the simulator's and tests' teardown); returns it for stopping."""
         with self._lock:

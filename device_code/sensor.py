@@ -67,16 +67,10 @@ def build(wiring: runtime.Wiring) -> SensorService:
 host = runtime.FunctionHost(build)
 
 
-def start() -> SensorService:
-    service = host.get()
-    service.start()
-    return service
-
-
 def handler(event, context):
-    start()
+    host.start()
     return {"status": "running"}
 
 
 if runtime.running_on_greengrass():
-    start()
+    host.start()

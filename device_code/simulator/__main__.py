@@ -104,7 +104,7 @@ def write_plot(sim: EdgeSimulation, path: Path) -> None:
     ax.set_ylabel("probability / rain")
     ax.set_title(f"rainedge simulator: {sim.steps[0].observation.time:%Y-%m-%d} .. "
                  f"{sim.steps[-1].observation.time:%Y-%m-%d} (held-out test period)")
-    ax.legend(loc="upper right")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.autofmt_xdate()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110, bbox_inches="tight")

@@ -66,8 +66,8 @@ class EdgeSimulation:
         if self.sync is not None:
             self.sync.start()
         self.greengrass.add_event_source(readings_topic(THING_NAME), shadow_writer.handler)
-        inference.start()
-        sensor.start()
+        inference.host.start()
+        sensor.host.start()
 
     def stop(self, sync_timeout_s: float = 10.0) -> bool:
         """Stop the functions, deliver what is in flight, let the cloud catch up; True when in sync."""
