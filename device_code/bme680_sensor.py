@@ -26,6 +26,8 @@ class I2CBus(Protocol):
 
     def write_i2c_block_data(self, i2c_addr: int, register: int, data: list[int]) -> None: ...
 
+    def close(self) -> None: ...
+
 
 class SensorUnavailable(RuntimeError):
     """The chip did not answer, answered wrongly, or had no new data."""
@@ -36,10 +38,12 @@ class Bme680Sensor:
 
     def __init__(self, open_bus: Callable[[], I2CBus], address: int) -> None:
         self._open_bus, self._address = open_bus, address
+        self._bus: I2CBus | None = None
         self._driver: bme680.BME680 | None = None
 
     def _connect(self) -> bme680.BME680:
-        driver = bme680.BME680(i2c_addr=self._address, i2c_device=self._open_bus())
+        self._bus = self._open_bus()
+        driver = bme680.BME680(i2c_addr=self._address, i2c_device=self._bus)
         driver.set_temperature_oversample(bme680.OS_8X)
         driver.set_pressure_oversample(bme680.OS_4X)
         driver.set_humidity_oversample(bme680.OS_2X)
@@ -59,7 +63,16 @@ class Bme680Sensor:
             return data.temperature, data.humidity, data.pressure
         except (OSError, RuntimeError) as error:
             # The driver turns a failed chip-id read into RuntimeError; bus errors are OSError.
-            self._driver = None
+            self._disconnect()
             if isinstance(error, SensorUnavailable):
                 raise
             raise SensorUnavailable(f"BME680 at 0x{self._address:02x}: {error}") from error
+
+    def _disconnect(self) -> None:
+        """Close the bus (an smbus2.SMBus holds /dev/i2c-N open) so a retry starts clean."""
+        bus, self._bus, self._driver = self._bus, None, None
+        if bus is not None:
+            try:
+                bus.close()
+            except OSError:
+                pass

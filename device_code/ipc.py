@@ -17,6 +17,10 @@ from .port import Message, MessageCallback, PortError, ShadowNotFound, ShadowUpd
 log = logging.getLogger(__name__)
 
 
+# Beyond the IPC error shapes, a lost connection raises awscrt errors: every failure becomes a
+# PortError so the functions log it and go on.
+
+
 def _describe(error: Exception) -> str:
     return f"{type(error).__name__}: {getattr(error, 'message', None) or error}"
 
@@ -34,7 +38,7 @@ class IpcPort:
         try:
             self._client.publish_to_topic(
                 topic=topic, publish_message=model.PublishMessage(json_message=model.JsonMessage(message=message)))
-        except model.GreengrassCoreIPCError as error:
+        except Exception as error:
             raise PortError(f"publish to {topic}: {_describe(error)}") from error
 
     def subscribe(self, topic_filter: str, callback: MessageCallback) -> None:
@@ -55,7 +59,7 @@ class IpcPort:
         try:
             self._client.subscribe_to_topic(topic=topic_filter, on_stream_event=on_stream_event,
                                             on_stream_error=on_stream_error)
-        except model.GreengrassCoreIPCError as error:
+        except Exception as error:
             raise PortError(f"subscribe to {topic_filter}: {_describe(error)}") from error
 
     def get_shadow(self, thing_name: str, shadow_name: str) -> Message:
@@ -63,7 +67,7 @@ class IpcPort:
             response = self._client.get_thing_shadow(thing_name=thing_name, shadow_name=shadow_name)
         except model.ResourceNotFoundError as error:
             raise ShadowNotFound(f"shadow {thing_name}/{shadow_name}: {_describe(error)}") from error
-        except model.GreengrassCoreIPCError as error:
+        except Exception as error:
             raise PortError(f"get shadow {thing_name}/{shadow_name}: {_describe(error)}") from error
         return json.loads(response.payload)
 
@@ -73,6 +77,6 @@ class IpcPort:
                                                         payload=json.dumps(document).encode("utf-8"))
         except (model.ConflictError, model.InvalidArgumentsError) as error:
             raise ShadowUpdateRejected(f"update shadow {thing_name}/{shadow_name}: {_describe(error)}") from error
-        except model.GreengrassCoreIPCError as error:
+        except Exception as error:
             raise PortError(f"update shadow {thing_name}/{shadow_name}: {_describe(error)}") from error
         return json.loads(response.payload)

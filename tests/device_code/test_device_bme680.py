@@ -65,12 +65,14 @@ def test_wrong_address_is_reported_as_unavailable(chip):
         Bme680Sensor(lambda: chip, reg.I2C_ADDR_SECONDARY).read()
 
 
-def test_sensor_reconnects_after_a_bus_glitch(chip):
-    opened = []
+def test_sensor_reconnects_after_a_bus_glitch(chip, monkeypatch):
+    opened, closed = [], []
+    monkeypatch.setattr(chip, "close", lambda: closed.append(1))
     sensor = Bme680Sensor(lambda: opened.append(1) or chip, reg.I2C_ADDR_PRIMARY)
     sensor.read()
     chip.fail_next(1)
     with pytest.raises(SensorUnavailable, match="Input/output error"):
         sensor.read()
+    assert len(closed) == 1  # the failed bus handle is released
     assert sensor.read()[0] == pytest.approx(20.0, abs=0.011)
     assert len(opened) == 2  # the chip is re-initialised after a failure

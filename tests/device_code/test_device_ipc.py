@@ -92,13 +92,15 @@ def test_update_shadow_sends_json_bytes_and_maps_rejections(client):
             port.update_shadow("core", "rain", {"state": {}})
 
 
+@pytest.mark.parametrize("error", [model.UnauthorizedError(message="not authorized for this resource"),
+                                   ConnectionResetError("not authorized: connection closed by the nucleus")])
 @pytest.mark.parametrize("operation", ["publish", "subscribe", "get_shadow", "update_shadow"])
-def test_other_ipc_errors_become_port_errors(client, operation):
-    client.raise_next = model.UnauthorizedError(message="not authorized for this resource")
+def test_other_ipc_errors_become_port_errors(client, operation, error):
+    client.raise_next = error
     port = IpcPort(client)
     call = {"publish": lambda: port.publish("t", {}), "subscribe": lambda: port.subscribe("t", print),
             "get_shadow": lambda: port.get_shadow("core", "weather"),
             "update_shadow": lambda: port.update_shadow("core", "weather", {"state": {}})}[operation]
-    with pytest.raises(PortError, match="not authorized") as error:
+    with pytest.raises(PortError, match="not authorized") as raised:
         call()
-    assert type(error.value) is PortError
+    assert type(raised.value) is PortError
