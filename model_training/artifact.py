@@ -65,6 +65,15 @@ def read_metadata(folder: Path) -> dict:
     return metadata
 
 
+def signature_inputs(temperature, humidity, pressure) -> dict[str, np.ndarray]:
+    """The serving signature's named inputs: one float32 [batch] array per feature."""
+    return {
+        "temperature": np.asarray(temperature, dtype=np.float32).reshape(-1),
+        "humidity": np.asarray(humidity, dtype=np.float32).reshape(-1),
+        "pressure": np.asarray(pressure, dtype=np.float32).reshape(-1),
+    }
+
+
 class LiteRTModel:
     def __init__(self, folder: Path):
         from ai_edge_litert.interpreter import Interpreter
@@ -76,11 +85,7 @@ class LiteRTModel:
             raise ModelArtifactError(f"model.tflite in {folder} cannot be loaded: {error}") from error
 
     def predict(self, temperature, humidity, pressure) -> np.ndarray:
-        return self._run(
-            temperature=np.asarray(temperature, dtype=np.float32),
-            humidity=np.asarray(humidity, dtype=np.float32),
-            pressure=np.asarray(pressure, dtype=np.float32),
-        )["probability"]
+        return self._run(**signature_inputs(temperature, humidity, pressure))["probability"]
 
 
 class SavedModel:
@@ -95,11 +100,8 @@ class SavedModel:
     def predict(self, temperature, humidity, pressure) -> np.ndarray:
         import tensorflow as tf
 
-        return self._run(
-            temperature=tf.constant(temperature, dtype=tf.float32),
-            humidity=tf.constant(humidity, dtype=tf.float32),
-            pressure=tf.constant(pressure, dtype=tf.float32),
-        )["probability"].numpy()
+        inputs = signature_inputs(temperature, humidity, pressure)
+        return self._run(**{name: tf.constant(value) for name, value in inputs.items()})["probability"].numpy()
 
 
 def load_runtime(folder: Path, runtime: str) -> LiteRTModel | SavedModel:
