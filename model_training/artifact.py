@@ -62,6 +62,9 @@ def read_metadata(folder: Path) -> dict:
     missing = [key for key in REQUIRED_METADATA if key not in metadata]
     if missing:
         raise ModelArtifactError(f"metadata.json in {folder} lacks keys {missing}")
+    threshold = metadata["threshold"]
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0.0 <= threshold <= 1.0:
+        raise ModelArtifactError(f"metadata.json in {folder} has threshold {threshold!r}; expected a number in [0, 1]")
     return metadata
 
 

@@ -125,6 +125,13 @@ def test_evaluate_rejects_unreadable_models(capsys, model_folder, small_csv, tmp
     (broken / "model.tflite").write_bytes(b"\x00" * 64)
     assert "model.tflite" in evaluate_error(capsys, broken, small_csv)
 
+    metadata = json.loads((model_folder / "metadata.json").read_text())
+    (broken / "metadata.json").write_text(json.dumps({**metadata, "threshold": "high"}))
+    assert "has threshold 'high'; expected a number in [0, 1]" in evaluate_error(capsys, broken, small_csv)
+
+    (broken / "metadata.json").write_text(json.dumps({"version": "x"}))
+    assert "lacks keys ['feature_order', 'threshold', 'valid_ranges']" in evaluate_error(capsys, broken, small_csv)
+
     (broken / "metadata.json").write_text("{not json")
     assert "metadata.json" in evaluate_error(capsys, broken, small_csv)
 
