@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from conftest import normalise
+from infra_support import normalise
 
 pytestmark = pytest.mark.slow
 

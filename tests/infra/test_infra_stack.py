@@ -6,7 +6,7 @@ import json
 import pytest
 from aws_cdk.assertions import Match, Template
 
-from conftest import flatten, joined, resources_of
+from infra_support import flatten, joined, resources_of
 from infra.artifacts import ModelArtifactError
 from infra.device_keys import DeviceKeyError
 from infra.greengrass import PUBLIC_COMPONENT_VERSIONS
@@ -256,7 +256,7 @@ def test_missing_model_says_how_to_train(synth_variant):
 def test_missing_csr_fails_synth_saying_make_keys(trained_model_dir, tmp_path):
     import aws_cdk as cdk
 
-    from conftest import DEFAULT_CONTEXT, PROJECT_ROOT
+    from infra_support import DEFAULT_CONTEXT, PROJECT_ROOT
     from infra.app import build_app
 
     app = cdk.App(context=DEFAULT_CONTEXT, outdir=str(tmp_path / "out"))
