@@ -75,15 +75,19 @@ def select_window(observations: list[Observation], start: datetime | None, hours
 
 
 class WeatherReplay:
-    """The environment of the simulated chip: the observation of the current simulated hour."""
+    """The environment of the simulated chip: one observation per published reading, in order.
 
-    def __init__(self, window: list[Observation], clock: SimClock) -> None:
-        self.window, self.clock = window, clock
+    Advancing on each reading (not on the clock) keeps one reading per replayed hour even when a
+    busy machine delays the sensor thread.
+    """
 
-    def index_at(self, moment: datetime) -> int:
-        hours = round((moment - self.window[0].time).total_seconds() / HOUR_S)
-        return min(max(hours, 0), len(self.window) - 1)
+    def __init__(self, window: list[Observation]) -> None:
+        self.window = window
+        self.position = 0
 
     def environment(self) -> tuple[float, float, float]:
-        row = self.window[self.index_at(self.clock.now())]
+        row = self.window[min(self.position, len(self.window) - 1)]
         return row.temperature, row.humidity, row.pressure
+
+    def advance(self) -> None:
+        self.position += 1

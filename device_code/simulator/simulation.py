@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from device_code import inference, runtime, sensor, shadow_writer
-from device_code.contracts import RAIN_SHADOW, WEATHER_SHADOW, parse_timestamp, readings_topic, shadow_topic
+from device_code.contracts import RAIN_SHADOW, WEATHER_SHADOW, readings_topic, shadow_topic
 
 from .chip import SimulatedBme680
 from .greengrass import LocalGreengrass
@@ -43,21 +43,23 @@ class EdgeSimulation:
     def __init__(self, window: list[Observation], settings: SimulationSettings, iot_data: Any | None = None) -> None:
         self.window, self.settings = window, settings
         self.clock = SimClock(window[0].time, speed=HOUR_S / settings.step_seconds)
-        self.replay = WeatherReplay(window, self.clock)
+        self.replay = WeatherReplay(window)
         self.chip = SimulatedBme680(self.replay.environment)
         self.greengrass = LocalGreengrass()
         self.steps = [Step(row) for row in window]
+        self._step_of_reading: dict[str, Step] = {}
         self.sync = (CloudShadowSync(self.greengrass, THING_NAME, (WEATHER_SHADOW, RAIN_SHADOW), iot_data)
                      if iot_data is not None else None)
         self._progress = threading.Condition()
         self.greengrass.bus.tap(self._observe)
         self.environment = {
             "AWS_IOT_THING_NAME": THING_NAME, "LOG_LEVEL": settings.log_level,
-            # One reading per replayed hour; heartbeat every half hour; an hour-old reading is still current.
+            # One reading per replayed hour, a heartbeat every half hour. Input counts as stale after
+            # 6 simulated hours: at this speed that is still well above a busy machine's thread delays.
             "SAMPLE_INTERVAL_S": str(HOUR_S), "I2C_BUS": "1", "I2C_ADDRESS": "0x76",
             "CPU_TEMP_COMPENSATION": "off",
             "MODEL_DIR": str(settings.model_dir), "INFERENCE_INTERVAL_S": str(HOUR_S / 2),
-            "MAX_INPUT_AGE_S": str(1.5 * HOUR_S), **settings.extra_environment,
+            "MAX_INPUT_AGE_S": str(6 * HOUR_S), **settings.extra_environment,
         }
 
     def start(self) -> None:
@@ -97,16 +99,18 @@ class EdgeSimulation:
     def _observe(self, topic: str, message: dict[str, Any], published_at: float) -> None:
         """Tap on the local bus: which reading belongs to which hour, and when its prediction came."""
         if topic == readings_topic(THING_NAME):
-            step = self.steps[self.replay.index_at(parse_timestamp(message["sampled_at"]))]
-            if step.reading is None:
+            # Runs in the sensor's thread right after the conversion that produced this reading.
+            if self.replay.position < len(self.steps):
+                step = self.steps[self.replay.position]
                 step.reading, step.published_at = message, published_at
+                self._step_of_reading[message["sampled_at"]] = step
+            self.replay.advance()
         elif topic == shadow_topic(THING_NAME, RAIN_SHADOW, "update/documents"):
             reported = message["current"]["state"].get("reported", {})
-            if reported.get("probability") is None:
+            step = self._step_of_reading.get(reported.get("input_sampled_at"))
+            if reported.get("probability") is None or step is None or step.prediction is not None:
                 return
-            step = self.steps[self.replay.index_at(parse_timestamp(reported["input_sampled_at"]))]
-            if step.prediction is None and step.published_at is not None:
-                step.prediction, step.latency_s = reported, published_at - step.published_at
+            step.prediction, step.latency_s = reported, published_at - step.published_at
         else:
             return
         with self._progress:
