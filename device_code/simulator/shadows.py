@@ -39,10 +39,6 @@ class LocalShadowService:
         self._documents: dict[tuple[str, str], dict[str, Any]] = {}
         self._lock = threading.Lock()
 
-    def names(self) -> list[tuple[str, str]]:
-        with self._lock:
-            return list(self._documents)
-
     def get(self, thing_name: str, shadow_name: str) -> Message:
         with self._lock:
             document = self._documents.get((thing_name, shadow_name))
