@@ -14,6 +14,8 @@ PY_STAMP  := $(VENV)/.installed
 CDK_STAMP := node_modules/.installed
 
 export CDK_DISABLE_VERSION_CHECK := 1
+# The machine's Node 20 works with this jsii; its end-of-life banner would bury the synth output.
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export TF_CPP_MIN_LOG_LEVEL := 2
 export PYTHONDONTWRITEBYTECODE := 1
 # TensorFlow's oneDNN notice adds nothing here.
