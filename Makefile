@@ -27,7 +27,7 @@ help:
 	@echo "make demo          train if needed, synthesise the stack, run the edge functions in the simulator"
 	@echo "make test          run every test (offline)"
 	@echo "make train         train the rain model into build/model/ (skipped when up to date)"
-	@echo "make bench         print the benchmark table (also written to build/bench.json)"
+	@echo "make bench         print the benchmark tables (also written to build/bench-model.json and build/bench-edge.json)"
 	@echo "make synth         synthesise the CloudFormation templates into cdk.out/ (offline)"
 	@echo "make deploy        deploy to the AWS account in your environment"
 	@echo "make device-setup  write the install bundle for each device from the stack outputs"
@@ -69,9 +69,8 @@ bench: setup $(MODEL)
 	$(PY) -m model_training.bench --model build/model --json build/bench-model.json
 	$(PY) -m device_code.simulator.bench --model build/model --json build/bench-edge.json
 
-deploy: setup $(MODEL)
+deploy: setup $(MODEL) keys
 	$(PY) -m infra.lifecycle preflight
-	$(PY) -m infra.device_keys ensure
 	$(CDK) deploy --require-approval never --outputs-file build/stack-outputs.json
 
 device-setup: $(PY_STAMP)
