@@ -3,7 +3,7 @@ device-runtime component that installs the device-side Python packages."""
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from aws_cdk import Duration, FileSystem, RemovalPolicy, Stack
@@ -21,6 +21,14 @@ LINUX = [gg.CfnComponentVersion.ComponentPlatformProperty(name="Linux", attribut
 
 
 @dataclass(frozen=True)
+class DeployedComponent:
+    name: str
+    version: str
+    resource: gg.CfnComponentVersion
+    configuration: dict | None = None
+
+
+@dataclass(frozen=True)
 class LambdaSpec:
     """One device function: what the Lambda runs and how Greengrass runs it."""
 
@@ -31,15 +39,8 @@ class LambdaSpec:
     environment: dict[str, str]
     access_control: dict
     event_topics: tuple[str, ...] = ()
-    dependencies: tuple[str, ...] = field(default=())
-
-
-@dataclass(frozen=True)
-class DeployedComponent:
-    name: str
-    version: str
-    resource: gg.CfnComponentVersion
-    configuration: dict | None = None
+    # Besides the device runtime, which every function needs.
+    dependencies: tuple[DeployedComponent, ...] = ()
 
 
 def device_requirements(project_root: Path) -> list[str]:
@@ -164,7 +165,7 @@ class DeviceComponents(Construct):
                         )
                     ],
                 ),
-                dependencies=(self.model.name,),
+                dependencies=(self.model,),
             ),
         ]
 
@@ -197,13 +198,12 @@ class DeviceComponents(Construct):
             "The runtime must match the Python of the Raspberry Pi (context key lambdaRuntime), "
             "not the newest cloud runtime: the function runs on the device.",
         )
-        dependencies = [self.runtime.name, *spec.dependencies]
-        versions = {component.name: component.version for component in (self.runtime, self.model)}
+        dependencies = [self.runtime, *spec.dependencies]
         parameters = {
             "pinned": spec.pinned,
             "environment": spec.environment,
             "event_topics": list(spec.event_topics),
-            "dependencies": {name: versions[name] for name in dependencies},
+            "dependencies": {dependency.name: dependency.version for dependency in dependencies},
             "runtime": config.lambda_runtime,
             "handler": spec.handler,
             "code": self.code_fingerprint,
@@ -238,17 +238,15 @@ class DeviceComponents(Construct):
                 component_version=version,
                 component_platforms=LINUX,
                 component_dependencies={
-                    dependency: gg.CfnComponentVersion.ComponentDependencyRequirementProperty(
-                        version_requirement=f"={versions[dependency]}", dependency_type="HARD"
+                    dependency.name: gg.CfnComponentVersion.ComponentDependencyRequirementProperty(
+                        version_requirement=f"={dependency.version}", dependency_type="HARD"
                     )
                     for dependency in dependencies
                 },
                 component_lambda_parameters=lambda_parameters,
             ),
         )
-        resource.node.add_dependency(self.runtime.resource)
-        if self.model.name in spec.dependencies:
-            resource.node.add_dependency(self.model.resource)
+        resource.node.add_dependency(*(dependency.resource for dependency in dependencies))
         return DeployedComponent(name, version, resource, {"accessControl": spec.access_control})
 
     def _recipe_component(self, suffix: str, description: str, manifest: dict, content: object) -> DeployedComponent:
