@@ -14,7 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
+# The artifact's contract, shared with export.py (which writes it).
 SIGNATURE = "serving_default"
+OUTPUT_NAME = "probability"
+UNPACKED_NAME = "rain_model"
 RUNTIMES = ("litert", "savedmodel")
 REQUIRED_METADATA = ("version", "feature_order", "threshold", "valid_ranges")
 
@@ -32,8 +35,8 @@ def opened_artifact(path: Path) -> Iterator[Path]:
     path = Path(path)
     if path.is_dir() and (path / "metadata.json").is_file():
         yield path
-    elif path.is_dir() and (path / "rain_model" / "metadata.json").is_file():
-        yield path / "rain_model"
+    elif path.is_dir() and (path / UNPACKED_NAME / "metadata.json").is_file():
+        yield path / UNPACKED_NAME
     elif path.is_file():
         if not zipfile.is_zipfile(path):
             raise ModelArtifactError(f"model {path} is not a zip file")
@@ -47,7 +50,7 @@ def opened_artifact(path: Path) -> Iterator[Path]:
                 raise ModelArtifactError(f"model zip {path} has no metadata.json at its root")
             yield Path(scratch)
     elif path.exists():
-        raise ModelArtifactError(f"model folder {path} holds no metadata.json (nor rain_model/metadata.json)")
+        raise ModelArtifactError(f"model folder {path} holds no metadata.json (nor {UNPACKED_NAME}/metadata.json)")
     else:
         raise ModelArtifactError(f"model path {path} does not exist")
 
@@ -88,7 +91,7 @@ class LiteRTModel:
             raise ModelArtifactError(f"model.tflite in {folder} cannot be loaded: {error}") from error
 
     def predict(self, temperature, humidity, pressure) -> np.ndarray:
-        return self._run(**signature_inputs(temperature, humidity, pressure))["probability"]
+        return self._run(**signature_inputs(temperature, humidity, pressure))[OUTPUT_NAME]
 
 
 class SavedModel:
@@ -104,7 +107,7 @@ class SavedModel:
         import tensorflow as tf
 
         inputs = signature_inputs(temperature, humidity, pressure)
-        return self._run(**{name: tf.constant(value) for name, value in inputs.items()})["probability"].numpy()
+        return self._run(**{name: tf.constant(value) for name, value in inputs.items()})[OUTPUT_NAME].numpy()
 
 
 def load_runtime(folder: Path, runtime: str) -> LiteRTModel | SavedModel:

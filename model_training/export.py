@@ -17,15 +17,13 @@ from pathlib import Path
 
 import numpy as np
 
+from model_training.artifact import OUTPUT_NAME, SIGNATURE, UNPACKED_NAME
 from model_training.card import render_card
 from model_training.data import FEATURES, UNITS
 from model_training.train import BATCH_SIZE, EPOCHS, HIDDEN_UNITS, LEARNING_RATE, SEED, TrainingResult
 
 ZIP_NAME = "rain_model.zip"
-UNPACKED_NAME = "rain_model"
 CARD_NAME = "model_card.md"
-SIGNATURE = "serving_default"
-OUTPUT_NAME = "probability"
 # The BME680's operating ranges (Bosch datasheet); readings outside them are sensor faults.
 VALID_RANGES = {"temperature": [-40.0, 85.0], "humidity": [0.0, 100.0], "pressure": [300.0, 1100.0]}
 _ZIP_TIMESTAMP = (1980, 1, 1, 0, 0, 0)
