@@ -11,7 +11,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from infra.greengrass import SHADOW_NAMES
-from infra.lifecycle.aws import AwsClients, call, exists, paginate
+from infra.lifecycle.aws import AwsClients, call, error_code, exists, paginate
 from infra.lifecycle.outputs import StackOutputs, describe_stack
 from infra.lifecycle.settings import APP_TAG_KEY, STACK_NAME, AppNames
 
@@ -139,7 +139,7 @@ def _bucket_tag(clients: AwsClients, bucket: str) -> str | None:
         tags = call(clients.s3.get_bucket_tagging, Bucket=bucket)["TagSet"]
     except ClientError as error:
         # Untagged buckets answer NoSuchTagSet; others' buckets may deny or live elsewhere.
-        if error.response["Error"]["Code"] in ("NoSuchTagSet", "AccessDenied", "PermanentRedirect", "NoSuchBucket"):
+        if error_code(error) in ("NoSuchTagSet", "AccessDenied", "PermanentRedirect", "NoSuchBucket"):
             return None
         raise
     return next((tag["Value"] for tag in tags if tag["Key"] == APP_TAG_KEY), None)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from botocore.exceptions import ClientError, NoCredentialsError, NoRegionError
 
-from infra.lifecycle.aws import AwsClients, call, call_unless_gone
+from infra.lifecycle.aws import AwsClients, call, call_unless_gone, error_code
 
 # CDK v2 templates refuse bootstrap stacks older than version 6 (rule CheckBootstrapVersion).
 MIN_BOOTSTRAP_VERSION = 6
@@ -37,7 +37,7 @@ def check_account(clients: AwsClients, bootstrap_qualifier: str, cdk: str) -> li
         return ["no AWS credentials found: run `aws configure` or `aws sso login`, "
                 "or set AWS_PROFILE / AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"]
     except ClientError as error:
-        return [f"the AWS credentials were rejected ({error.response['Error']['Code']}): refresh them "
+        return [f"the AWS credentials were rejected ({error_code(error)}): refresh them "
                 "(`aws sso login`, or new access keys)"]
     parameter = f"/cdk-bootstrap/{bootstrap_qualifier}/version"
     bootstrap_hint = f"run `{cdk} bootstrap aws://{account}/{clients.region}`"
