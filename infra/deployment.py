@@ -28,22 +28,6 @@ def shadow_manager_configuration(direction: str) -> dict:
 NUCLEUS_CONFIGURATION = {"interpolateComponentConfiguration": True}
 
 
-def deployment_components(config: RainEdgeConfig, ours: list[DeployedComponent]) -> dict[str, dict]:
-    """component name -> {componentVersion, configurationUpdate?} as plain data."""
-    merges = {
-        ggv.NUCLEUS: NUCLEUS_CONFIGURATION,
-        ggv.SHADOW_MANAGER: shadow_manager_configuration(config.shadow_sync_direction),
-    }
-    merges.update({component.name: component.configuration for component in ours if component.configuration})
-    versions = {**ggv.PUBLIC_COMPONENT_VERSIONS, **{component.name: component.version for component in ours}}
-    specs: dict[str, dict] = {}
-    for name, version in versions.items():
-        specs[name] = {"componentVersion": version}
-        if name in merges:
-            specs[name]["configurationUpdate"] = {"merge": json.dumps(merges[name], sort_keys=True)}
-    return specs
-
-
 class CoreDeployment(Construct):
     def __init__(
         self,
@@ -55,7 +39,12 @@ class CoreDeployment(Construct):
         components: list[DeployedComponent],
     ) -> None:
         super().__init__(scope, construct_id)
-        specs = deployment_components(config, components)
+        merges = {
+            ggv.NUCLEUS: NUCLEUS_CONFIGURATION,
+            ggv.SHADOW_MANAGER: shadow_manager_configuration(config.shadow_sync_direction),
+            **{component.name: component.configuration for component in components if component.configuration},
+        }
+        versions = {**ggv.PUBLIC_COMPONENT_VERSIONS, **{component.name: component.version for component in components}}
         self.resource = gg.CfnDeployment(
             self,
             "Deployment",
@@ -63,14 +52,14 @@ class CoreDeployment(Construct):
             target_arn=target_arn,
             components={
                 name: gg.CfnDeployment.ComponentDeploymentSpecificationProperty(
-                    component_version=spec["componentVersion"],
+                    component_version=version,
                     configuration_update=gg.CfnDeployment.ComponentConfigurationUpdateProperty(
-                        merge=spec["configurationUpdate"]["merge"]
+                        merge=json.dumps(merges[name], sort_keys=True)
                     )
-                    if "configurationUpdate" in spec
+                    if name in merges
                     else None,
                 )
-                for name, spec in specs.items()
+                for name, version in versions.items()
             },
             deployment_policies=gg.CfnDeployment.DeploymentPoliciesProperty(
                 failure_handling_policy="ROLLBACK",
