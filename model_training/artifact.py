@@ -104,10 +104,8 @@ class SavedModel:
             raise ModelArtifactError(f"saved_model in {folder} cannot be loaded: {error}") from error
 
     def predict(self, temperature, humidity, pressure) -> np.ndarray:
-        import tensorflow as tf
-
-        inputs = signature_inputs(temperature, humidity, pressure)
-        return self._run(**{name: tf.constant(value) for name, value in inputs.items()})[OUTPUT_NAME].numpy()
+        # The concrete function converts the float32 arrays to tensors itself.
+        return self._run(**signature_inputs(temperature, humidity, pressure))[OUTPUT_NAME].numpy()
 
 
 def load_runtime(folder: Path, runtime: str) -> LiteRTModel | SavedModel:
