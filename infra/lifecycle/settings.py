@@ -14,7 +14,6 @@ from infra.greengrass import NUCLEUS, PUBLIC_COMPONENT_VERSIONS
 
 STACK_NAME = "RainEdge"
 APP_TAG_KEY = "rainedge:app"
-COMPONENT_SUFFIXES = ("Sensor", "ShadowWriter", "Inference", "RainModel", "DeviceRuntime")
 FUNCTIONS = ("sensor", "shadow-writer", "inference")
 DEFAULT_BOOTSTRAP_QUALIFIER = "hnb659fds"
 
@@ -42,10 +41,6 @@ class AppNames:
     @property
     def function_names(self) -> tuple[str, ...]:
         return tuple(self.config.function_name(function) for function in FUNCTIONS)
-
-    @property
-    def component_names(self) -> tuple[str, ...]:
-        return tuple(self.config.component_name(suffix) for suffix in COMPONENT_SUFFIXES)
 
     def private_key_path(self, thing_name: str) -> Path:
         return device_dir(self.secrets_dir, thing_name) / PRIVATE_KEY_FILE

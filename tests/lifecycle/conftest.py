@@ -27,6 +27,8 @@ from infra.lifecycle.settings import APP_TAG_KEY, STACK_NAME, AppNames, load_nam
 
 REGION = "eu-west-1"
 ACCOUNT = "123456789012"  # moto's default account
+# The stack's components (infra.components), for the ComponentNames output.
+COMPONENT_SUFFIXES = ("Sensor", "ShadowWriter", "Inference", "RainModel", "DeviceRuntime")
 
 
 def sign_csr(csr_pem: bytes) -> str:
@@ -153,7 +155,7 @@ class FakeCloudFormation:
             "ArtifactBucketName": bucket,
             "Region": REGION,
             "DeploymentId": "11111111-2222-3333-4444-555555555555",
-            "ComponentNames": ",".join(self.names.component_names),
+            "ComponentNames": ",".join(config.component_name(suffix) for suffix in COMPONENT_SUFFIXES),
             "IotPolicyName": config.iot_policy_name,
             "Devices": json.dumps([{"thingName": thing, "certificateId": self.certificates[thing]["id"]}
                                    for thing in self.devices]),
