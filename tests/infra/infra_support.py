@@ -14,29 +14,23 @@ os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
 import aws_cdk as cdk  # noqa: E402  (after the environment above)
 
 from infra.app import build_app  # noqa: E402
+from infra.config import RainEdgeConfig  # noqa: E402
 from infra.device_keys import ensure_device_keys  # noqa: E402
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CONTEXT = json.loads((PROJECT_ROOT / "cdk.json").read_text())["context"]
 
 
-def synthesize(out_dir: Path, secrets_dir: Path, model_zip: str | None = None, **overrides) -> dict:
+def synthesize(out_dir: Path, secrets_dir: Path, **overrides) -> dict:
     """Synthesise the app into `out_dir` with CSRs made in `secrets_dir`; return the
     RainEdge template. `overrides` are context keys (camelCase)."""
     context = {**DEFAULT_CONTEXT, **overrides}
-    if model_zip:
-        context["modelZip"] = model_zip
-    for thing in cdk_devices(context):
+    for thing in RainEdgeConfig.from_context(context).devices:
         ensure_device_keys(secrets_dir, thing)
     app = cdk.App(context=context, outdir=str(out_dir))
     build_app(app, project_root=PROJECT_ROOT, secrets_dir=secrets_dir)
     app.synth()
     return json.loads((out_dir / "RainEdge.template.json").read_text())
-
-
-def cdk_devices(context: dict) -> list[str]:
-    devices = context["devices"]
-    return devices.split(",") if isinstance(devices, str) else list(devices)
 
 
 def resources_of(template: dict, resource_type: str) -> dict[str, dict]:
