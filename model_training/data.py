@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pandas as pd
 
-FEATURES = ("temperature", "humidity", "pressure")
+# The model's feature order is the device's, which checks metadata.json's feature_order against it.
+from device_code.contracts import FEATURES  # noqa: F401  (re-exported to the rest of model_training)
+
 LABEL = "rain"
 UNITS = {"temperature": "degC", "humidity": "%RH", "pressure": "hPa"}
 

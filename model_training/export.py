@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from device_code.contracts import SENSOR_RANGES
 from model_training.artifact import OUTPUT_NAME, SIGNATURE, UNPACKED_NAME
 from model_training.card import render_card
 from model_training.data import FEATURES, UNITS
@@ -24,8 +25,8 @@ from model_training.train import BATCH_SIZE, EPOCHS, HIDDEN_UNITS, LEARNING_RATE
 
 ZIP_NAME = "rain_model.zip"
 CARD_NAME = "model_card.md"
-# The BME680's operating ranges (Bosch datasheet); readings outside them are sensor faults.
-VALID_RANGES = {"temperature": [-40.0, 85.0], "humidity": [0.0, 100.0], "pressure": [300.0, 1100.0]}
+# The BME680's operating ranges: the ones the device validates readings against.
+VALID_RANGES = {name: list(bounds) for name, bounds in SENSOR_RANGES.items()}
 _ZIP_TIMESTAMP = (1980, 1, 1, 0, 0, 0)
 
 
