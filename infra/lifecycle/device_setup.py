@@ -72,8 +72,12 @@ def config_yaml(*, thing_name: str, region: str, role_alias: str, endpoints: End
     ])
 
 
+def installer_zip(nucleus_version: str) -> str:
+    return f"greengrass-{nucleus_version}.zip"
+
+
 def installer_url(nucleus_version: str) -> str:
-    return f"https://d2s8p88vqu9w66.cloudfront.net/releases/greengrass-{nucleus_version}.zip"
+    return f"https://d2s8p88vqu9w66.cloudfront.net/releases/{installer_zip(nucleus_version)}"
 
 
 def install_script(*, thing_name: str, nucleus_version: str, greengrass_root: str) -> str:
@@ -81,7 +85,7 @@ def install_script(*, thing_name: str, nucleus_version: str, greengrass_root: st
 
     The installer zip is not in the bundle: the user downloads it on the Pi (the URL is printed).
     """
-    zip_name = f"greengrass-{nucleus_version}.zip"
+    zip_name = installer_zip(nucleus_version)
     return f"""#!/usr/bin/env bash
 # Installs the Greengrass core device {shlex.quote(thing_name)} on this Raspberry Pi.
 # Before running it, download the Greengrass installer on the Pi, next to this script:
@@ -192,9 +196,8 @@ def run_device_setup(clients: AwsClients, names: AppNames, outputs: StackOutputs
         if ssh_host:
             run(scp_command(bundle, ssh_host, device.thing_name), check=True)
             echo(f"{device.thing_name}: copied to {ssh_host}:rainedge-{device.thing_name}")
-    zip_name = f"greengrass-{names.nucleus_version}.zip"
     echo("Next, on the Pi, in the bundle folder:\n"
-         f"  curl -fsSL -o {zip_name} {installer_url(names.nucleus_version)}\n"
+         f"  curl -fsSL -o {installer_zip(names.nucleus_version)} {installer_url(names.nucleus_version)}\n"
          "  sudo ./install.sh")
     return bundles
 
