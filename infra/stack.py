@@ -48,7 +48,6 @@ class RainEdgeStack(Stack):
         )
         Tags.of(self).add(APP_TAG, config.name_prefix)
         artifacts = ArtifactStore(self, "Artifacts", model_zip=project_root / config.model_zip)
-        self._artifact_bucket_resource = artifacts.bucket.node.default_child
         identity = DeviceIdentity(
             self,
             "Identity",
@@ -62,7 +61,7 @@ class RainEdgeStack(Stack):
             self, "Deployment", config=config, target_arn=identity.thing_group_arn, components=components.all
         )
         self._outputs(config, identity, artifacts, components, deployment)
-        self._acknowledge_cdk_helpers()
+        self._acknowledge_cdk_helpers(artifacts)
 
     def _outputs(self, config, identity: DeviceIdentity, artifacts, components, deployment) -> None:
         outputs = {
@@ -85,7 +84,7 @@ class RainEdgeStack(Stack):
         for key, value in outputs.items():
             CfnOutput(self, key, value=value)
 
-    def _acknowledge_cdk_helpers(self) -> None:
+    def _acknowledge_cdk_helpers(self, artifacts: ArtifactStore) -> None:
         """Findings on the Lambda-backed helpers CDK itself generates (model upload and
         thing-group membership), acknowledged on those helpers only: code and policies are CDK's."""
         managed_logs = (
@@ -95,6 +94,7 @@ class RainEdgeStack(Stack):
         )
         runtime = ("AwsSolutions-L1", "CDK pins the runtime of its own helper; it moves with aws-cdk-lib.")
         env = env_placeholders(self)
+        artifact_bucket = self.get_logical_id(artifacts.bucket.node.default_child)
         helpers = {
             CDK_BUCKET_DEPLOYMENT: [
                 managed_logs,
@@ -108,7 +108,7 @@ class RainEdgeStack(Stack):
                     "BucketDeployment reads the model zip from the CDK bootstrap asset bucket, whose keys are content hashes.",
                 ),
                 (
-                    f"AwsSolutions-IAM5[Resource::<{self.get_logical_id(self._artifact_bucket_resource)}.Arn>/*]",
+                    f"AwsSolutions-IAM5[Resource::<{artifact_bucket}.Arn>/*]",
                     "BucketDeployment writes the model zip into the stack's own artifact bucket.",
                 ),
             ],
