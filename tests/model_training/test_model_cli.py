@@ -104,7 +104,7 @@ def test_evaluate_rejects_a_csv_that_does_not_exist(capsys, model_folder, tmp_pa
     assert "does not exist" in evaluate_error(capsys, model_folder, tmp_path / "nope.csv")
 
 
-def test_evaluate_rejects_unreadable_models(capsys, model_folder, small_csv, tmp_path):
+def test_evaluate_rejects_unreadable_models(capsys, model_folder, metadata, small_csv, tmp_path):
     not_a_zip = tmp_path / "model.zip"
     not_a_zip.write_text("not a zip")
     assert "is not a zip file" in evaluate_error(capsys, not_a_zip, small_csv)
@@ -125,7 +125,6 @@ def test_evaluate_rejects_unreadable_models(capsys, model_folder, small_csv, tmp
     (broken / "model.tflite").write_bytes(b"\x00" * 64)
     assert "model.tflite" in evaluate_error(capsys, broken, small_csv)
 
-    metadata = json.loads((model_folder / "metadata.json").read_text())
     (broken / "metadata.json").write_text(json.dumps({**metadata, "threshold": "high"}))
     assert "has threshold 'high'; expected a number in [0, 1]" in evaluate_error(capsys, broken, small_csv)
 
