@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from moto import mock_aws
 
-from infra.device_keys import ensure_device_keys
+from infra.device_keys import ensure_device_keys, read_csr
 from infra.lifecycle.aws import AwsClients
 from infra.lifecycle.settings import APP_TAG_KEY, STACK_NAME, AppNames, load_names
 
@@ -135,7 +135,7 @@ class FakeCloudFormation:
         iot.create_thing_group(thingGroupName=config.thing_group_name)
         for thing in self.devices:
             ensure_device_keys(self.names.secrets_dir, thing)
-            csr = (self.names.secrets_dir / thing / "device.csr").read_bytes()
+            csr = read_csr(self.names.secrets_dir, thing).encode()
             cert = iot.register_certificate_without_ca(certificatePem=sign_csr(csr), status="ACTIVE")
             self.certificates[thing] = {"id": cert["certificateId"], "arn": cert["certificateArn"]}
             iot.create_thing(thingName=thing)

@@ -11,6 +11,7 @@ import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
+from infra.device_keys import CSR_FILE, device_dir, ensure_device_keys
 from infra.lifecycle.__main__ import main
 from infra.lifecycle.device_setup import ROOT_CA, DeviceSetupError, run_device_setup
 from infra.lifecycle.outputs import read_stack_outputs
@@ -106,8 +107,7 @@ def test_install_script_has_prerequisites_and_the_installer_command(clients, nam
 def test_key_that_does_not_match_the_certificate_is_refused(clients, names, deployed):
     key = names.private_key_path(THING)
     key.unlink()
-    (names.secrets_dir / THING / "device.csr").unlink()
-    from infra.device_keys import ensure_device_keys
+    (device_dir(names.secrets_dir, THING) / CSR_FILE).unlink()
     ensure_device_keys(names.secrets_dir, THING)  # a new key the certificate was not issued for
     with pytest.raises(DeviceSetupError, match="does not belong to certificate"):
         run_device_setup(clients, names, read_stack_outputs(clients.cloudformation), echo=lambda _: None)
