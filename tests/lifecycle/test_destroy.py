@@ -14,7 +14,7 @@ from infra.lifecycle import aws as aws_module
 from infra.lifecycle.__main__ import OUTPUTS_FILE, main
 from infra.lifecycle.audit import AppScope, Leftover, audit
 from infra.lifecycle.destroy import delete_shadows_and_core_devices, destroy
-from infra.lifecycle.outputs import load, parse_outputs
+from infra.lifecycle.outputs import load, read_stack_outputs
 
 from .conftest import ACCOUNT, REGION
 
@@ -76,8 +76,7 @@ def outside_attachments(clients, deployed) -> None:
 
 def test_audit_lists_everything_of_the_app_and_nothing_else(clients, names, deployed, greengrass):
     device_made_leftovers(clients)
-    outputs = parse_outputs({o["OutputKey"]: o["OutputValue"] for o in clients.cloudformation.describe_stacks(
-        StackName="RainEdge")["Stacks"][0]["Outputs"]})
+    outputs = read_stack_outputs(clients.cloudformation)
     clients.s3.create_bucket(Bucket="someone-elses-bucket", CreateBucketConfiguration={"LocationConstraint": REGION})
     greengrass.answer("get_core_device", {"coreDeviceThingName": THING, "status": "HEALTHY"},
                       {"coreDeviceThingName": THING})
@@ -120,7 +119,7 @@ def test_stand_in_cloudformation_fails_on_outside_attachments(clients, deployed)
 def test_destroy_removes_everything_and_leaves_others_alone(clients, names, deployed, greengrass, tmp_path):
     outside_attachments(clients, deployed)
     device_made_leftovers(clients)
-    state = tmp_path / "build" / "stack-outputs.json"
+    state = tmp_path / OUTPUTS_FILE
     outputs_id = "11111111-2222-3333-4444-555555555555"
     greengrass.answer("delete_core_device", {}, {"coreDeviceThingName": THING})
     greengrass.gone("delete_core_device", {"coreDeviceThingName": THING})
@@ -184,7 +183,7 @@ def test_throttling_is_retried_with_backoff(clients, names, greengrass, tmp_path
 
 def test_partial_teardown_is_finished_by_a_rerun(clients, names, deployed, greengrass, tmp_path):
     device_made_leftovers(clients)
-    state = tmp_path / "build" / "stack-outputs.json"
+    state = tmp_path / OUTPUTS_FILE
     # First run: the stack goes, then the sweep is refused half-way.
     greengrass.answer("delete_core_device", {}, {"coreDeviceThingName": THING})
     greengrass.fail("delete_core_device", "AccessDeniedException", {"coreDeviceThingName": THING}, 403)
