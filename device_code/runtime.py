@@ -182,12 +182,6 @@ class LongLivedLoop:
                 self._log.exception("%s: step failed; continuing", self.name)
                 retry_in = None
             now = self._clock.monotonic()
-            if retry_in is not None:
-                delay = retry_in
-            else:
-                next_due = max(next_due + self.interval_s, now)
-                delay = next_due - now
-            if self._clock.wait(self._stop, delay):
+            next_due = now + retry_in if retry_in is not None else max(next_due + self.interval_s, now)
+            if self._clock.wait(self._stop, next_due - now):
                 return
-            if retry_in is not None:
-                next_due = self._clock.monotonic()
