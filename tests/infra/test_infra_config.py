@@ -3,17 +3,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import FrozenInstanceError
-from pathlib import Path
 
 import pytest
 
 from infra.config import ConfigError, RainEdgeConfig
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
-
-def test_cdk_json_context_holds_exactly_the_defaults():
-    context = json.loads((PROJECT_ROOT / "cdk.json").read_text())["context"]
+def test_cdk_json_context_holds_exactly_the_defaults(project_root):
+    context = json.loads((project_root / "cdk.json").read_text())["context"]
     ours = {key: value for key, value in context.items() if key in RainEdgeConfig.context_keys()}
     assert set(ours) == set(RainEdgeConfig.context_keys())
     assert RainEdgeConfig.from_context(context) == RainEdgeConfig()
