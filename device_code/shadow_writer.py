@@ -57,7 +57,7 @@ class ShadowWriter:
             reading = parse_reading(decode_event(event), self._clock.now())
             reported = self._compensate(reading)
             self._refuse_if_not_newer(reading)
-        except (InvalidReading, ValueError, UnicodeDecodeError) as error:
+        except ValueError as error:  # InvalidReading, JSONDecodeError and UnicodeDecodeError among them
             log.warning("rejected reading %.200r: %s", event, error)
             return {"accepted": False, "reason": str(error)}
         try:
