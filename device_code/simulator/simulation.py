@@ -89,8 +89,7 @@ class EdgeSimulation:
         return sum(step.prediction is not None for step in self.steps)
 
     def wait_for_predictions(self, count: int, timeout_s: float) -> bool:
-        with self._progress:
-            return self._progress.wait_for(lambda: self.predicted_steps() >= count, timeout_s)
+        return self.wait_for(lambda: self.predicted_steps() >= count, timeout_s)
 
     def wait_for(self, condition, timeout_s: float) -> bool:
         with self._progress:
