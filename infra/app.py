@@ -9,9 +9,9 @@ import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 
 from infra.artifacts import ModelArtifactError
-from infra.config import ConfigError, RainEdgeConfig
+from infra.config import STACK_NAME, ConfigError, RainEdgeConfig
 from infra.device_keys import DeviceKeyError
-from infra.stack import STACK_NAME, RainEdgeStack
+from infra.stack import RainEdgeStack
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 

@@ -10,8 +10,12 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, fields
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import Any, Mapping
+
+# Shared by the stack and the lifecycle tools (which find the app's resources by them).
+STACK_NAME = "RainEdge"
+APP_TAG = "rainedge:app"
 
 # Lambda runtimes a Raspberry Pi OS can provide (bookworm ships 3.11, trixie 3.13) and that
 # both AWS Lambda and Greengrass's Lambda launcher accept.
@@ -30,6 +34,11 @@ _NAME_PREFIX = re.compile(r"^[a-z][a-z0-9-]{0,29}$")
 _COMPONENT_PREFIX = re.compile(r"^[a-zA-Z][a-zA-Z0-9_-]*(\.[a-zA-Z][a-zA-Z0-9_-]*)*$")
 _TRUE_WORDS = ("true", "on", "yes", "1")
 _FALSE_WORDS = ("false", "off", "no", "0")
+
+
+def read_cdk_context(project_root: Path) -> dict[str, Any]:
+    """The "context" of the project's cdk.json: the configuration defaults."""
+    return json.loads((project_root / "cdk.json").read_text())["context"]
 
 
 class ConfigError(ValueError):

@@ -8,7 +8,6 @@ device certificate, so the private key never enters a template, an output, S3 or
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
@@ -18,7 +17,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from infra.config import ConfigError, RainEdgeConfig
+from infra.config import ConfigError, RainEdgeConfig, read_cdk_context
 
 PRIVATE_KEY_FILE = "private.key"
 CSR_FILE = "device.csr"
@@ -83,8 +82,7 @@ def read_csr(secrets_dir: Path, thing_name: str) -> str:
 
 
 def load_project_config(project_root: Path = PROJECT_ROOT) -> RainEdgeConfig:
-    context = json.loads((project_root / "cdk.json").read_text())["context"]
-    return RainEdgeConfig.from_context(context)
+    return RainEdgeConfig.from_context(read_cdk_context(project_root))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,12 +9,11 @@ from constructs import Construct
 
 from infra.artifacts import ARTIFACT_PREFIX, ArtifactStore
 from infra.components import DeviceComponents
-from infra.config import RainEdgeConfig
+from infra.config import APP_TAG, STACK_NAME, RainEdgeConfig
 from infra.deployment import CoreDeployment
 from infra.identity import DeviceIdentity
 from infra.nag import acknowledge, env_placeholders
 
-STACK_NAME = "RainEdge"
 # Construct ids of the singleton helper functions CDK adds at stack level.
 CDK_BUCKET_DEPLOYMENT = "Custom::CDKBucketDeployment"
 CDK_AWS_CUSTOM_RESOURCE = "AWS679f53fac002430cb0da5b7982bd2287"
@@ -25,7 +24,6 @@ BUCKET_DEPLOYMENT_ACTIONS = {
     "DeleteObject*": "remove the model objects when the stack is deleted",
     "Abort*": "abort its own failed multipart uploads",
 }
-APP_TAG = "rainedge:app"
 
 
 class RainEdgeStack(Stack):

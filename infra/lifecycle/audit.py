@@ -10,10 +10,11 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from infra.config import APP_TAG, STACK_NAME
 from infra.greengrass import SHADOW_NAMES
 from infra.lifecycle.aws import AwsClients, call, error_code, exists, paginate
 from infra.lifecycle.outputs import StackOutputs, describe_stack
-from infra.lifecycle.settings import APP_TAG_KEY, STACK_NAME, AppNames
+from infra.lifecycle.settings import AppNames
 
 
 @dataclass(frozen=True)
@@ -142,4 +143,4 @@ def _bucket_tag(clients: AwsClients, bucket: str) -> str | None:
         if error_code(error) in ("NoSuchTagSet", "AccessDenied", "PermanentRedirect", "NoSuchBucket"):
             return None
         raise
-    return next((tag["Value"] for tag in tags if tag["Key"] == APP_TAG_KEY), None)
+    return next((tag["Value"] for tag in tags if tag["Key"] == APP_TAG), None)

@@ -12,11 +12,12 @@ import subprocess
 from pathlib import Path
 from typing import Callable, Sequence
 
+from infra.config import STACK_NAME
 from infra.greengrass import SHADOW_NAMES
 from infra.lifecycle import outputs as stack_outputs
 from infra.lifecycle.audit import AppScope, Leftover, audit, owned_components, owned_deployments, owned_log_groups
 from infra.lifecycle.aws import AwsClients, call, call_unless_gone, delete_if_present, exists, paginate
-from infra.lifecycle.settings import STACK_NAME, AppNames
+from infra.lifecycle.settings import AppNames
 
 CdkRunner = Callable[[Sequence[str]], int]
 

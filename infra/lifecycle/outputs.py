@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from infra.config import STACK_NAME
 from infra.lifecycle.aws import call_unless_gone
-from infra.lifecycle.settings import STACK_NAME
 
 REQUIRED_KEYS = (
     "ThingNames", "ThingGroupName", "RoleAliasName", "TokenExchangeRoleName", "ArtifactBucketName",

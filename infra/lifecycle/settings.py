@@ -4,16 +4,13 @@ names derived from it. The audit finds leftovers by these names, so they must be
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from infra.config import RainEdgeConfig
+from infra.config import RainEdgeConfig, read_cdk_context
 from infra.device_keys import PRIVATE_KEY_FILE, device_dir
 from infra.greengrass import NUCLEUS, PUBLIC_COMPONENT_VERSIONS
 
-STACK_NAME = "RainEdge"
-APP_TAG_KEY = "rainedge:app"
 FUNCTIONS = ("sensor", "shadow-writer", "inference")
 DEFAULT_BOOTSTRAP_QUALIFIER = "hnb659fds"
 
@@ -51,7 +48,7 @@ class AppNames:
 
 
 def load_names(project_root: Path) -> AppNames:
-    context = json.loads((project_root / "cdk.json").read_text())["context"]
+    context = read_cdk_context(project_root)
     return AppNames(
         config=RainEdgeConfig.from_context(context),
         project_root=project_root,

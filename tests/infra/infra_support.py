@@ -14,11 +14,11 @@ os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
 import aws_cdk as cdk  # noqa: E402  (after the environment above)
 
 from infra.app import build_app  # noqa: E402
-from infra.config import RainEdgeConfig  # noqa: E402
+from infra.config import RainEdgeConfig, read_cdk_context  # noqa: E402
 from infra.device_keys import ensure_device_keys  # noqa: E402
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_CONTEXT = json.loads((PROJECT_ROOT / "cdk.json").read_text())["context"]
+DEFAULT_CONTEXT = read_cdk_context(PROJECT_ROOT)
 
 
 def synthesize(out_dir: Path, secrets_dir: Path, **overrides) -> dict:

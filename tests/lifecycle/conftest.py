@@ -21,9 +21,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from moto import mock_aws
 
+from infra.config import APP_TAG, STACK_NAME
 from infra.device_keys import ensure_device_keys, read_csr
 from infra.lifecycle.aws import AwsClients
-from infra.lifecycle.settings import APP_TAG_KEY, STACK_NAME, AppNames, load_names
+from infra.lifecycle.settings import AppNames, load_names
 
 REGION = "eu-west-1"
 ACCOUNT = "123456789012"  # moto's default account
@@ -145,7 +146,7 @@ class FakeCloudFormation:
         bucket = self.bucket
         self.clients.s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
         self.clients.s3.put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": [
-            {"Key": APP_TAG_KEY, "Value": config.name_prefix}]})
+            {"Key": APP_TAG, "Value": config.name_prefix}]})
         self.clients.s3.put_object(Bucket=bucket, Key="models/rain_model-abc.zip", Body=b"model")
         outputs = {
             "ThingNames": ",".join(self.devices),
