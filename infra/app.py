@@ -8,7 +8,7 @@ from pathlib import Path
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 
-from infra.artifacts import ModelArtifactError
+from infra.artifacts import AssetError
 from infra.config import STACK_NAME, ConfigError, RainEdgeConfig
 from infra.device_keys import DeviceKeyError
 from infra.stack import RainEdgeStack
@@ -38,7 +38,7 @@ def main() -> int:
     app = cdk.App()
     try:
         build_app(app)
-    except (ConfigError, DeviceKeyError, ModelArtifactError) as error:
+    except (ConfigError, DeviceKeyError, AssetError) as error:
         print(f"rainedge: {error}", file=sys.stderr)
         return 1
     app.synth()
