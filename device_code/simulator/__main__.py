@@ -18,7 +18,7 @@ from pathlib import Path
 from device_code.config import ConfigError
 from infra.synthesized import SynthesizedStack, TemplateError
 
-from .cloud import MotoCloud
+from .cloud import CloudUnavailable, MotoCloud
 from .core import SimulatedCore
 from .replay import load_test_period, select_window
 from .simulation import EdgeSimulation, SimulationSettings, Step
@@ -50,12 +50,35 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--step-seconds", type=float, default=0.25,
                         help="wall-clock seconds per replayed hour (default 0.25)")
     parser.add_argument("--plot", type=Path, default=DEFAULT_PLOT, help=f"PNG to write (default {DEFAULT_PLOT})")
+    parser.add_argument("--moto-port", type=int, default=0,
+                        help="port of the moto server on 127.0.0.1 (default: any free port)")
     args = parser.parse_args(argv)
     if args.steps < 2:
         parser.error("--steps must be at least 2")
     if not 0.01 <= args.step_seconds <= 60:
         parser.error("--step-seconds must be within [0.01, 60]")
+    if not 0 <= args.moto_port <= 65535:
+        parser.error("--moto-port must be within [0, 65535]")
+    problem = unwritable(args.plot)
+    if problem:
+        parser.error(f"--plot {args.plot}: {problem}")
     return args
+
+
+def unwritable(plot: Path) -> str | None:
+    """Why the PNG cannot be written there (checked before the run, not after it), or None."""
+    if plot.suffix.lower() != ".png":
+        return "name a .png file"
+    try:
+        plot.parent.mkdir(parents=True, exist_ok=True)
+        existed = plot.exists()
+        with plot.open("ab"):
+            pass
+        if not existed:
+            plot.unlink()
+    except OSError as error:
+        return f"cannot be written ({error.strerror}: {error.filename}): pick another path"
+    return None
 
 
 def progress_line(step: Step) -> str:
@@ -142,7 +165,11 @@ def main(argv: list[str] | None = None) -> int:
           f"model {model_dir}")
     print(f"deployment: {', '.join(core.components)} from {args.cdk_out}, as core {core.thing_name}; "
           f"simulator sets {', '.join(sorted(settings.overrides()))}")
-    with MotoCloud() as cloud:
+    try:
+        cloud = MotoCloud(args.moto_port).start()
+    except CloudUnavailable as error:
+        raise SystemExit(f"simulator: {error}: pick another --moto-port or leave it out") from None
+    try:
         cloud.create_thing(core.thing_name)
         print(f"cloud: moto server at {cloud.endpoint}")
         sim = EdgeSimulation(window, settings, core, cloud.client("iot-data"))
@@ -167,10 +194,15 @@ def main(argv: list[str] | None = None) -> int:
         matches = {name: synced and name not in refused and sim.local_reported(name) is not None
                    and cloud.reported(core.thing_name, name) == sim.local_reported(name)
                    for name in sim.synced_shadows}
+    finally:
+        cloud.stop()
     print()
     for line in summary(sim, matches, wall_s):
         print(line)
-    write_plot(sim, args.plot)
+    try:
+        write_plot(sim, args.plot)
+    except OSError as error:
+        raise SystemExit(f"simulator: could not write the plot {args.plot}: {error.strerror}") from None
     print(f"plot: {args.plot}")
     healthy = matches and all(matches.values()) and not core.refusals() and not sim.unheard_topics()
     return 0 if healthy and sim.predicted_steps() == len(sim.steps) else 1
