@@ -35,6 +35,13 @@ def resolve_model_dir(path: Path) -> Path:
                      "run `make train` (`make demo` does it for you)")
 
 
+def utc_time(text: str) -> datetime:
+    try:
+        return datetime.fromisoformat(text).replace(tzinfo=timezone.utc)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is no ISO-8601 time such as 2013-11-01T00:00") from None
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m device_code.simulator", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -43,7 +50,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="the synthesized cloud assembly to run (default cdk.out, written by `make synth`)")
     parser.add_argument("--thing", help="the core device to simulate (default: the template's first)")
     parser.add_argument("--origin", default="JFK", help="airport whose observations are replayed (EWR, JFK, LGA)")
-    parser.add_argument("--start", type=lambda s: datetime.fromisoformat(s).replace(tzinfo=timezone.utc),
+    parser.add_argument("--start", type=utc_time,
                         help="first replayed hour, e.g. 2013-11-01T00:00 (default: the test-period window "
                              "with the most rain onsets)")
     parser.add_argument("--steps", type=int, default=96, help="replayed hours = readings (default 96)")
@@ -160,6 +167,9 @@ def main(argv: list[str] | None = None) -> int:
         window = select_window(load_test_period(args.origin), args.start, args.steps)
     except (TemplateError, ValueError) as error:
         raise SystemExit(f"simulator: {error}") from None
+    except OSError as error:
+        raise SystemExit(f"simulator: cannot read {error.filename} ({error.strerror}): point --cdk-out at the "
+                         "folder `make synth` writes (cdk.out)") from None
     settings = SimulationSettings(model_dir, args.step_seconds)
     print(f"rainedge simulator: {args.steps} hours at {args.origin}, {args.step_seconds} s per hour; "
           f"model {model_dir}")

@@ -78,3 +78,21 @@ def test_a_writable_plot_path_is_left_as_it_was(tmp_path):
     with pytest.raises(SystemExit, match="run `make train`"):  # the next check, after the plot's
         main(["--model", str(tmp_path / "no-model"), "--plot", str(plot)])
     assert not plot.exists()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--start", "yesterday"], "argument --start: 'yesterday' is no ISO-8601 time such as 2013-11-01T00:00"),
+    (["--moto-port", "70000"], "--moto-port must be within [0, 65535]"),
+])
+def test_bad_options_are_one_line_errors(argv, message, capsys):
+    with pytest.raises(SystemExit):
+        main(argv)
+    assert message in capsys.readouterr().err
+
+
+def test_a_cloud_assembly_path_that_is_a_file_says_where_to_point(trained_model_dir, tmp_path):
+    (tmp_path / "cdk.out").write_text("")
+    with pytest.raises(SystemExit, match=r"cannot read .*cdk.out/RainEdge.template.json \(Not a directory\): "
+                                         r"point --cdk-out at the folder `make synth` writes"):
+        main(["--model", str(trained_model_dir), "--cdk-out", str(tmp_path / "cdk.out"), "--plot",
+              str(tmp_path / "demo.png")])
