@@ -62,13 +62,20 @@ _TRUE_WORDS = ("true", "on", "yes", "1")
 _FALSE_WORDS = ("false", "off", "no", "0")
 
 
-def read_cdk_context(project_root: Path) -> dict[str, Any]:
-    """The "context" of the project's cdk.json: the configuration defaults."""
-    return json.loads((project_root / "cdk.json").read_text())["context"]
-
-
 class ConfigError(ValueError):
     """A context value is missing, malformed or out of range; the message names the key."""
+
+
+def read_cdk_context(project_root: Path) -> dict[str, Any]:
+    """The "context" of the project's cdk.json: the configuration defaults."""
+    path = project_root / "cdk.json"
+    try:
+        context = json.loads(path.read_text())["context"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        context = error
+    if not isinstance(context, dict):
+        raise ConfigError(f"{path} holds no \"context\" object ({shown(context)}): restore it (git checkout cdk.json)")
+    return context
 
 
 @dataclass(frozen=True)

@@ -189,6 +189,11 @@ def main(argv: list[str] | None = None, project_root: Path = PROJECT_ROOT) -> in
     for thing_name in config.devices:
         try:
             created = ensure_device_keys(secrets_dir, thing_name)
+        except OSError as error:
+            print(f"{thing_name}: cannot write {error.filename} ({error.strerror}): secretsDir "
+                  f"{config.secrets_dir} must be a folder you can write", file=sys.stderr)
+            problems += 1
+            continue
         except DeviceKeyError as error:
             print(f"{thing_name}: {error}", file=sys.stderr)
             problems += 1
