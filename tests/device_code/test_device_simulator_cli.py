@@ -80,16 +80,6 @@ def test_a_writable_plot_path_is_left_as_it_was(tmp_path):
     assert not plot.exists()
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--start", "yesterday"], "argument --start: 'yesterday' is no ISO-8601 time such as 2013-11-01T00:00"),
-    (["--moto-port", "70000"], "--moto-port must be within [0, 65535]"),
-])
-def test_bad_options_are_one_line_errors(argv, message, capsys):
-    with pytest.raises(SystemExit):
-        main(argv)
-    assert message in capsys.readouterr().err
-
-
 def test_a_cloud_assembly_path_that_is_a_file_says_where_to_point(trained_model_dir, tmp_path):
     (tmp_path / "cdk.out").write_text("")
     with pytest.raises(SystemExit, match=r"cannot read .*cdk.out/RainEdge.template.json \(Not a directory\): "
