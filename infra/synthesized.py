@@ -161,6 +161,15 @@ class SynthesizedStack:
         (properties,) = templates.values()
         return properties["TemplateName"], json.loads(resolve(properties["TemplateBody"], pseudo))
 
+    def pre_provisioning_hook_settings(self) -> tuple[str, str]:
+        """(serial number pattern, name prefix) the provisioning template's hook function runs with."""
+        (properties,) = self.of_type("AWS::IoT::ProvisioningTemplate").values() or [{}]
+        target = properties.get("PreProvisioningHook", {}).get("TargetArn", {}).get("Fn::GetAtt", [""])[0]
+        if target not in self.resources:
+            raise TemplateError("the fleet provisioning template has no pre-provisioning hook function")
+        variables = self.resources[target]["Properties"]["Environment"]["Variables"]
+        return variables["SERIAL_NUMBER_PATTERN"], variables["NAME_PREFIX"]
+
     def provisioned_thing(self, parameters: Mapping[str, str], pseudo: Pseudo) -> ProvisionedThing:
         """What the provisioning template creates for a device that sends `parameters`."""
         _, body = self.provisioning_template(pseudo)

@@ -12,6 +12,8 @@ import os
 import re
 from typing import Any, Callable
 
+# The provisioning template's parameter the device fills from its serial number (infra/fleet.py).
+SERIAL_PARAMETER = "SerialNumber"
 # Thing names this app uses: 1-64 of these characters (a thing name is the certificate request's
 # common name, at most 64 characters; ':' would break topics and policy names).
 THING_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -25,7 +27,7 @@ def thing_name(name_prefix: str, serial_number: str) -> str:
 def decide(parameters: Any, serial_pattern: str, name_prefix: str,
            thing_exists: Callable[[str], bool]) -> tuple[bool, str]:
     """(allow, reason) for the template parameters a device sent."""
-    serial = parameters.get("SerialNumber") if isinstance(parameters, dict) else None
+    serial = parameters.get(SERIAL_PARAMETER) if isinstance(parameters, dict) else None
     if not isinstance(serial, str) or not re.fullmatch(serial_pattern, serial):
         return False, f"SerialNumber {serial!r} does not match {serial_pattern}"
     name = thing_name(name_prefix, serial)
