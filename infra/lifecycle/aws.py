@@ -24,6 +24,10 @@ GONE_CODES = frozenset({
 })
 
 
+class LifecycleError(Exception):
+    """A problem the user fixes (bad input, missing set-up, a refusal): one line, exit 2."""
+
+
 def error_code(error: ClientError) -> str:
     return error.response.get("Error", {}).get("Code", "")
 

@@ -1,68 +1,73 @@
 """destroy: remove what CloudFormation cannot, `cdk destroy`, sweep, then audit.
 
+It acts only on what scope.py proves is this app's, and refuses before changing anything when the
+stack named RainEdge here is not the app's or the saved outputs belong to another region.
 Order matters: the outputs are read (and saved) first because they vanish with the stack;
 attachments made outside the template are undone before `cdk destroy` because they make the
-certificate and thing-group deletes fail; shadows and core-device records are removed after it
+certificate and thing deletes fail; shadows and core-device records are removed after it
 too, because a still-running device can re-create them until its certificate is gone.
 Every step treats "already gone" as done, so re-running after a partial failure finishes the job.
 """
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 from typing import Callable, Sequence
 
-from infra.config import STACK_NAME
+from infra.config import APP_TAG, STACK_NAME
 from infra.greengrass import SHADOW_NAMES
 from infra.lifecycle import outputs as stack_outputs
-from infra.lifecycle.audit import AppScope, Leftover, audit, owned_components, owned_deployments, owned_log_groups
+from infra.lifecycle.audit import Leftover, audit, owned_components, owned_deployments, owned_log_groups
 from infra.lifecycle.aws import AwsClients, call, call_unless_gone, delete_if_present, exists, paginate
+from infra.lifecycle.scope import AppScope, Refusal, app_scope, find_app_stack, group_members
 from infra.lifecycle.settings import AppNames
 
 CdkRunner = Callable[[Sequence[str]], int]
 
 
-def run_cdk_destroy(cdk: str) -> CdkRunner:
+def run_cdk(cdk: str, region: str) -> CdkRunner:
+    """The CDK CLI, pinned to the region the ownership checks ran in."""
     def run(args: Sequence[str]) -> int:
-        return subprocess.run([cdk, *args], check=False).returncode
+        # The CDK CLI takes its region from AWS_REGION, else AWS_DEFAULT_REGION, else the profile.
+        env = {**os.environ, "AWS_REGION": region, "AWS_DEFAULT_REGION": region}
+        return subprocess.run([cdk, *args], check=False, env=env).returncode
     return run
 
 
 def detach_outside_attachments(clients: AwsClients, scope: AppScope, echo: Callable[[str], None]) -> None:
-    """Undo thing-group memberships and certificate attachments the template did not make."""
-    iot = clients.iot
-    ours = set(scope.thing_names)
-    group = scope.names.config.thing_group_name
-    members = (paginate(iot.list_things_in_thing_group, "things", thingGroupName=group)
-               if exists(iot.describe_thing_group, thingGroupName=group) else [])
-    for member in members:
-        if member not in ours:
-            call(iot.remove_thing_from_thing_group, thingGroupName=group, thingName=member)
-            echo(f"removed {member} from thing group {group}")
-    for thing in scope.thing_names:
-        for other in _groups_of(clients, thing):
-            if other != group:
-                call(iot.remove_thing_from_thing_group, thingGroupName=other, thingName=thing)
-                echo(f"removed {thing} from thing group {other}")
-    if scope.outputs is None:
+    """Undo attachments the template did not make, on the app's own group, certificates and things:
+    others' things leave the app's group; others' things, policies and certificates are detached
+    from the app's certificates and things. Nothing else about them changes."""
+    outputs = scope.outputs
+    if outputs is None:
         return
-    for device in scope.outputs.devices:
+    iot = clients.iot
+    for member in group_members(clients, outputs.thing_group_name):
+        if member not in scope.things:
+            call(iot.remove_thing_from_thing_group, thingGroupName=outputs.thing_group_name, thingName=member)
+            echo(f"removed {member} from thing group {outputs.thing_group_name}")
+    for device in outputs.devices:
         cert_arn = _certificate_arn(clients, device.certificate_id)
-        if cert_arn is None:
-            continue
-        for thing in paginate(iot.list_principal_things, "things", principal=cert_arn):
-            if thing != device.thing_name:
-                call(iot.detach_thing_principal, thingName=thing, principal=cert_arn)
-                echo(f"detached thing {thing} from certificate {device.certificate_id}")
-        for policy in paginate(iot.list_attached_policies, "policies", token=("marker", "nextMarker"),
-                               target=cert_arn):
-            if policy["policyName"] != scope.outputs.iot_policy_name:
-                call(iot.detach_policy, policyName=policy["policyName"], target=cert_arn)
-                echo(f"detached policy {policy['policyName']} from certificate {device.certificate_id}")
+        if cert_arn is not None:
+            for thing in paginate(iot.list_principal_things, "things", principal=cert_arn):
+                if thing != device.thing_name:
+                    call(iot.detach_thing_principal, thingName=thing, principal=cert_arn)
+                    echo(f"detached thing {thing} from certificate {device.certificate_id}")
+            for policy in paginate(iot.list_attached_policies, "policies", token=("marker", "nextMarker"),
+                                   target=cert_arn):
+                if policy["policyName"] != device.policy_name:
+                    call(iot.detach_policy, policyName=policy["policyName"], target=cert_arn)
+                    echo(f"detached policy {policy['policyName']} from certificate {device.certificate_id}")
+        if exists(iot.describe_thing, thingName=device.thing_name):
+            for principal in paginate(iot.list_thing_principals, "principals", thingName=device.thing_name):
+                if principal != cert_arn:
+                    call(iot.detach_thing_principal, thingName=device.thing_name, principal=principal)
+                    echo(f"detached {principal} from thing {device.thing_name}")
 
 
 def delete_shadows_and_core_devices(clients: AwsClients, scope: AppScope, echo: Callable[[str], None]) -> None:
-    for thing in scope.thing_names:
+    for thing in scope.things:
         for shadow in SHADOW_NAMES:
             if delete_if_present(clients.iot_data.delete_thing_shadow, thingName=thing, shadowName=shadow):
                 echo(f"deleted shadow {thing}/{shadow}")
@@ -92,19 +97,20 @@ def sweep_after_stack(clients: AwsClients, scope: AppScope, echo: Callable[[str]
 def destroy(clients: AwsClients, names: AppNames, state_file: Path, cdk: CdkRunner,
             echo: Callable[[str], None] = print) -> list[Leftover]:
     """Tear everything down; returns what the final audit still finds (empty = clean)."""
-    stack = stack_outputs.describe_stack(clients.cloudformation)
-    live = stack_outputs.raw_outputs(stack) if stack else {}
-    if live:
-        stack_outputs.save(live, state_file)
+    app = find_app_stack(clients, names, state_file)
+    if app.foreign:
+        raise Refusal(f"{app.foreign}: it is not this app's, so destroy leaves it alone; nothing was changed")
+    if app.live:
+        stack_outputs.save(app.live, state_file)
         echo(f"saved the stack outputs to {state_file} (a re-run after a failure reads them)")
-    scope = AppScope(names, stack_outputs.load(state_file))
+    scope = app_scope(clients, names, app, echo)
     if scope.outputs is None:
-        echo("no stack outputs (live or saved): cleaning up and auditing by the configured names only")
+        echo(f"no stack outputs (live or saved): cleaning up after the things carrying {APP_TAG}={scope.name_prefix} only")
 
     detach_outside_attachments(clients, scope, echo)
     delete_shadows_and_core_devices(clients, scope, echo)
-    if stack is not None:
-        echo(f"running cdk destroy {STACK_NAME}")
+    if app.stack is not None:
+        echo(f"running cdk destroy {STACK_NAME} in {clients.region}")
         code = cdk(["destroy", "--force", STACK_NAME])
         if code != 0:
             echo(f"cdk destroy exited {code}; fix the cause and run `make destroy` again")
@@ -112,16 +118,10 @@ def destroy(clients: AwsClients, names: AppNames, state_file: Path, cdk: CdkRunn
         sweep_after_stack(clients, scope, echo)
 
     leftovers = audit(clients, scope)
-    if not leftovers:
-        state_file.unlink(missing_ok=True)
+    if not leftovers and state_file.exists():
+        state_file.unlink()
+        echo(f"removed {state_file}: the audit in {clients.region} found nothing left")
     return leftovers
-
-
-def _groups_of(clients: AwsClients, thing: str) -> list[str]:
-    if not exists(clients.iot.describe_thing, thingName=thing):
-        return []
-    return [group["groupName"]
-            for group in paginate(clients.iot.list_thing_groups_for_thing, "thingGroups", thingName=thing)]
 
 
 def _certificate_arn(clients: AwsClients, certificate_id: str) -> str | None:

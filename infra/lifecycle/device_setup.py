@@ -18,7 +18,7 @@ from typing import Callable
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from infra.lifecycle.aws import AwsClients, call
+from infra.lifecycle.aws import AwsClients, LifecycleError, call
 from infra.lifecycle.outputs import Device, StackOutputs
 from infra.lifecycle.settings import AppNames
 
@@ -27,7 +27,7 @@ RUN_AS = "ggc_user:ggc_group"
 CERT_FILE, KEY_FILE, ROOT_CA_FILE = "device.pem.crt", "private.pem.key", "AmazonRootCA1.pem"
 
 
-class DeviceSetupError(Exception):
+class DeviceSetupError(LifecycleError):
     """A bundle cannot be written (missing key, key/certificate mismatch, inactive certificate)."""
 
 

@@ -11,27 +11,31 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from infra.config import STACK_NAME
-from infra.lifecycle.aws import call_unless_gone
+from infra.config import APP_TAG, STACK_NAME
+from infra.lifecycle.aws import LifecycleError, call_unless_gone
 
 REQUIRED_KEYS = (
-    "ThingNames", "ThingGroupName", "RoleAliasName", "TokenExchangeRoleName", "ArtifactBucketName",
-    "Region", "DeploymentId", "ComponentNames", "IotPolicyName", "Devices",
+    "NamePrefix", "ComponentPrefix", "ThingNames", "ThingGroupName", "RoleAliasName", "TokenExchangeRoleName",
+    "ArtifactBucketName", "Region", "DeploymentId", "ComponentNames", "FunctionNames", "Devices",
 )
+DEVICE_KEYS = ("thingName", "certificateId", "policyName")
 
 
-class OutputsError(Exception):
-    """The stack is missing, or its outputs do not follow the contract."""
+class OutputsError(LifecycleError):
+    """The stack is missing, or its outputs (live or saved) do not follow the contract."""
 
 
 @dataclass(frozen=True)
 class Device:
     thing_name: str
     certificate_id: str
+    policy_name: str
 
 
 @dataclass(frozen=True)
 class StackOutputs:
+    name_prefix: str
+    component_prefix: str
     thing_names: tuple[str, ...]
     thing_group_name: str
     role_alias_name: str
@@ -40,7 +44,7 @@ class StackOutputs:
     region: str
     deployment_id: str
     component_names: tuple[str, ...]
-    iot_policy_name: str
+    function_names: tuple[str, ...]
     devices: tuple[Device, ...]
 
 
@@ -50,6 +54,8 @@ def parse_outputs(outputs: dict[str, str]) -> StackOutputs:
         raise OutputsError(f"stack {STACK_NAME} lacks the outputs {', '.join(missing)} "
                            f"(expected keys: {', '.join(REQUIRED_KEYS)})")
     return StackOutputs(
+        name_prefix=outputs["NamePrefix"],
+        component_prefix=outputs["ComponentPrefix"],
         thing_names=_split(outputs["ThingNames"]),
         thing_group_name=outputs["ThingGroupName"],
         role_alias_name=outputs["RoleAliasName"],
@@ -58,7 +64,7 @@ def parse_outputs(outputs: dict[str, str]) -> StackOutputs:
         region=outputs["Region"],
         deployment_id=outputs["DeploymentId"],
         component_names=_split(outputs["ComponentNames"]),
-        iot_policy_name=outputs["IotPolicyName"],
+        function_names=_split(outputs["FunctionNames"]),
         devices=_parse_devices(outputs["Devices"]),
     )
 
@@ -70,19 +76,14 @@ def describe_stack(cloudformation: Any) -> dict[str, Any] | None:
     return stacks[0] if stacks and stacks[0]["StackStatus"] != "DELETE_COMPLETE" else None
 
 
+def app_tag(stack: dict[str, Any]) -> str | None:
+    """The value of the stack's rainedge:app tag (the namePrefix it was deployed with), if any."""
+    return next((tag["Value"] for tag in stack.get("Tags", []) if tag["Key"] == APP_TAG), None)
+
+
 def raw_outputs(stack: dict[str, Any]) -> dict[str, str]:
     """The stack's outputs as key -> value; empty while it has none (a create that rolled back)."""
     return {item["OutputKey"]: item["OutputValue"] for item in stack.get("Outputs", [])}
-
-
-def read_stack_outputs(cloudformation: Any) -> StackOutputs:
-    """The deployed stack's outputs, for commands that need a deployed stack."""
-    stack = describe_stack(cloudformation)
-    raw = raw_outputs(stack) if stack else {}
-    if not raw:
-        raise OutputsError(f"stack {STACK_NAME} is not deployed in this account/region "
-                           "(or has no outputs): run `make deploy` first")
-    return parse_outputs(raw)
 
 
 def save(raw: dict[str, str], path: Path) -> None:
@@ -108,8 +109,11 @@ def _split(value: str) -> tuple[str, ...]:
 def _parse_devices(value: str) -> tuple[Device, ...]:
     try:
         raw = json.loads(value)
-        return tuple(Device(thing_name=item["thingName"], certificate_id=item["certificateId"]) for item in raw)
-    except (ValueError, TypeError, KeyError) as error:
-        raise OutputsError(
-            'output Devices must be a JSON list of {"thingName", "certificateId"} objects, '
-            f"got {value[:80]!r}") from error
+    except ValueError:
+        raw = None
+    if not isinstance(raw, list) or not all(
+            isinstance(item, dict) and all(isinstance(item.get(key), str) for key in DEVICE_KEYS) for item in raw):
+        raise OutputsError('output Devices must be a JSON list of {"thingName", "certificateId", "policyName"} '
+                           f"strings, got {value[:80]!r}")
+    return tuple(Device(thing_name=item["thingName"], certificate_id=item["certificateId"],
+                        policy_name=item["policyName"]) for item in raw)
