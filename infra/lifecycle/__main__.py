@@ -2,16 +2,14 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
-import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from infra.config import ConfigError
 from infra.lifecycle.audit import audit
-from infra.lifecycle.aws import AwsClients, LifecycleError
+from infra.lifecycle.aws import AwsClients, LifecycleError, require_region, session_from_environment
 from infra.lifecycle.destroy import destroy, run_cdk
 from infra.lifecycle.device_setup import run_device_setup
 from infra.lifecycle.preflight import preflight
@@ -44,9 +42,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None, clients: AwsClients | None = None) -> int:
     args = parse_args(argv)
     root = args.project_root
-    # The CDK CLI honours AWS_REGION; boto3 reads only AWS_DEFAULT_REGION and the profile.
-    clients = clients or AwsClients(boto3.session.Session(region_name=os.environ.get("AWS_REGION")))
     try:
+        clients = clients or AwsClients(session_from_environment())
+        require_region(clients.region)
         names = load_names(root)
         if args.command == "preflight":
             problems = preflight(clients, names.model_zip, names.bootstrap_qualifier, args.cdk)

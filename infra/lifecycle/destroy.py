@@ -11,6 +11,7 @@ Every step treats "already gone" as done, so re-running after a partial failure 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Callable, Sequence
@@ -19,7 +20,7 @@ from infra.config import APP_TAG, STACK_NAME
 from infra.greengrass import SHADOW_NAMES
 from infra.lifecycle import outputs as stack_outputs
 from infra.lifecycle.audit import Leftover, audit, owned_components, owned_deployments, owned_log_groups
-from infra.lifecycle.aws import AwsClients, call, call_unless_gone, delete_if_present, exists, paginate
+from infra.lifecycle.aws import AwsClients, LifecycleError, call, call_unless_gone, delete_if_present, exists, paginate
 from infra.lifecycle.scope import AppScope, Refusal, app_scope, find_app_stack, group_members
 from infra.lifecycle.settings import AppNames
 
@@ -28,10 +29,18 @@ CdkRunner = Callable[[Sequence[str]], int]
 
 def run_cdk(cdk: str, region: str) -> CdkRunner:
     """The CDK CLI, pinned to the region the ownership checks ran in."""
+    executable = shutil.which(cdk)
+    if executable is None:
+        raise LifecycleError(f"--cdk {cdk}: no such executable; run `make setup` to install the CDK CLI "
+                             "into node_modules/.bin, or pass the path of yours")
+
     def run(args: Sequence[str]) -> int:
         # The CDK CLI takes its region from AWS_REGION, else AWS_DEFAULT_REGION, else the profile.
         env = {**os.environ, "AWS_REGION": region, "AWS_DEFAULT_REGION": region}
-        return subprocess.run([cdk, *args], check=False, env=env).returncode
+        try:
+            return subprocess.run([executable, *args], check=False, env=env).returncode
+        except OSError as error:
+            raise LifecycleError(f"cannot run {executable} ({error.strerror}): pass a working CDK CLI with --cdk") from None
     return run
 
 

@@ -48,7 +48,9 @@ class StackOutputs:
     devices: tuple[Device, ...]
 
 
-def parse_outputs(outputs: dict[str, str]) -> StackOutputs:
+def parse_outputs(outputs: Any) -> StackOutputs:
+    if not isinstance(outputs, dict) or not all(isinstance(value, str) for value in outputs.values()):
+        raise OutputsError(f"the outputs of stack {STACK_NAME} must map each key to a string")
     missing = [key for key in REQUIRED_KEYS if key not in outputs]
     if missing:
         raise OutputsError(f"stack {STACK_NAME} lacks the outputs {', '.join(missing)} "
@@ -93,13 +95,23 @@ def save(raw: dict[str, str], path: Path) -> None:
 
 def load(path: Path) -> StackOutputs | None:
     """Outputs saved by `cdk deploy --outputs-file` or by an earlier destroy; None if absent."""
-    if not path.is_file():
+    if not path.exists():
         return None
+    fix = f"fix or remove {path}, then run again"
     try:
-        raw = json.loads(path.read_text())[STACK_NAME]
-    except (ValueError, KeyError) as error:
-        raise OutputsError(f"{path} is not a `cdk deploy --outputs-file` file with a {STACK_NAME} entry") from error
-    return parse_outputs(raw)
+        document = json.loads(path.read_bytes())
+    except IsADirectoryError:
+        raise OutputsError(f"{path} is a folder, not the saved stack outputs: {fix}") from None
+    except OSError as error:
+        raise OutputsError(f"cannot read {path} ({error.strerror}): {fix}") from None
+    except ValueError:
+        raise OutputsError(f"{path} is not JSON: {fix}") from None
+    if not isinstance(document, dict) or not isinstance(document.get(STACK_NAME), dict):
+        raise OutputsError(f"{path} is not a `cdk deploy --outputs-file` file with a {STACK_NAME} entry: {fix}")
+    try:
+        return parse_outputs(document[STACK_NAME])
+    except OutputsError as error:
+        raise OutputsError(f"{path}: {error}; {fix}") from None
 
 
 def _split(value: str) -> tuple[str, ...]:

@@ -9,14 +9,16 @@ import io
 import json
 import re
 import shutil
+import socket
 import sys
 import uuid
 import zipfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from graphlib import TopologicalSorter
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import boto3
 import pytest
@@ -558,3 +560,10 @@ def write_fake_cdk(folder: Path, record: Path) -> Path:
     script.chmod(0o755)
     return script
 
+
+@contextmanager
+def unreadable_file(path: Path) -> Iterator[Path]:
+    """A path that exists but cannot be read, even by root: a Unix socket (open() fails with ENXIO)."""
+    with socket.socket(socket.AF_UNIX) as server:
+        server.bind(str(path))
+        yield path

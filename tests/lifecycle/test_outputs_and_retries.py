@@ -11,6 +11,7 @@ from infra.lifecycle.aws import call, delete_if_present, paginate
 from infra.lifecycle.outputs import REQUIRED_KEYS, OutputsError, describe_stack, load, parse_outputs, save
 
 from .conftest import EXAMPLE_OUTPUTS as RAW
+from .conftest import unreadable_file
 
 
 def client_error(code: str) -> ClientError:
@@ -49,9 +50,29 @@ def test_saved_outputs_use_the_cdk_outputs_file_format(tmp_path):
     assert load(path) == parse_outputs(RAW)
     assert load(tmp_path / "absent.json") is None
 
-    path.write_text('{"OtherStack": {}}')
-    with pytest.raises(OutputsError, match="RainEdge entry"):
+
+
+@pytest.mark.parametrize("content, problem", [
+    ("[]", "with a RainEdge entry"), ("null", "with a RainEdge entry"), ('{"OtherStack": {}}', "with a RainEdge entry"),
+    ('{"RainEdge": []}', "with a RainEdge entry"), ("{not json", "is not JSON"), ("\udcff", "is not JSON"),
+    ('{"RainEdge": {"NamePrefix": 7}}', "must map each key to a string"), ('{"RainEdge": {}}', "lacks the outputs"),
+])
+def test_a_broken_saved_outputs_file_is_named_with_the_fix(tmp_path, content, problem):
+    path = tmp_path / "stack-outputs.json"
+    path.write_bytes(content.encode("utf-8", "surrogateescape"))
+    with pytest.raises(OutputsError, match=problem) as raised:
         load(path)
+    assert str(path) in str(raised.value) and f"fix or remove {path}" in str(raised.value)
+
+
+def test_a_folder_or_unreadable_saved_outputs_file_is_named(tmp_path):
+    folder = tmp_path / "stack-outputs.json"
+    folder.mkdir()
+    with pytest.raises(OutputsError, match="is a folder"):
+        load(folder)
+    with unreadable_file(tmp_path / "unreadable.json") as unreadable:
+        with pytest.raises(OutputsError, match=f"cannot read {unreadable} .*: fix or remove"):
+            load(unreadable)
 
 
 def test_missing_stack_is_none(session):
