@@ -16,6 +16,9 @@ from typing import Any, Mapping
 # Shared by the stack and the lifecycle tools (which find the app's resources by them).
 STACK_NAME = "RainEdge"
 APP_TAG = "rainedge:app"
+# The default user and group of Greengrass components: the installer creates them
+# (--component-default-user, see infra/lifecycle/device_setup.py).
+DEFAULT_POSIX_USER, DEFAULT_POSIX_GROUP = "ggc_user", "ggc_group"
 
 # Lambda runtimes a Raspberry Pi OS can provide (bookworm ships 3.11, trixie 3.13) and that
 # both AWS Lambda and Greengrass's Lambda launcher accept.
@@ -24,9 +27,11 @@ SYNC_DIRECTIONS = ("betweenDeviceAndCloud", "deviceToCloud", "cloudToDevice")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 BME680_I2C_ADDRESSES = (0x76, 0x77)
 
-# IoT thing names: 1-128 of [a-zA-Z0-9:_-]; we also forbid ':' because the name is used in
-# MQTT topics and ARNs.
-_THING_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,128}$")
+# IoT thing names are 1-128 of [a-zA-Z0-9:_-] (CreateThing); ':' is refused because the name goes
+# into MQTT topics, ARNs and policy names, and at most 64 because it is the common name of the
+# device's certificate request (X.509 upper bound ub-common-name, RFC 5280).
+MAX_THING_NAME = 64
+_THING_NAME = re.compile(rf"^[a-zA-Z0-9_-]{{1,{MAX_THING_NAME}}}$")
 # Prefix of IAM/IoT/Lambda resource names: short enough for "<prefix>-tes-role-alias" and
 # the Lambda name limit of 64.
 _NAME_PREFIX = re.compile(r"^[a-z][a-z0-9-]{0,29}$")
@@ -69,9 +74,9 @@ class RainEdgeConfig:
     def thing_group_name(self) -> str:
         return f"{self.name_prefix}-cores"
 
-    @property
-    def iot_policy_name(self) -> str:
-        return f"{self.name_prefix}-core-policy"
+    def device_policy_name(self, thing_name: str) -> str:
+        """Each core device has its own IoT policy (see infra/identity.py)."""
+        return f"{self.name_prefix}-device-{thing_name}"
 
     @property
     def role_alias_name(self) -> str:
@@ -197,7 +202,8 @@ def _devices(key: str, raw: Any) -> tuple[str, ...]:
     for name in raw:
         if not isinstance(name, str) or not _THING_NAME.fullmatch(name):
             raise ConfigError(
-                f"{key} entries must be thing names of 1-128 characters from a-z A-Z 0-9 _ -; got {name!r}"
+                f"{key} entries must be thing names of 1-{MAX_THING_NAME} characters from a-z A-Z 0-9 _ -; "
+                f"got {name!r}"
             )
     if len(set(raw)) != len(raw):
         raise ConfigError(f"{key} must not repeat a thing name; got {list(raw)!r}")

@@ -7,6 +7,7 @@ from pathlib import Path
 from aws_cdk import CfnOutput, Stack, Tags
 from constructs import Construct
 
+from device_code.functions import FUNCTIONS
 from infra.artifacts import ARTIFACT_PREFIX, ArtifactStore
 from infra.components import DeviceComponents
 from infra.config import APP_TAG, STACK_NAME, RainEdgeConfig
@@ -71,10 +72,16 @@ class RainEdgeStack(Stack):
             "Region": self.region,
             "DeploymentId": deployment.resource.attr_deployment_id,
             "ComponentNames": ",".join(component.name for component in components.all),
-            "IotPolicyName": config.iot_policy_name,
+            "FunctionNames": ",".join(config.function_name(function.name) for function in FUNCTIONS),
+            "NamePrefix": config.name_prefix,
+            "ComponentPrefix": config.component_prefix,
             "Devices": self.to_json_string(
                 [
-                    {"thingName": device.thing_name, "certificateId": device.certificate.attr_id}
+                    {
+                        "thingName": device.thing_name,
+                        "certificateId": device.certificate.attr_id,
+                        "policyName": device.policy_name,
+                    }
                     for device in identity.devices
                 ]
             ),

@@ -10,7 +10,6 @@ import json
 import re
 import shutil
 import socket
-import sys
 import uuid
 import zipfile
 from contextlib import contextmanager
@@ -31,13 +30,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from moto import mock_aws
 
-from infra.config import APP_TAG, STACK_NAME, RainEdgeConfig
+from infra.config import STACK_NAME
 from infra.lifecycle.aws import AwsClients
 from infra.lifecycle.settings import AppNames, load_names
-
-# tests/infra is not a package: pytest puts it on sys.path for its own tests only.
-sys.path.append(str(Path(__file__).resolve().parents[1] / "infra"))
-from infra_support import DEFAULT_CONTEXT, resources_of, synthesize  # noqa: E402
+from infra_support import synthesize
 
 REGION = "eu-west-1"
 OTHER_REGION = "us-east-1"
@@ -63,68 +59,30 @@ def sign_csr(csr_pem: bytes) -> str:
 class SynthesizedApp:
     """The RainEdge template and stack tags of one configuration, and the keys its CSRs came from."""
 
-    context: dict[str, Any]
     template: dict[str, Any]
     stack_tags: dict[str, str]
     secrets_dir: Path
 
 
-def synthesize_app(folder: Path, **overrides: Any) -> SynthesizedApp:
-    template = synthesize(folder / "cdk.out", folder / "secrets", **overrides)
-    manifest = json.loads((folder / "cdk.out" / "manifest.json").read_text())
-    context = {**DEFAULT_CONTEXT, **overrides}
-    return SynthesizedApp(context, follow_contract(template, RainEdgeConfig.from_context(context)),
-                          manifest["artifacts"][STACK_NAME]["properties"]["tags"], folder / "secrets")
-
-
-def follow_contract(template: dict[str, Any], config: RainEdgeConfig) -> dict[str, Any]:
-    """Until the stack follows PLAN.md's output contract (the lead's issue-8 change): one IoT policy
-    per device named <namePrefix>-device-<thing>, the thing attribute rainedge:app, the outputs
-    NamePrefix, ComponentPrefix, FunctionNames and Devices[].policyName, no IotPolicyName.
-    A template that already has them is returned as it is."""
-    outputs, resources = template["Outputs"], template["Resources"]
-    if "NamePrefix" in outputs:
-        return template
-    [(shared_id, shared)] = resources_of(template, "AWS::IoT::Policy").items()
-    del resources[shared_id]
-    devices = {}  # certificate logical id -> (thing, policy name)
-    for attachment in resources_of(template, "AWS::IoT::ThingPrincipalAttachment").values():
-        thing, certificate = attachment["Properties"]["ThingName"], attachment["Properties"]["Principal"]["Fn::GetAtt"][0]
-        devices[certificate] = (thing, f"{config.name_prefix}-device-{thing}")
-        resources[f"{certificate}Policy"] = {**shared, "Properties": {**shared["Properties"],
-                                                                     "PolicyName": devices[certificate][1]}}
-    for attachment in resources_of(template, "AWS::IoT::PolicyPrincipalAttachment").values():
-        certificate = attachment["Properties"]["Principal"]["Fn::GetAtt"][0]
-        attachment["Properties"]["PolicyName"] = devices[certificate][1]
-        attachment["DependsOn"] = [f"{certificate}Policy"]
-    for thing in resources_of(template, "AWS::IoT::Thing").values():
-        thing["Properties"]["AttributePayload"] = {"Attributes": {APP_TAG: config.name_prefix}}
-    devices_json: list[Any] = ["["]
-    for index, (certificate, (thing, policy)) in enumerate(devices.items()):
-        devices_json += [f'{"," if index else ""}{{"thingName":"{thing}","certificateId":"',
-                         {"Fn::GetAtt": [certificate, "Id"]}, f'","policyName":"{policy}"}}']
-    del outputs["IotPolicyName"]
-    outputs.update({
-        "NamePrefix": {"Value": config.name_prefix},
-        "ComponentPrefix": {"Value": config.component_prefix},
-        "FunctionNames": {"Value": ",".join(function["Properties"]["FunctionName"] for function in
-                                            resources_of(template, "AWS::Lambda::Function").values()
-                                            if "FunctionName" in function["Properties"])},
-        "Devices": {"Value": {"Fn::Join": ["", [*devices_json, "]"]]}},
-    })
-    return template
+def stack_tags(out_dir: Path) -> dict[str, str]:
+    """The tags `cdk deploy` puts on the stack: CDK writes them into the cloud assembly's manifest."""
+    manifest = json.loads((out_dir / "manifest.json").read_text())
+    return manifest["artifacts"][STACK_NAME]["properties"]["tags"]
 
 
 @pytest.fixture(scope="session")
-def app_default(trained_model_dir, tmp_path_factory) -> SynthesizedApp:
+def app_default(synthesized, secrets_dir) -> SynthesizedApp:
     """The app as cdk.json configures it."""
-    return synthesize_app(tmp_path_factory.mktemp("app-default"))
+    out_dir, template = synthesized
+    return SynthesizedApp(template, stack_tags(out_dir), secrets_dir)
 
 
 @pytest.fixture(scope="session")
 def app_wx(trained_model_dir, tmp_path_factory) -> SynthesizedApp:
     """The app deployed with `-c namePrefix=wx -c componentPrefix=com.wx`."""
-    return synthesize_app(tmp_path_factory.mktemp("app-wx"), namePrefix="wx", componentPrefix="com.wx")
+    folder = tmp_path_factory.mktemp("app-wx")
+    template = synthesize(folder / "cdk.out", folder / "secrets", namePrefix="wx", componentPrefix="com.wx")
+    return SynthesizedApp(template, stack_tags(folder / "cdk.out"), folder / "secrets")
 
 
 # ---- the account ------------------------------------------------------------------------------
@@ -365,17 +323,19 @@ def _create_bucket(cfn: FakeCloudFormation, logical: str, props: dict[str, Any])
     return Physical(name, {"Arn": f"arn:aws:s3:::{name}"})
 
 
-def _empty_bucket(cfn: FakeCloudFormation, props: dict[str, Any], physical: Physical) -> None:
-    s3 = cfn.clients.s3
-    for item in s3.list_objects_v2(Bucket=props["BucketName"]).get("Contents", []):
-        s3.delete_object(Bucket=props["BucketName"], Key=item["Key"])
-
-
 def _upload_model(cfn: FakeCloudFormation, logical: str, props: dict[str, Any]) -> Physical:
     for key in props["SourceObjectKeys"]:
         cfn.clients.s3.put_object(Bucket=props["DestinationBucketName"],
                                   Key=f"{props['DestinationBucketKeyPrefix']}{key}", Body=b"model")
     return Physical(logical)
+
+
+def _remove_model(cfn: FakeCloudFormation, props: dict[str, Any], physical: Physical) -> None:
+    """BucketDeployment with RetainOnDelete false deletes what it put under its destination prefix."""
+    if not props["RetainOnDelete"]:
+        s3, bucket = cfn.clients.s3, props["DestinationBucketName"]
+        for item in s3.list_objects_v2(Bucket=bucket, Prefix=props["DestinationBucketKeyPrefix"]).get("Contents", []):
+            s3.delete_object(Bucket=bucket, Key=item["Key"])
 
 
 def _create_function(cfn: FakeCloudFormation, logical: str, props: dict[str, Any]) -> Physical:
@@ -477,8 +437,7 @@ HANDLERS: dict[str, Handler] = {
     "AWS::IAM::Policy": Handler(_only_recorded),
     "AWS::S3::Bucket": Handler(_create_bucket, lambda cfn, props, p: cfn.clients.s3.delete_bucket(Bucket=p.ref)),
     "AWS::S3::BucketPolicy": Handler(_only_recorded),
-    "Custom::S3AutoDeleteObjects": Handler(_only_recorded, _empty_bucket),
-    "Custom::CDKBucketDeployment": Handler(_upload_model),
+    "Custom::CDKBucketDeployment": Handler(_upload_model, _remove_model),
     "AWS::Lambda::LayerVersion": Handler(_only_recorded),
     "AWS::Lambda::Function": Handler(_create_function,
                                      lambda cfn, props, p: cfn.clients.lambda_.delete_function(FunctionName=p.ref)),

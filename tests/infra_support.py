@@ -1,4 +1,4 @@
-"""Helpers for the infra tests: real CDK synth (offline, CSRs in tmp dirs) and template readers.
+"""Helpers for the tests that synthesise: real CDK synth (offline, CSRs in tmp dirs) and template readers.
 (Plain module, not conftest, so test files can import it by a unique name.)"""
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from infra.app import build_app  # noqa: E402
 from infra.config import RainEdgeConfig, read_cdk_context  # noqa: E402
 from infra.device_keys import ensure_device_keys  # noqa: E402
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONTEXT = read_cdk_context(PROJECT_ROOT)
 
 

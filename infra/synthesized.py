@@ -1,0 +1,148 @@
+"""Read the synthesized RainEdge template (cdk.out) as Greengrass and AWS IoT would see it.
+
+The simulator runs exactly this deployment (its Lambda components' environment, pinned flag and
+event sources; the deployment's configuration merges; ShadowManager's sync; each core's IoT
+policies), and the AWS-rule tests check it. No AWS or CDK import: plain JSON.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+from infra.config import STACK_NAME
+
+
+class TemplateError(ValueError):
+    """The template is missing, or lacks a piece the simulator needs; the message says which."""
+
+
+@dataclass(frozen=True)
+class Pseudo:
+    """Values of CloudFormation's pseudo parameters for one (simulated) account and region."""
+
+    partition: str = "aws"
+    region: str = "us-east-1"
+    account: str = "123456789012"
+
+    def value(self, name: str) -> str:
+        values = {"AWS::Partition": self.partition, "AWS::Region": self.region, "AWS::AccountId": self.account,
+                  "AWS::URLSuffix": "amazonaws.com"}
+        if name not in values:
+            raise TemplateError(f"cannot resolve Ref {name} outside CloudFormation")
+        return values[name]
+
+
+def resolve(value: Any, pseudo: Pseudo) -> Any:
+    """`value` with Fn::Join and Refs to pseudo parameters resolved (what the policies use)."""
+    if isinstance(value, list):
+        return [resolve(item, pseudo) for item in value]
+    if isinstance(value, dict):
+        if set(value) == {"Ref"}:
+            return pseudo.value(value["Ref"])
+        if set(value) == {"Fn::Join"}:
+            separator, parts = value["Fn::Join"]
+            return separator.join(str(resolve(part, pseudo)) for part in parts)
+        return {key: resolve(item, pseudo) for key, item in value.items()}
+    return value
+
+
+@dataclass(frozen=True)
+class LambdaComponent:
+    name: str
+    version: str
+    handler: str
+    pinned: bool
+    environment: dict[str, str]
+    event_sources: tuple[tuple[str, str], ...]  # (topic, type)
+    dependencies: dict[str, dict[str, str]]  # name -> {VersionRequirement, DependencyType}
+
+
+@dataclass(frozen=True)
+class DeployedVersion:
+    version: str
+    merge: dict[str, Any]  # the configuration merge, parsed
+    posix_user: str | None
+
+
+class SynthesizedStack:
+    def __init__(self, template: Mapping[str, Any]) -> None:
+        self.template = template
+        self.resources: Mapping[str, Mapping[str, Any]] = template["Resources"]
+
+    @classmethod
+    def load(cls, cdk_out: Path) -> "SynthesizedStack":
+        path = Path(cdk_out) / f"{STACK_NAME}.template.json"
+        try:
+            return cls(json.loads(path.read_text()))
+        except FileNotFoundError:
+            raise TemplateError(f"no synthesized template at {path}: run `make synth` first") from None
+        except ValueError as error:
+            raise TemplateError(f"{path} is not a CloudFormation template: {error}") from None
+
+    def of_type(self, resource_type: str) -> dict[str, Mapping[str, Any]]:
+        return {key: value.get("Properties", {}) for key, value in self.resources.items()
+                if value["Type"] == resource_type}
+
+    # ---- Greengrass ------------------------------------------------------------------------
+    def lambda_components(self) -> dict[str, LambdaComponent]:
+        found = {}
+        for properties in self.of_type("AWS::GreengrassV2::ComponentVersion").values():
+            source = properties.get("LambdaFunction")
+            if source is None:
+                continue
+            parameters = source.get("ComponentLambdaParameters", {})
+            found[source["ComponentName"]] = LambdaComponent(
+                name=source["ComponentName"],
+                version=source["ComponentVersion"],
+                handler=self._handler_of(source["LambdaArn"]),
+                pinned=parameters.get("Pinned", True),  # Greengrass's default (API reference)
+                environment=dict(parameters.get("EnvironmentVariables", {})),
+                event_sources=tuple((item["Topic"], item["Type"]) for item in parameters.get("EventSources", [])),
+                dependencies={name: dict(requirement)
+                              for name, requirement in source.get("ComponentDependencies", {}).items()},
+            )
+        return found
+
+    def _handler_of(self, lambda_arn: Any) -> str:
+        """The handler of the function whose published version `lambda_arn` refers to."""
+        version_id = lambda_arn.get("Ref") if isinstance(lambda_arn, dict) else None
+        version = self.resources.get(version_id or "", {})
+        if version.get("Type") != "AWS::Lambda::Version":
+            raise TemplateError(f"LambdaArn {lambda_arn} is not a published Lambda version "
+                                "(Greengrass refuses aliases and $LATEST)")
+        function_id = version["Properties"]["FunctionName"]["Ref"]
+        return self.resources[function_id]["Properties"]["Handler"]
+
+    def deployment(self) -> dict[str, DeployedVersion]:
+        deployments = self.of_type("AWS::GreengrassV2::Deployment")
+        if len(deployments) != 1:
+            raise TemplateError(f"expected one Greengrass deployment in the template, found {len(deployments)}")
+        (properties,) = deployments.values()
+        return {
+            name: DeployedVersion(
+                version=spec["ComponentVersion"],
+                merge=json.loads(spec.get("ConfigurationUpdate", {}).get("Merge", "{}")),
+                posix_user=spec.get("RunWith", {}).get("PosixUser"),
+            )
+            for name, spec in properties["Components"].items()
+        }
+
+    # ---- AWS IoT ---------------------------------------------------------------------------
+    def thing_names(self) -> list[str]:
+        return [properties["ThingName"] for properties in self.of_type("AWS::IoT::Thing").values()]
+
+    def policies_of_thing(self, thing_name: str, pseudo: Pseudo) -> dict[str, dict[str, Any]]:
+        """Policy name -> resolved document, for every policy attached to a certificate of the thing."""
+        certificates = {self._principal(p) for p in self.of_type("AWS::IoT::ThingPrincipalAttachment").values()
+                        if p["ThingName"] == thing_name}
+        names = {p["PolicyName"] for p in self.of_type("AWS::IoT::PolicyPrincipalAttachment").values()
+                 if self._principal(p) in certificates}
+        return {p["PolicyName"]: resolve(p["PolicyDocument"], pseudo)
+                for p in self.of_type("AWS::IoT::Policy").values() if p["PolicyName"] in names}
+
+    @staticmethod
+    def _principal(attachment: Mapping[str, Any]) -> str:
+        principal = attachment["Principal"]
+        return principal["Fn::GetAtt"][0] if isinstance(principal, dict) else principal
