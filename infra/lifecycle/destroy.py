@@ -25,6 +25,7 @@ from infra.lifecycle.scope import AppScope, Refusal, app_scope, find_app_stack, 
 from infra.lifecycle.settings import AppNames
 
 CdkRunner = Callable[[Sequence[str]], int]
+MARKER = ("marker", "nextMarker")  # the continuation token of IoT's policy lists
 
 
 def run_cdk(cdk: str, region: str) -> CdkRunner:
@@ -35,7 +36,8 @@ def run_cdk(cdk: str, region: str) -> CdkRunner:
                              "into node_modules/.bin, or pass the path of yours")
 
     def run(args: Sequence[str]) -> int:
-        # The CDK CLI takes its region from AWS_REGION, else AWS_DEFAULT_REGION, else the profile.
+        # The CDK CLI takes its region from the environment (AWS_REGION, AWS_DEFAULT_REGION) before the
+        # profile (aws-cdk, lib/api/aws-auth/awscli-compatible: region lookup order).
         env = {**os.environ, "AWS_REGION": region, "AWS_DEFAULT_REGION": region}
         try:
             return subprocess.run([executable, *args], check=False, env=env).returncode
@@ -45,9 +47,11 @@ def run_cdk(cdk: str, region: str) -> CdkRunner:
 
 
 def detach_outside_attachments(clients: AwsClients, scope: AppScope, echo: Callable[[str], None]) -> None:
-    """Undo attachments the template did not make, on the app's own group, certificates and things:
-    others' things leave the app's group; others' things, policies and certificates are detached
-    from the app's certificates and things. Nothing else about them changes."""
+    """Undo attachments the template did not make, on the app's own group, certificates, things and
+    policies: CloudFormation cannot delete a certificate, thing or policy while something else is
+    attached to it (IoT: "Cannot delete. Thing ... is still attached to one or more principals",
+    DeleteConflictException for an attached policy; getmoto/moto#2586, rebuy-de/aws-nuke#374).
+    Others' things leave the app's group; nothing else about them changes."""
     outputs = scope.outputs
     if outputs is None:
         return
@@ -63,8 +67,7 @@ def detach_outside_attachments(clients: AwsClients, scope: AppScope, echo: Calla
                 if thing != device.thing_name:
                     call(iot.detach_thing_principal, thingName=thing, principal=cert_arn)
                     echo(f"detached thing {thing} from certificate {device.certificate_id}")
-            for policy in paginate(iot.list_attached_policies, "policies", token=("marker", "nextMarker"),
-                                   target=cert_arn):
+            for policy in paginate(iot.list_attached_policies, "policies", token=MARKER, target=cert_arn):
                 if policy["policyName"] != device.policy_name:
                     call(iot.detach_policy, policyName=policy["policyName"], target=cert_arn)
                     echo(f"detached policy {policy['policyName']} from certificate {device.certificate_id}")
@@ -73,6 +76,11 @@ def detach_outside_attachments(clients: AwsClients, scope: AppScope, echo: Calla
                 if principal != cert_arn:
                     call(iot.detach_thing_principal, thingName=device.thing_name, principal=principal)
                     echo(f"detached {principal} from thing {device.thing_name}")
+        if exists(iot.get_policy, policyName=device.policy_name):
+            for target in paginate(iot.list_targets_for_policy, "targets", token=MARKER, policyName=device.policy_name):
+                if target != cert_arn:
+                    call(iot.detach_policy, policyName=device.policy_name, target=target)
+                    echo(f"detached policy {device.policy_name} from {target}")
 
 
 def delete_shadows_and_core_devices(clients: AwsClients, scope: AppScope, echo: Callable[[str], None]) -> None:

@@ -89,8 +89,8 @@ class AppScope:
 
     @property
     def log_group_names(self) -> tuple[str, ...]:
-        """Greengrass's log manager writes /aws/greengrass/UserComponent/<region>/<component>
-        (PLAN.md contract); a Lambda function logs to /aws/lambda/<function>."""
+        """Greengrass's log manager writes /aws/greengrass/UserComponent/<region>/<component> (Greengrass V2
+        developer guide, "Log manager"; PLAN.md contract); a Lambda function logs to /aws/lambda/<function>."""
         if self.outputs is None:
             return ()
         return (tuple(f"/aws/greengrass/UserComponent/{self.region}/{name}" for name in self.outputs.component_names)
@@ -100,8 +100,9 @@ class AppScope:
         """The stack's deployment, or one whose target is the app's thing group."""
         if self.outputs is None:
             return False
-        # Thing-group ARNs end in ":thinggroup/<name>" and a name holds no ':' or '/', so the
-        # resource part identifies the group exactly (list_deployments lists this account and region only).
+        # An ARN is arn:partition:service:region:account-id:resource, the resource of a thing group
+        # being thinggroup/<name> (AWS General Reference, "Amazon Resource Names"; IoT's ARN formats);
+        # list_deployments lists this account and region only.
         target = deployment.get("targetArn", "").split(":", 5)[-1]
         return (deployment.get("deploymentId") == self.outputs.deployment_id
                 or target == f"thinggroup/{self.outputs.thing_group_name}")

@@ -45,39 +45,40 @@ def device_made_leftovers(clients) -> None:
         clients.logs.create_log_group(logGroupName=group)
 
 
-def attach_lab_policy(iot, cert_arn: str, thing: str) -> str:
+def attach_lab_policy(iot, cert_arn: str, thing: str) -> None:
     iot.create_policy(policyName="lab-debug-policy", policyDocument=json.dumps(
         {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "iot:Publish", "Resource": "*"}]}))
     iot.attach_policy(policyName="lab-debug-policy", target=cert_arn)
-    return "lab-debug-policy"
 
 
-def attach_lab_thing(iot, cert_arn: str, thing: str) -> str:
+def attach_lab_thing(iot, cert_arn: str, thing: str) -> None:
     iot.create_thing(thingName=OUTSIDE_THING)
     iot.attach_thing_principal(thingName=OUTSIDE_THING, principal=cert_arn)
-    return OUTSIDE_THING
 
 
-def attach_lab_certificate(iot, cert_arn: str, thing: str) -> str:
+def attach_lab_certificate(iot, cert_arn: str, thing: str) -> None:
     lab_certificate = iot.create_keys_and_certificate(setAsActive=True)
     iot.attach_thing_principal(thingName=thing, principal=lab_certificate["certificateArn"])
-    return lab_certificate["certificateId"]
+
+
+def attach_policy_to_lab_certificate(iot, cert_arn: str, thing: str) -> None:
+    lab_certificate = iot.create_keys_and_certificate(setAsActive=True)
+    iot.attach_policy(policyName=f"rainedge-device-{thing}", target=lab_certificate["certificateArn"])
 
 
 # Attachments made by hand, outside the template, each of which makes CloudFormation's delete fail.
-BLOCKING_ATTACHMENTS = (attach_lab_policy, attach_lab_thing, attach_lab_certificate)
+BLOCKING_ATTACHMENTS = (attach_lab_policy, attach_lab_thing, attach_lab_certificate, attach_policy_to_lab_certificate)
 
 
-def outside_attachments(clients, deployed) -> str:
-    """Every blocking attachment, and memberships of the app's group and thing; the lab certificate's id."""
+def outside_attachments(clients, deployed) -> None:
+    """Every blocking attachment, and memberships of the app's group and thing."""
     iot = clients.iot
     cert_arn = deployed.physical_of("AWS::IoT::Certificate").attrs["Arn"]
     for attach in BLOCKING_ATTACHMENTS:
-        made = attach(iot, cert_arn, THING)
+        attach(iot, cert_arn, THING)
     iot.add_thing_to_thing_group(thingGroupName="rainedge-cores", thingName=OUTSIDE_THING)
     iot.create_thing_group(thingGroupName="lab-devices")
     iot.add_thing_to_thing_group(thingGroupName="lab-devices", thingName=THING)
-    return made
 
 
 def test_audit_lists_everything_of_the_app_and_nothing_else(clients, names, deployed, greengrass, tmp_path):
@@ -127,7 +128,7 @@ def test_stand_in_cloudformation_fails_on_each_outside_attachment(clients, deplo
 
 
 def test_destroy_removes_everything_and_leaves_others_alone(clients, names, deployed, greengrass, tmp_path):
-    lab_certificate = outside_attachments(clients, deployed)
+    outside_attachments(clients, deployed)
     device_made_leftovers(clients)
     state = tmp_path / OUTPUTS_FILE
     deployment_id = deployed.outputs["DeploymentId"]
@@ -151,8 +152,8 @@ def test_destroy_removes_everything_and_leaves_others_alone(clients, names, depl
     assert clients.iot.describe_thing(thingName=OUTSIDE_THING)
     assert clients.iot.describe_thing_group(thingGroupName="lab-devices")
     assert clients.iot.get_policy(policyName="lab-debug-policy")
-    assert clients.iot.describe_certificate(certificateId=lab_certificate)[
-        "certificateDescription"]["status"] == "ACTIVE"
+    # The app's certificate is gone; the two lab certificates are untouched.
+    assert [item["status"] for item in clients.iot.list_certificates()["certificates"]] == ["ACTIVE", "ACTIVE"]
     assert [g["logGroupName"] for g in clients.logs.describe_log_groups()["logGroups"]] == [FOREIGN_LOG_GROUP]
 
 
