@@ -42,7 +42,8 @@ def run_cdk(cdk: str, region: str) -> CdkRunner:
         try:
             return subprocess.run([executable, *args], check=False, env=env).returncode
         except OSError as error:
-            raise LifecycleError(f"cannot run {executable} ({error.strerror}): pass a working CDK CLI with --cdk") from None
+            raise LifecycleError(f"cannot run {executable} ({error.strerror}): "
+                                 "pass a working CDK CLI with --cdk") from None
     return run
 
 
@@ -122,7 +123,8 @@ def destroy(clients: AwsClients, names: AppNames, state_file: Path, cdk: CdkRunn
         echo(f"saved the stack outputs to {state_file} (a re-run after a failure reads them)")
     scope = app_scope(clients, names, app, echo)
     if scope.outputs is None:
-        echo(f"no stack outputs (live or saved): cleaning up after the things carrying {APP_TAG}={scope.name_prefix} only")
+        echo("no stack outputs (live or saved): cleaning up after the things carrying "
+             f"{APP_TAG}={scope.name_prefix} only")
 
     detach_outside_attachments(clients, scope, echo)
     delete_shadows_and_core_devices(clients, scope, echo)

@@ -17,7 +17,8 @@ from typing import Any, Callable
 
 from infra.config import APP_TAG, STACK_NAME
 from infra.lifecycle.aws import AwsClients, LifecycleError, exists, paginate
-from infra.lifecycle.outputs import OutputsError, StackOutputs, app_tag, describe_stack, load, parse_outputs, raw_outputs
+from infra.lifecycle.outputs import (OutputsError, StackOutputs, app_tag, describe_stack, load, parse_outputs,
+                                     raw_outputs)
 from infra.lifecycle.settings import AppNames
 
 

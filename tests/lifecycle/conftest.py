@@ -310,8 +310,8 @@ class Handler:
 
 def _create_role(cfn: FakeCloudFormation, logical: str, props: dict[str, Any]) -> Physical:
     name = props.get("RoleName") or generated_name(logical)
-    role = cfn.clients.iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(props["AssumeRolePolicyDocument"]),
-                                       Tags=_tag_list(props))["Role"]
+    role = cfn.clients.iam.create_role(RoleName=name, Tags=_tag_list(props),
+                                       AssumeRolePolicyDocument=json.dumps(props["AssumeRolePolicyDocument"]))["Role"]
     return Physical(name, {"Arn": role["Arn"]})
 
 
@@ -449,8 +449,9 @@ HANDLERS: dict[str, Handler] = {
     "AWS::IoT::Policy": Handler(_create_policy, lambda cfn, props, p: cfn.clients.iot.delete_policy(policyName=p.ref)),
     "AWS::IoT::PolicyPrincipalAttachment": Handler(_attach_policy, lambda cfn, props, p: cfn.clients.iot.detach_policy(
         policyName=props["PolicyName"], target=props["Principal"])),
-    "AWS::IoT::ThingPrincipalAttachment": Handler(_attach_thing, lambda cfn, props, p: cfn.clients.iot.detach_thing_principal(
-        thingName=props["ThingName"], principal=props["Principal"])),
+    "AWS::IoT::ThingPrincipalAttachment": Handler(
+        _attach_thing, lambda cfn, props, p: cfn.clients.iot.detach_thing_principal(
+            thingName=props["ThingName"], principal=props["Principal"])),
     "AWS::IoT::ThingGroup": Handler(_create_thing_group,
                                     lambda cfn, props, p: cfn.clients.iot.delete_thing_group(thingGroupName=p.ref)),
     "AWS::IoT::RoleAlias": Handler(_create_role_alias,
@@ -488,8 +489,8 @@ EXAMPLE_OUTPUTS = {
 }
 
 
-def put_shadow(clients_or_session: Any, thing: str, shadow: str) -> None:
-    clients_or_session.iot_data.update_thing_shadow(thingName=thing, shadowName=shadow, payload=json.dumps(
+def put_shadow(iot_data: Any, thing: str, shadow: str) -> None:
+    iot_data.update_thing_shadow(thingName=thing, shadowName=shadow, payload=json.dumps(
         {"state": {"reported": {"temperature": 21.5}}}).encode())
 
 

@@ -39,8 +39,8 @@ def scope_of(clients, names, state_file):
 
 def device_made_leftovers(clients) -> None:
     """What a running device leaves that the template does not own."""
-    put_shadow(clients, THING, "weather")
-    put_shadow(clients, THING, "rain")
+    put_shadow(clients.iot_data, THING, "weather")
+    put_shadow(clients.iot_data, THING, "rain")
     for group in (SENSOR_LOG_GROUP, FOREIGN_LOG_GROUP):
         clients.logs.create_log_group(logGroupName=group)
 
@@ -109,8 +109,8 @@ def test_audit_lists_everything_of_the_app_and_nothing_else(clients, names, depl
 
 
 def test_cleanup_removes_named_shadows_and_core_device_records(clients, names, deployed, greengrass, tmp_path):
-    put_shadow(clients, THING, "weather")
-    put_shadow(clients, THING, "rain")
+    put_shadow(clients.iot_data, THING, "weather")
+    put_shadow(clients.iot_data, THING, "rain")
     greengrass.answer("delete_core_device", {}, {"coreDeviceThingName": THING})
 
     delete_shadows_and_core_devices(clients, scope_of(clients, names, tmp_path / OUTPUTS_FILE), echo=lambda _: None)

@@ -119,7 +119,8 @@ def test_missing_key_says_make_keys(clients, names, deployed, capsys):
 
 
 def test_inactive_certificate_is_refused(clients, names, deployed):
-    clients.iot.update_certificate(certificateId=deployed.physical_of("AWS::IoT::Certificate").ref, newStatus="INACTIVE")
+    certificate_id = deployed.physical_of("AWS::IoT::Certificate").ref
+    clients.iot.update_certificate(certificateId=certificate_id, newStatus="INACTIVE")
     with pytest.raises(DeviceSetupError, match="is INACTIVE, expected ACTIVE"):
         run_device_setup(clients, names, parse_outputs(deployed.outputs), echo=lambda _: None)
 

@@ -51,9 +51,9 @@ def seed_lookalikes(session, clients: AwsClients) -> list[Foreign]:
     seeded: list[Foreign] = []
 
     def thing(name: str, app: str | None = None, client=iot, data=clients.iot_data, region=REGION) -> None:
-        client.create_thing(thingName=name, **({"attributePayload": {"attributes": {"rainedge:app": app}}} if app else {}))
+        client.create_thing(thingName=name, attributePayload={"attributes": {"rainedge:app": app} if app else {}})
         for shadow in ("weather", "rain"):
-            put_shadow_on(data, name, shadow)
+            put_shadow(data, name, shadow)
             seeded.append(Foreign(f"shadow {name}/{shadow} ({region})",
                                   lambda name=name, shadow=shadow: shadow_exists(data, name, shadow)))
         seeded.append(Foreign(f"thing {name} ({region})", present(client.describe_thing, thingName=name)))
@@ -113,11 +113,6 @@ def seed_lookalikes(session, clients: AwsClients) -> list[Foreign]:
     return seeded
 
 
-def put_shadow_on(iot_data, thing: str, shadow: str) -> None:
-    iot_data.update_thing_shadow(thingName=thing, shadowName=shadow,
-                                 payload=json.dumps({"state": {"reported": {"temperature": 3.0}}}).encode())
-
-
 def gone(seeded: list[Foreign]) -> list[str]:
     return [item.what for item in seeded if not item.still_there()]
 
@@ -161,7 +156,7 @@ def test_destroy_and_audit_leave_every_lookalike_alone_and_converge_after_a_fail
     outputs = deployed.deploy()
     seeded = seed_lookalikes(session, clients)
     clients.iot.add_thing_to_thing_group(thingGroupName="prod-fleet", thingName=THING)  # their group, our thing
-    put_shadow(clients, THING, "weather")
+    put_shadow(clients.iot_data, THING, "weather")
     clients.logs.create_log_group(logGroupName=f"/aws/greengrass/UserComponent/{REGION}/com.rainedge.Sensor")
     state = names.project_root / OUTPUTS_FILE
     ours = {"deployed": deployment(outputs["DeploymentId"], "thinggroup/rainedge-cores")}
@@ -297,7 +292,8 @@ def test_saved_outputs_of_another_region_are_refused_and_kept(session, clients, 
         assert f"AWS_REGION={REGION}" in line
     assert state.is_file()
     certificate_id = deployed.physical_of("AWS::IoT::Certificate").ref
-    assert clients.iot.describe_certificate(certificateId=certificate_id)["certificateDescription"]["status"] == "ACTIVE"
+    described = clients.iot.describe_certificate(certificateId=certificate_id)["certificateDescription"]
+    assert described["status"] == "ACTIVE"
     assert not (tmp_path / "cdk-called").exists()
 
 
