@@ -212,10 +212,10 @@ class FakeCloudFormation:
         create_stack(self.clients.cloudformation, self.outputs, self.app.stack_tags)
         return self.outputs
 
-    def physical_of(self, resource_type: str) -> Physical:
-        """The one live resource of this type."""
-        [physical] = [self.physical[logical] for logical, resource in self.resources.items()
-                      if resource["Type"] == resource_type and logical in self.physical]
+    def device_certificate(self) -> Physical:
+        """The certificate of the listed device, as the Devices output names it."""
+        [device] = json.loads(self.outputs["Devices"])
+        [physical] = [item for item in self.physical.values() if item.ref == device["certificateId"]]
         return physical
 
     def cdk(self, args: Sequence[str]) -> int:
@@ -424,7 +424,8 @@ def _create_deployment(cfn: FakeCloudFormation, logical: str, props: dict[str, A
 
 
 def _only_recorded(cfn: FakeCloudFormation, logical: str, props: dict[str, Any]) -> Physical:
-    """Resources no lifecycle command looks at (inline IAM policies, bucket policies, layers)."""
+    """Resources no lifecycle command looks at (inline IAM policies, bucket policies, layers, Lambda
+    permissions) or that moto does not implement (provisioning templates)."""
     return Physical(f"{logical}-physical-id")
 
 
@@ -439,6 +440,7 @@ HANDLERS: dict[str, Handler] = {
     "AWS::S3::BucketPolicy": Handler(_only_recorded),
     "Custom::CDKBucketDeployment": Handler(_upload_model, _remove_model),
     "AWS::Lambda::LayerVersion": Handler(_only_recorded),
+    "AWS::Lambda::Permission": Handler(_only_recorded),
     "AWS::Lambda::Function": Handler(_create_function,
                                      lambda cfn, props, p: cfn.clients.lambda_.delete_function(FunctionName=p.ref)),
     "AWS::Lambda::Version": Handler(_lambda_version),
@@ -456,6 +458,7 @@ HANDLERS: dict[str, Handler] = {
                                     lambda cfn, props, p: cfn.clients.iot.delete_thing_group(thingGroupName=p.ref)),
     "AWS::IoT::RoleAlias": Handler(_create_role_alias,
                                    lambda cfn, props, p: cfn.clients.iot.delete_role_alias(roleAlias=p.ref)),
+    "AWS::IoT::ProvisioningTemplate": Handler(_only_recorded),
     "Custom::AWS": Handler(lambda cfn, logical, props: _sdk_call(cfn, props.get("Create")) or Physical(logical),
                            lambda cfn, props, p: _sdk_call(cfn, props.get("Delete"))),
     "AWS::GreengrassV2::ComponentVersion": Handler(

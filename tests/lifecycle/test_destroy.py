@@ -73,7 +73,7 @@ BLOCKING_ATTACHMENTS = (attach_lab_policy, attach_lab_thing, attach_lab_certific
 def outside_attachments(clients, deployed) -> None:
     """Every blocking attachment, and memberships of the app's group and thing."""
     iot = clients.iot
-    cert_arn = deployed.physical_of("AWS::IoT::Certificate").attrs["Arn"]
+    cert_arn = deployed.device_certificate().attrs["Arn"]
     for attach in BLOCKING_ATTACHMENTS:
         attach(iot, cert_arn, THING)
     iot.add_thing_to_thing_group(thingGroupName="rainedge-cores", thingName=OUTSIDE_THING)
@@ -123,7 +123,7 @@ def test_cleanup_removes_named_shadows_and_core_device_records(clients, names, d
 @pytest.mark.parametrize("attach", BLOCKING_ATTACHMENTS)
 def test_stand_in_cloudformation_fails_on_each_outside_attachment(clients, deployed, attach):
     """Guards the test below: without destroy's detaching, CloudFormation's delete fails."""
-    attach(clients.iot, deployed.physical_of("AWS::IoT::Certificate").attrs["Arn"], THING)
+    attach(clients.iot, deployed.device_certificate().attrs["Arn"], THING)
     assert deployed.cdk(["destroy", "--force", "RainEdge"]) == 1
 
 
@@ -193,7 +193,7 @@ def test_throttling_is_retried_with_backoff(clients, names, deployed, greengrass
 def test_partial_teardown_is_finished_by_a_rerun(clients, names, deployed, greengrass, tmp_path):
     device_made_leftovers(clients)
     state = tmp_path / OUTPUTS_FILE
-    certificate_id = deployed.physical_of("AWS::IoT::Certificate").ref
+    certificate_id = deployed.device_certificate().ref
     # First run: the stack goes, then the sweep is refused half-way.
     greengrass.answer("delete_core_device", {}, {"coreDeviceThingName": THING})
     greengrass.fail("delete_core_device", "AccessDeniedException", {"coreDeviceThingName": THING}, 403)

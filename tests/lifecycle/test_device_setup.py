@@ -54,7 +54,7 @@ def test_bundle_config_has_the_stack_values(clients, names, deployed, capsys):
 def test_bundle_files_and_permissions(clients, names, deployed):
     assert run_main(clients, names, "device-setup") == 0
     bundle = names.bundle_dir(THING)
-    certificate_id = deployed.physical_of("AWS::IoT::Certificate").ref
+    certificate_id = deployed.device_certificate().ref
     expected_pem = clients.iot.describe_certificate(certificateId=certificate_id)["certificateDescription"]["certificatePem"]
 
     assert mode(bundle) == 0o700
@@ -119,7 +119,7 @@ def test_missing_key_says_make_keys(clients, names, deployed, capsys):
 
 
 def test_inactive_certificate_is_refused(clients, names, deployed):
-    certificate_id = deployed.physical_of("AWS::IoT::Certificate").ref
+    certificate_id = deployed.device_certificate().ref
     clients.iot.update_certificate(certificateId=certificate_id, newStatus="INACTIVE")
     with pytest.raises(DeviceSetupError, match="is INACTIVE, expected ACTIVE"):
         run_device_setup(clients, names, parse_outputs(deployed.outputs), echo=lambda _: None)

@@ -291,7 +291,7 @@ def test_saved_outputs_of_another_region_are_refused_and_kept(session, clients, 
         assert f"records a deployment in {REGION}, but the current region is {OTHER_REGION}" in line
         assert f"AWS_REGION={REGION}" in line
     assert state.is_file()
-    certificate_id = deployed.physical_of("AWS::IoT::Certificate").ref
+    certificate_id = deployed.device_certificate().ref
     described = clients.iot.describe_certificate(certificateId=certificate_id)["certificateDescription"]
     assert described["status"] == "ACTIVE"
     assert not (tmp_path / "cdk-called").exists()
