@@ -164,6 +164,11 @@ def read_csr(secrets_dir: Path, thing_name: str) -> str:
     return pem
 
 
+def key_owners(config: RainEdgeConfig) -> tuple[str, ...]:
+    """Who needs a local key and CSR: each listed device, and the fleet's claim certificate."""
+    return config.devices + ((config.claim_name,) if config.fleet_provisioning else ())
+
+
 def load_project_config(project_root: Path = PROJECT_ROOT) -> RainEdgeConfig:
     return RainEdgeConfig.from_context(read_cdk_context(project_root))
 
@@ -186,7 +191,7 @@ def main(argv: list[str] | None = None, project_root: Path = PROJECT_ROOT) -> in
         return 1
     if note:
         print(note)
-    for thing_name in config.devices:
+    for thing_name in key_owners(config):
         try:
             created = ensure_device_keys(secrets_dir, thing_name)
         except OSError as error:

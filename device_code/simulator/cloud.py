@@ -65,6 +65,14 @@ class MotoCloud:
     def create_thing(self, thing_name: str) -> None:
         self.client("iot").create_thing(thingName=thing_name)
 
+    def thing_exists(self, thing_name: str) -> bool:
+        client = self.client("iot")
+        try:
+            client.describe_thing(thingName=thing_name)
+        except client.exceptions.ResourceNotFoundException:
+            return False
+        return True
+
     def reported(self, thing_name: str, shadow_name: str) -> dict[str, Any] | None:
         """The cloud shadow's reported state; None when the shadow does not exist."""
         client = self.client("iot-data")
@@ -75,7 +83,8 @@ class MotoCloud:
         return json.loads(response["payload"].read())["state"]["reported"]
 
     def __enter__(self) -> "MotoCloud":
-        return self.start()
+        """Starts the server unless it runs already; leaving the block stops it."""
+        return self if self._server is not None else self.start()
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
