@@ -9,7 +9,7 @@ import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 from constructs import Construct
 
-from infra.artifacts import AssetError
+from infra.artifacts import AssetError, refuse_private_keys_in_assets
 from infra.config import STACK_NAME, ConfigError, RainEdgeConfig
 from infra.device_keys import DeviceKeyError
 from infra.stack import RainEdgeStack
@@ -55,6 +55,7 @@ def build_app(app: cdk.App, project_root: Path = PROJECT_ROOT, secrets_dir: Path
         ),
     )
     check_stack_size(stack)
+    refuse_private_keys_in_assets(stack)
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
     return stack
 

@@ -13,9 +13,9 @@ import shutil
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import Iterable
+from typing import Iterator
 
-from aws_cdk import RemovalPolicy
+from aws_cdk import AssetStaging, RemovalPolicy
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_deployment as s3deploy
@@ -70,54 +70,66 @@ def is_private_key(data: bytes) -> bool:
         return False
 
 
-def refuse_private_keys(files: Iterable[tuple[str, bytes]], asset: str) -> None:
-    """Raise AssetError naming the first of (name, content) `files` of `asset` that holds a private key."""
-    for name, data in files:
-        if is_private_key(data):
-            raise AssetError(f"{name} in {asset} holds a private key: it would be uploaded to AWS and "
-                             "reach every device; move it out (device keys belong in secretsDir)")
+def _staged_files(root: Path) -> Iterator[tuple[str, bytes]]:
+    """(name, content) of every file staged at `root` (a file or a folder), and of each member of a zip."""
+    for path in [root] if root.is_file() else sorted(path for path in root.rglob("*") if path.is_file()):
+        name = path.name if path == root else str(path.relative_to(root))
+        yield name, path.read_bytes()
+        if zipfile.is_zipfile(path):
+            yield from ((f"{name}:{member}", data) for member, data in read_zip(path).items())
+
+
+def refuse_private_keys_in_assets(scope: Construct) -> None:
+    """Synth-time check: no file staged for upload from this project (the Lambda code bundle, the
+    model zip and its members, the fleet hook; CDK's own handler code from node_modules aside) holds
+    a private key. Raises AssetError naming the file and the asset."""
+    for staging in scope.node.find_all():
+        if isinstance(staging, AssetStaging) and "node_modules" not in Path(staging.source_path).parts:
+            for name, data in _staged_files(Path(staging.absolute_staged_path)):
+                if is_private_key(data):
+                    raise AssetError(
+                        f"{name} in the asset {staging.node.scope.node.path} (from {staging.source_path}) holds a "
+                        "private key: it would be uploaded to AWS and reach every device; move it out (device "
+                        "keys belong in secretsDir)")
 
 
 def read_zip(path: Path) -> dict[str, bytes]:
-    """Every file of a zip by name; ModelArtifactError when it is no readable zip."""
+    """Every file of a zip by name; AssetError when it is no readable zip."""
     try:
         with zipfile.ZipFile(path) as archive:
             return {info.filename: archive.read(info) for info in archive.infolist() if not info.is_dir()}
     except Exception as error:  # a broken zip fails in many ways: BadZipFile, zlib.error, EOFError, ...
-        raise ModelArtifactError(f"modelZip {path} is not a readable zip ({type(error).__name__}: {error}): "
-                                 "run `make train`, or point modelZip at the model zip") from None
+        raise AssetError(f"{path} is not a readable zip ({type(error).__name__}: {error})") from None
 
 
 def model_digest(model_zip: Path) -> str:
-    """SHA-256 of the model zip, after checking it is the artifact the device loads and holds no key."""
+    """SHA-256 of the model zip, after checking it is the artifact the device loads."""
     if not model_zip.is_file():
         raise ModelArtifactError(
             f"no trained model at {model_zip}: run `make train` "
             "(python -m model_training train --out build/model) before synthesising"
         )
-    members = read_zip(model_zip)
+    try:
+        members = read_zip(model_zip)
+    except AssetError as error:
+        raise ModelArtifactError(f"modelZip {error}: run `make train`, or point modelZip at the model zip") from None
     missing = [name for name in MODEL_MEMBERS
                if name not in members and not any(member.startswith(f"{name}/") for member in members)]
     if missing:
         raise ModelArtifactError(f"modelZip {model_zip} is not the model artifact: it lacks {', '.join(missing)} "
                                  "at its root; run `make train`")
-    refuse_private_keys(members.items(), f"modelZip {model_zip}")
     return hashlib.sha256(model_zip.read_bytes()).hexdigest()
 
 
 def stage_device_bundle(project_root: Path) -> Path:
     """Copy `device_code/` (without the simulator and caches) into a fresh folder so the
-    Lambda bundle has `device_code/` at its root; removed when the process exits. Refused when
-    a staged file holds a private key."""
+    Lambda bundle has `device_code/` at its root; removed when the process exits."""
     source = project_root / DEVICE_PACKAGE
     if not (source / "__init__.py").is_file():
         raise AssetError(f"{source} is not a Python package: the device code is missing")
     staging = Path(tempfile.mkdtemp(prefix="rainedge-bundle-"))
     atexit.register(shutil.rmtree, staging, ignore_errors=True)
     shutil.copytree(source, staging / DEVICE_PACKAGE, ignore=shutil.ignore_patterns(*BUNDLE_EXCLUDES))
-    staged = sorted(path for path in staging.rglob("*") if path.is_file())
-    refuse_private_keys(((str(path.relative_to(staging)), path.read_bytes()) for path in staged),
-                        "the Lambda code bundle")
     return staging
 
 

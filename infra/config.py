@@ -53,8 +53,10 @@ _PATH_PART = re.compile(r"^[A-Za-z0-9._][A-Za-z0-9._-]*$")
 # Folders whose files go to AWS (the Lambda code bundle, the model upload, the cloud assembly);
 # the secrets folder may neither be inside one of them nor hold one.
 DEVICE_PACKAGE = "device_code"
+FLEET_HOOK_SOURCE = "infra/fleet_hook"
 ASSET_SOURCES = {
     DEVICE_PACKAGE: "the Lambda code bundle",
+    FLEET_HOOK_SOURCE: "the fleet provisioning hook's Lambda code",
     "build/model": "the training output (make train)",
     "cdk.out": "the cloud assembly",
 }

@@ -13,10 +13,12 @@ command creates; a folder reached through a symbolic link is checked where it re
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import stat
 import sys
 from pathlib import Path
+from typing import Iterator
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -42,19 +44,31 @@ def device_dir(secrets_dir: Path, thing_name: str) -> Path:
     return secrets_dir / thing_name
 
 
+@contextlib.contextmanager
+def _writing() -> Iterator[None]:
+    """What cannot be written (a file where a folder should be, no permission) is a DeviceKeyError too."""
+    try:
+        yield
+    except OSError as error:
+        raise DeviceKeyError(f"cannot write {error.filename} ({error.strerror}): secretsDir must be a folder "
+                             "you can write") from None
+
+
 def _private_folder(folder: Path) -> None:
     """Create `folder` for the owner only, or check that an existing one is."""
     if not folder.exists():
         if folder.is_symlink():
             raise DeviceKeyError(f"{folder} is a symbolic link to {os.readlink(folder)}, which does not exist")
-        folder.mkdir(parents=True)
-        os.chmod(folder, FOLDER_MODE)  # exactly: mkdir's mode would pass through the umask
+        with _writing():
+            folder.mkdir(parents=True)
+            os.chmod(folder, FOLDER_MODE)  # exactly: mkdir's mode would pass through the umask
         return
+    if not folder.is_dir():
+        raise DeviceKeyError(f"{folder} is not a folder: move it away, the keys need a folder there")
     mode = stat.S_IMODE(folder.stat().st_mode)
-    if not folder.is_dir() or mode & 0o077:
-        problem = "is not a folder" if not folder.is_dir() else f"is open to others (mode {mode:04o})"
-        raise DeviceKeyError(f"{folder} {problem}: the private keys in it must be the owner's alone; "
-                             f"run chmod 700 {folder.resolve()}")
+    if mode & 0o077:
+        raise DeviceKeyError(f"{folder} is open to others (mode {mode:04o}): the private keys in it must be the "
+                             f"owner's alone; run chmod 700 {folder.resolve()}")
 
 
 def _read_key(key_path: Path) -> PrivateKeyTypes | None:
@@ -117,25 +131,28 @@ def ensure_device_keys(secrets_dir: Path, thing_name: str) -> bool:
         .sign(key, hashes.SHA256())
         .public_bytes(serialization.Encoding.PEM)
     )
-    if new_key:
-        pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption())
-        # O_EXCL + mode at creation: the key is never readable by others, not even briefly.
-        descriptor = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, KEY_MODE)
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(pem)
-    try:
-        csr_path.write_bytes(csr)
-    except OSError as error:
+    with _writing():
         if new_key:
-            key_path.unlink()
-        raise DeviceKeyError(f"cannot write {csr_path} ({error.strerror})") from None
+            pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                    serialization.NoEncryption())
+            # O_EXCL + mode at creation: the key is never readable by others, not even briefly.
+            descriptor = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, KEY_MODE)
+            with os.fdopen(descriptor, "wb") as handle:
+                handle.write(pem)
+        try:
+            csr_path.write_bytes(csr)
+        except OSError:
+            if new_key:
+                key_path.unlink()
+            raise
     return True
 
 
-def check_secrets_location(secrets_dir: Path, config: RainEdgeConfig, project_root: Path) -> str | None:
+def check_secrets_dir(secrets_dir: Path, config: RainEdgeConfig, project_root: Path) -> str | None:
     """Refuse a secrets folder that really lies in an asset source (config.py checks the name; a
-    symbolic link can lead elsewhere). Returns a note when the folder is reached through a link."""
+    symbolic link can lead elsewhere) or that others may open; create it when absent. Returns a
+    note when the folder is reached through a link."""
+    _private_folder(secrets_dir)
     real = secrets_dir.resolve()
     if real.is_relative_to(project_root):
         for source, what in config.asset_sources.items():
@@ -183,22 +200,17 @@ def main(argv: list[str] | None = None, project_root: Path = PROJECT_ROOT) -> in
         print(f"cdk.json: {error}", file=sys.stderr)
         return 2
     secrets_dir = project_root / config.secrets_dir
-    problems = 0
     try:
-        note = check_secrets_location(secrets_dir, config, project_root)
+        note = check_secrets_dir(secrets_dir, config, project_root)
     except DeviceKeyError as error:
         print(f"rainedge: {error}", file=sys.stderr)
         return 1
     if note:
         print(note)
+    problems = 0
     for thing_name in key_owners(config):
         try:
             created = ensure_device_keys(secrets_dir, thing_name)
-        except OSError as error:
-            print(f"{thing_name}: cannot write {error.filename} ({error.strerror}): secretsDir "
-                  f"{config.secrets_dir} must be a folder you can write", file=sys.stderr)
-            problems += 1
-            continue
         except DeviceKeyError as error:
             print(f"{thing_name}: {error}", file=sys.stderr)
             problems += 1

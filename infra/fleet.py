@@ -20,13 +20,13 @@ from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
 from infra.artifacts import helper_log_group
-from infra.config import APP_TAG, RainEdgeConfig
+from infra.config import APP_TAG, FLEET_HOOK_SOURCE, RainEdgeConfig
 from infra.device_keys import read_csr
 from infra.fleet_hook.handler import SERIAL_PARAMETER
 from infra.identity import core_policy_document
 from infra.nag import acknowledge, env_placeholders
 
-HOOK_SOURCE = Path(__file__).with_name("fleet_hook")
+HOOK_SOURCE = Path(__file__).resolve().parent.parent / FLEET_HOOK_SOURCE
 CERTIFICATE_ID_PARAMETER = "AWS::IoT::Certificate::Id"
 # Stands for the device's serial number while the policy is written; replaced by a Ref to it.
 _SERIAL_SLOT = "@SERIAL_NUMBER@"

@@ -5,19 +5,22 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
 from datetime import datetime
 
+import aws_cdk as cdk
 import pytest
+from aws_cdk import aws_s3_assets as s3_assets
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID
 
-from infra.artifacts import AssetError, ModelArtifactError, is_private_key, model_digest, stage_device_bundle
+from infra.artifacts import AssetError, ModelArtifactError, is_private_key, model_digest, refuse_private_keys_in_assets
 
 EC_KEY = ec.generate_private_key(ec.SECP256R1())
 RSA_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -67,22 +70,8 @@ def test_public_material_and_code_are_not_keys(data):
     assert not is_private_key(data)
 
 
-def test_the_real_bundle_and_model_hold_no_key(project_root, trained_model_dir):
-    stage_device_bundle(project_root)
-    assert len(model_digest(trained_model_dir / "rain_model.zip")) == 64
-
-
-def test_a_key_inside_the_device_code_stops_synth(tmp_path):
-    package = tmp_path / "device_code"
-    (package / "keys").mkdir(parents=True)
-    (package / "__init__.py").write_text("")
-    (package / "keys" / "private.key").write_bytes(KEYS["SEC1 DER"])
-    with pytest.raises(AssetError, match=r"device_code/keys/private.key in the Lambda code bundle holds a private key"):
-        stage_device_bundle(tmp_path)
-
-
 def write_zip(path, members: dict[str, bytes]):
-    with zipfile.ZipFile(path, "w") as archive:
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for name, data in members.items():
             archive.writestr(name, data)
     return path
@@ -91,10 +80,41 @@ def write_zip(path, members: dict[str, bytes]):
 MODEL = {"metadata.json": b"{}", "model.tflite": b"TFL3", "saved_model/saved_model.pb": b"pb"}
 
 
-def test_a_model_zip_holding_a_key_stops_synth(tmp_path):
-    model_zip = write_zip(tmp_path / "rain_model.zip", {**MODEL, "saved_model/assets/id_ecdsa": KEYS["OpenSSH"]})
-    with pytest.raises(AssetError, match=r"saved_model/assets/id_ecdsa in modelZip .* holds a private key"):
-        model_digest(model_zip)
+def stack_with_asset(tmp_path, source):
+    """A stack staging one asset from `source`, as the Lambda code and the model upload are staged."""
+    stack = cdk.Stack(cdk.App(outdir=str(tmp_path / "cdk.out")), "Probe")
+    s3_assets.Asset(stack, "Upload", path=str(source))
+    return stack
+
+
+def test_a_key_in_a_staged_folder_stops_synth(tmp_path):
+    (tmp_path / "code" / "keys").mkdir(parents=True)
+    (tmp_path / "code" / "handler.py").write_bytes(NOT_KEYS["code"])
+    (tmp_path / "code" / "keys" / "private.key").write_bytes(KEYS["SEC1 DER"])
+    with pytest.raises(AssetError, match=r"^keys/private.key in the asset Probe/Upload \(from .*code\) holds a "
+                                         r"private key: .* move it out"):
+        refuse_private_keys_in_assets(stack_with_asset(tmp_path, tmp_path / "code"))
+
+
+def test_a_key_inside_a_staged_zip_stops_synth(tmp_path):
+    (tmp_path / "model").mkdir()
+    write_zip(tmp_path / "model" / "rain_model.zip", {**MODEL, "saved_model/assets/id_ecdsa": KEYS["OpenSSH"]})
+    with pytest.raises(AssetError, match=r"^rain_model.zip:saved_model/assets/id_ecdsa in the asset Probe/Upload"):
+        refuse_private_keys_in_assets(stack_with_asset(tmp_path, tmp_path / "model"))
+
+
+def test_synth_checks_every_staged_asset(synth_variant, tmp_path, monkeypatch, project_root):
+    bundle = tmp_path / "bundle"
+    shutil.copytree(project_root / "device_code", bundle / "device_code",
+                    ignore=shutil.ignore_patterns("simulator", "__pycache__"))
+    (bundle / "device_code" / "id_rsa").write_bytes(KEYS["PKCS#1 RSA PEM"])
+    monkeypatch.setattr("infra.components.stage_device_bundle", lambda root: bundle)
+    with pytest.raises(AssetError, match=r"^device_code/id_rsa in the asset RainEdge/Components/\w+Function/Code"):
+        synth_variant()
+
+
+def test_the_default_assets_hold_no_key(synthesized):
+    assert synthesized[1]["Resources"]  # the default synth ran the check and passed
 
 
 @pytest.mark.parametrize("members, problem", [

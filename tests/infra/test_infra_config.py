@@ -121,6 +121,7 @@ def test_project_paths_are_plain_relative_paths(key, value):
     ({"secretsDir": "build/model"}, "'build/model'"),
     ({"secretsDir": "build"}, "'build/model'"),  # a folder holding an asset source
     ({"secretsDir": "cdk.out/keys"}, "'cdk.out' (the cloud assembly)"),
+    ({"secretsDir": "infra/fleet_hook/keys"}, "'infra/fleet_hook' (the fleet provisioning hook's Lambda code)"),
     ({"secretsDir": "keys", "modelZip": "keys/pi-1/model.zip"}, "the folder of modelZip"),
     ({"secretsDir": "models/keys", "modelZip": "models/rain.zip"}, "the folder of modelZip"),
     ({"modelZip": ".secrets/rainedge-core-1/private.zip"}, "the folder of modelZip"),

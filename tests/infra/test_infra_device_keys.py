@@ -210,11 +210,13 @@ def test_make_keys_reports_an_unreadable_cdk_json_in_one_line(project, capsys, c
     assert err.startswith("cdk.json: ") and 'holds no "context" object' in err and err.count("\n") == 1
 
 
-@pytest.mark.parametrize("secrets_dir, problem", [(".secrets", ".secrets is not a folder"),
-                                                   ("blocked/keys", "(Not a directory): secretsDir blocked/keys must be a folder you can write")])
+@pytest.mark.parametrize("secrets_dir, problem", [
+    (".secrets", ".secrets is not a folder: move it away"),
+    ("blocked/keys", "(Not a directory): secretsDir must be a folder you can write"),
+])
 def test_make_keys_reports_a_secrets_folder_it_cannot_make_in_one_line(project, capsys, secrets_dir, problem):
     set_context(project, secretsDir=secrets_dir)
     (project / secrets_dir.split("/")[0]).write_text("a file where a folder should be")
     assert main(["ensure"], project_root=project) == 1
     err = capsys.readouterr().err
-    assert err.startswith("rainedge-core-1: ") and problem in err and err.count("\n") == 1
+    assert err.startswith("rainedge: ") and problem in err and err.count("\n") == 1
