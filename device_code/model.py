@@ -104,7 +104,7 @@ class RainModel:
     def predict_series(self, now: Series, history: Series | None) -> tuple[np.ndarray, np.ndarray]:
         """Probability for each reading in `now`, and the model that made it: the trend model where
         `history` covers its window, the instantaneous model elsewhere (everywhere without history)."""
-        probability = self.run(INSTANTANEOUS, features.instantaneous_inputs(now))
+        probability = np.empty(len(now))
         used = np.full(len(now), INSTANTANEOUS, dtype=object)
         if history is not None and TREND in self.metadata.models:
             trend_inputs = features.trend_inputs(now, history)
@@ -112,6 +112,10 @@ class RainModel:
             if rows.any():
                 probability[rows] = self.run(TREND, {name: values[rows] for name, values in trend_inputs.items()})
                 used[rows] = TREND
+        rest = used == INSTANTANEOUS
+        if rest.any():
+            probability[rest] = self.run(INSTANTANEOUS, {name: values[rest] for name, values
+                                                         in features.instantaneous_inputs(now).items()})
         return probability, used
 
     def predict(self, reading: HasReadingValues, history: Series) -> Prediction:

@@ -82,7 +82,8 @@ Test by station (no station identity is an input; each airport is scored alone):
 def render_card(metadata: dict) -> str:
     inputs = "\n".join(
         f"| `{name}` | {metadata['units'][name]} | {low:g} .. {high:g} |"
-        for name, (low, high) in metadata["valid_ranges"].items()
+        for name in metadata["models"]["instantaneous"]["inputs"]  # the reading's quantities, in order
+        for low, high in [metadata["valid_ranges"][name]]
     )
     splits = metadata["splits"]
     instantaneous = metadata["models"]["instantaneous"]["metrics"]["network"]
