@@ -22,7 +22,7 @@ import math
 LAPSE_RATE_K_PER_M = 0.0065
 STANDARD_GRAVITY = 9.80665  # m/s^2
 MOLAR_MASS_DRY_AIR = 0.0289644  # kg/mol
-GAS_CONSTANT = 8.3144598  # J/(mol K)
+GAS_CONSTANT = 8.31432  # J/(mol K), the value the standard atmosphere tables use
 EXPONENT = STANDARD_GRAVITY * MOLAR_MASS_DRY_AIR / (GAS_CONSTANT * LAPSE_RATE_K_PER_M)
 ZERO_CELSIUS_K = 273.15
 # From the Dead Sea shore (-430 m) to where the BME680's 300 hPa floor is reached (~9,000 m).
