@@ -147,6 +147,8 @@ def read_metadata(model_dir: Path) -> ModelMetadata:
         raw = json.loads(path.read_text())
         if not isinstance(raw, dict):
             raise ValueError("metadata.json is not a JSON object")
+        if list(raw["feature_order"]) != list(FEATURES):
+            raise ValueError(f"feature_order {raw['feature_order']} is not {list(FEATURES)}")
         models = {name: _read_spec(name, spec) for name, spec in raw["models"].items() if name in MODEL_INPUTS}
         if INSTANTANEOUS not in models:
             raise ValueError(f"no {INSTANTANEOUS!r} model among {sorted(raw['models'])}")

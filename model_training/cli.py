@@ -1,4 +1,4 @@
-"""Command line: train the models, evaluate them on a CSV, print their model card."""
+"""Command line: train the models, evaluate them on a CSV, print their model card, check them per station."""
 from __future__ import annotations
 
 import argparse
@@ -30,6 +30,18 @@ def _train(args: argparse.Namespace) -> int:
         print(f"test Oct-Dec, {name}: ROC-AUC {test['roc_auc']:.3f} PR-AUC {test['pr_auc']:.3f} ECE {test['ece']:.3f}"
               f" Brier {test['brier']:.4f} F1 {test['f1']:.3f} | logistic baseline ROC-AUC {baseline['roc_auc']:.3f}"
               f" PR-AUC {baseline['pr_auc']:.3f}")
+    return 0
+
+
+def _stations(args: argparse.Namespace) -> int:
+    from model_training.train import leave_one_station_out
+
+    print("leave one station out: trained and calibrated on the other stations, scored on this one's Oct-Dec")
+    print(f"{'station':<9}{'model':<15}{'n':>6}{'ROC-AUC':>9}{'PR-AUC':>8}{'ECE':>7}{'Brier':>8}{'F1':>7}")
+    for station, models in leave_one_station_out().items():
+        for name, test in sorted(models.items(), reverse=True):
+            print(f"{station:<9}{name:<15}{test['n']:>6}{test['roc_auc']:>9.3f}{test['pr_auc']:>8.3f}"
+                  f"{test['ece']:>7.3f}{test['brier']:>8.4f}{test['f1']:>7.3f}")
     return 0
 
 
@@ -79,6 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate_cmd.add_argument("--json", action="store_true", help="print one JSON object")
     evaluate_cmd.add_argument("--runtime", choices=RUNTIME_NAMES, default="litert", help="default: litert")
     evaluate_cmd.set_defaults(run=_evaluate)
+
+    stations = commands.add_parser("stations", help="leave-one-station-out check of both models (trains 6 networks)")
+    stations.set_defaults(run=_stations)
 
     card = commands.add_parser("card", help="print the model card of an artifact")
     card.add_argument("--model", type=Path, default=DEFAULT_OUT, help=f"artifact path (default {DEFAULT_OUT})")

@@ -24,7 +24,7 @@ from device_code.contracts import SENSOR_RANGES
 from device_code.model import HISTORY_REQUIREMENTS, INSTANTANEOUS, OUTPUT_NAME, TREND
 from model_training.artifact import UNPACKED_NAME
 from model_training.card import DIAGRAM_NAME, render_card, render_reliability_diagram
-from model_training.data import UNITS
+from model_training.data import FEATURES, UNITS
 from model_training.train import BATCH_SIZE, LEARNING_RATE, SEED, TrainingResult
 
 ZIP_NAME = "rain_model.zip"
@@ -149,6 +149,8 @@ def build_metadata(result: TrainingResult, training_data_sha256: str) -> dict:
         }
     return {
         "version": content_version(result),
+        # The readings' quantities (what the device validates and reduces), in order.
+        "feature_order": list(FEATURES),
         "units": dict(UNITS),
         "valid_ranges": VALID_RANGES,
         "models": models,

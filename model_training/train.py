@@ -156,24 +156,48 @@ def train_model(name: str, parts: dict[str, pd.DataFrame], seed: int) -> Trained
     return TrainedModel(name, spec, network, slope, threshold, metrics)
 
 
-def train(seed: int = SEED, observations: pd.DataFrame | None = None) -> TrainingResult:
-    """Fit, calibrate and score both models on the time split. The trend model trains and is
-    scored on the rows whose station history covers its window (history may reach back into the
-    previous split: on a device the history is continuous too; only readings, never labels)."""
-    started = time.perf_counter()
-    df = load_observations() if observations is None else observations
+def _with_trend_inputs(df: pd.DataFrame) -> pd.DataFrame:
+    """The observations plus each row's trend inputs and whether its history covers them (from
+    the station's full series: history may reach into the previous split, as it does on a device;
+    only readings, never labels)."""
     df = pd.concat([df, trend_frame(df).drop(columns=list(INSTANTANEOUS_INPUTS))], axis=1)
     df["trend_covered"] = covered({name: df[name].to_numpy() for name in TREND_INPUTS})
-    splits = dict(zip(SPLITS, split_by_time(df)))
+    return df
+
+
+def _train_models(splits: dict[str, pd.DataFrame], seed: int) -> dict[str, TrainedModel]:
+    """Both models on the same split; the trend model on the rows its history covers."""
     models = {
         INSTANTANEOUS: train_model(INSTANTANEOUS, splits, seed),
         TREND: train_model(TREND, {split: part[part["trend_covered"]] for split, part in splits.items()}, seed),
     }
     for split, part in splits.items():
         models[TREND].metrics["network"][split]["coverage"] = float(part["trend_covered"].mean())
+    return models
+
+
+def train(seed: int = SEED, observations: pd.DataFrame | None = None) -> TrainingResult:
+    """Fit, calibrate and score both models on the time split."""
+    started = time.perf_counter()
+    splits = dict(zip(SPLITS, split_by_time(_with_trend_inputs(load_observations() if observations is None
+                                                                 else observations))))
+    models = _train_models(splits, seed)
     split_info = {
         split: {"from": part["time_hour"].min().isoformat(), "to": part["time_hour"].max().isoformat(),
                 "rows": int(len(part))}
         for split, part in splits.items()
     }
     return TrainingResult(models, split_info, time.perf_counter() - started)
+
+
+def leave_one_station_out(seed: int = SEED, observations: pd.DataFrame | None = None) -> dict[str, dict]:
+    """For each station: both models trained and calibrated on the OTHER stations (Jan-Aug, Sep),
+    scored on this one's Oct-Dec. How the models carry to a station they never saw."""
+    splits = dict(zip(SPLITS, split_by_time(_with_trend_inputs(load_observations() if observations is None
+                                                                 else observations))))
+    results = {}
+    for station in sorted(splits["test"]["origin"].unique()):
+        held_out = {split: part[(part["origin"] == station) == (split == "test")] for split, part in splits.items()}
+        results[station] = {name: model.metrics["network"]["test"]
+                            for name, model in _train_models(held_out, seed).items()}
+    return results

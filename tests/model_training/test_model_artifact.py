@@ -68,6 +68,7 @@ def test_zip_holds_exactly_the_unpacked_folder(trained_model_dir: Path, model_fo
 
 
 def test_metadata_says_which_model_is_which_what_it_takes_and_what_history_it_needs(metadata: dict):
+    assert metadata["feature_order"] == ["temperature", "humidity", "pressure"]
     assert metadata["units"] == {"temperature": "degC", "humidity": "%RH", "pressure": "hPa"}
     assert metadata["valid_ranges"] == {"temperature": [-40.0, 85.0], "humidity": [0.0, 100.0],
                                         "pressure": [300.0, 1100.0]}

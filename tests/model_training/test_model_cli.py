@@ -173,7 +173,7 @@ def test_evaluate_rejects_unreadable_models(capsys, model_folder, metadata, smal
     assert "model 'trend' has threshold 'high'; expected a number within (0, 1)" in evaluate_error(capsys, broken, small_csv)
 
     (broken / "metadata.json").write_text(json.dumps({"version": "x"}))
-    assert "KeyError: 'models'" in evaluate_error(capsys, broken, small_csv)
+    assert "KeyError: 'feature_order'" in evaluate_error(capsys, broken, small_csv)
 
     (broken / "metadata.json").write_text("{not json")
     assert "metadata.json" in evaluate_error(capsys, broken, small_csv)
