@@ -98,7 +98,7 @@ def test_evaluate_accepts_zip_unpacked_folder_and_train_output_folder_alike(
     assert results[0]["n"] == 3 and results[0]["positive_rate"] == pytest.approx(1 / 3)
 
 
-def test_evaluate_with_the_savedmodel_runtime_matches_litert(capsys, model_folder, small_csv):
+def test_evaluate_with_the_tensorflow_runtime_matches_litert(capsys, model_folder, small_csv):
     litert = evaluate_json(capsys, model_folder, small_csv)
     saved_model = evaluate_json(capsys, model_folder, small_csv, "--runtime", "tensorflow")
     assert litert["runtime"] == "litert" and saved_model["runtime"] == "tensorflow"
