@@ -1,7 +1,10 @@
 """Configuration of the edge functions, read from environment variables and validated at start.
 
-The Lambda component parameters set these variables (Greengrass itself sets AWS_IOT_THING_NAME).
-Every error names the variable, the value it got and what is allowed.
+The variable names are declared here once: the Lambda components set them (infra/components.py
+takes the names from device_code/functions.py, which takes them from here) and Greengrass itself
+sets AWS_IOT_THING_NAME. A variable the stack always sets is required: a missing one is a clear
+start-up error, never a silent default that could differ from cdk.json. Every error names the
+variable, the value it got and what is allowed.
 """
 from __future__ import annotations
 
@@ -10,6 +13,19 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
+
+# Set by the nucleus in every component's environment, Lambda components included.
+THING_NAME = "AWS_IOT_THING_NAME"
+# Set by the stack (see device_code/functions.py for which function gets which).
+LOG_LEVEL = "LOG_LEVEL"
+SAMPLE_INTERVAL_S = "SAMPLE_INTERVAL_S"
+I2C_BUS = "I2C_BUS"
+I2C_ADDRESS = "I2C_ADDRESS"
+CPU_TEMP_COMPENSATION = "CPU_TEMP_COMPENSATION"
+CPU_TEMP_PATH = "CPU_TEMP_PATH"
+MODEL_DIR = "MODEL_DIR"
+INFERENCE_INTERVAL_S = "INFERENCE_INTERVAL_S"
+MAX_INPUT_AGE_S = "MAX_INPUT_AGE_S"
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 I2C_ADDRESSES = (0x76, 0x77)
@@ -48,27 +64,32 @@ class InferenceConfig:
     max_input_age_s: float
 
 
+def _required(env: Mapping[str, str], key: str, meaning: str) -> str:
+    value = env.get(key)
+    if value is None or value == "":
+        raise ConfigError(f"{key} is required ({meaning}); the Greengrass component sets it: redeploy the stack")
+    return value
+
+
 def _thing_name(env: Mapping[str, str]) -> str:
-    value = env.get("AWS_IOT_THING_NAME", "")
+    value = env.get(THING_NAME, "")
     if not _THING_NAME.match(value):
         raise ConfigError(
-            f"AWS_IOT_THING_NAME={value!r} is not a valid thing name: "
+            f"{THING_NAME}={value!r} is not a valid thing name: "
             "allowed are 1-128 characters from A-Z a-z 0-9 : _ - (Greengrass sets it for you)"
         )
     return value
 
 
 def _log_level(env: Mapping[str, str]) -> str:
-    value = env.get("LOG_LEVEL", "INFO").upper()
-    if value not in LOG_LEVELS:
-        raise ConfigError(f"LOG_LEVEL={env['LOG_LEVEL']!r} is not allowed: use one of {', '.join(LOG_LEVELS)}")
-    return value
+    raw = _required(env, LOG_LEVEL, f"one of {', '.join(LOG_LEVELS)}")
+    if raw.upper() not in LOG_LEVELS:
+        raise ConfigError(f"{LOG_LEVEL}={raw!r} is not allowed: use one of {', '.join(LOG_LEVELS)}")
+    return raw.upper()
 
 
-def _positive_seconds(env: Mapping[str, str], key: str, default: float) -> float:
-    raw = env.get(key)
-    if raw is None:
-        return default
+def _positive_seconds(env: Mapping[str, str], key: str) -> float:
+    raw = _required(env, key, "a number of seconds greater than 0")
     try:
         value = float(raw)
     except ValueError:
@@ -78,28 +99,28 @@ def _positive_seconds(env: Mapping[str, str], key: str, default: float) -> float
     return value
 
 
-def _choice(env: Mapping[str, str], key: str, allowed: tuple[str, ...], default: str) -> str:
-    value = env.get(key, default)
+def _choice(env: Mapping[str, str], key: str, allowed: tuple[str, ...]) -> str:
+    value = _required(env, key, f"one of {', '.join(allowed)}")
     if value not in allowed:
         raise ConfigError(f"{key}={value!r} is not allowed: use one of {', '.join(allowed)}")
     return value
 
 
 def load_sensor_config(env: Mapping[str, str]) -> SensorConfig:
-    raw_bus = env.get("I2C_BUS", "1")
+    raw_bus = _required(env, I2C_BUS, "the I2C bus number, e.g. 1 for /dev/i2c-1")
     if not raw_bus.isdigit():
-        raise ConfigError(f"I2C_BUS={raw_bus!r} is not allowed: use the bus number, e.g. 1 for /dev/i2c-1")
-    raw_address = env.get("I2C_ADDRESS", "0x76")
+        raise ConfigError(f"{I2C_BUS}={raw_bus!r} is not allowed: use the bus number, e.g. 1 for /dev/i2c-1")
+    raw_address = _required(env, I2C_ADDRESS, "0x76 or 0x77")
     try:
         address = int(raw_address, 0)
     except ValueError:
         address = -1
     if address not in I2C_ADDRESSES:
-        raise ConfigError(f"I2C_ADDRESS={raw_address!r} is not allowed: use 0x76 or 0x77 (the BME680's two addresses)")
+        raise ConfigError(f"{I2C_ADDRESS}={raw_address!r} is not allowed: use 0x76 or 0x77 (the BME680's two addresses)")
     return SensorConfig(
         thing_name=_thing_name(env),
         log_level=_log_level(env),
-        sample_interval_s=_positive_seconds(env, "SAMPLE_INTERVAL_S", 60.0),
+        sample_interval_s=_positive_seconds(env, SAMPLE_INTERVAL_S),
         i2c_bus=int(raw_bus),
         i2c_address=address,
     )
@@ -109,22 +130,19 @@ def load_shadow_writer_config(env: Mapping[str, str]) -> ShadowWriterConfig:
     return ShadowWriterConfig(
         thing_name=_thing_name(env),
         log_level=_log_level(env),
-        cpu_temp_compensation=_choice(env, "CPU_TEMP_COMPENSATION", COMPENSATION_MODES, "off") == "on",
-        cpu_temp_path=Path(env.get("CPU_TEMP_PATH", "/sys/class/thermal/thermal_zone0/temp")),
+        cpu_temp_compensation=_choice(env, CPU_TEMP_COMPENSATION, COMPENSATION_MODES) == "on",
+        cpu_temp_path=Path(_required(env, CPU_TEMP_PATH, "the thermal zone file, e.g. "
+                                                         "/sys/class/thermal/thermal_zone0/temp")),
     )
 
 
 def load_inference_config(env: Mapping[str, str]) -> InferenceConfig:
-    raw_dir = env.get("MODEL_DIR", "")
-    if not raw_dir:
-        raise ConfigError(
-            "MODEL_DIR is required: the folder holding model.tflite, saved_model/ and metadata.json "
-            "(the unpacked model artifact)"
-        )
+    raw_dir = _required(env, MODEL_DIR, "the folder holding model.tflite, saved_model/ and metadata.json "
+                                        "(the unpacked model artifact)")
     return InferenceConfig(
         thing_name=_thing_name(env),
         log_level=_log_level(env),
         model_dir=Path(raw_dir),
-        inference_interval_s=_positive_seconds(env, "INFERENCE_INTERVAL_S", 10.0),
-        max_input_age_s=_positive_seconds(env, "MAX_INPUT_AGE_S", 300.0),
+        inference_interval_s=_positive_seconds(env, INFERENCE_INTERVAL_S),
+        max_input_age_s=_positive_seconds(env, MAX_INPUT_AGE_S),
     )

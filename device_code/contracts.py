@@ -8,6 +8,12 @@ from typing import Any, Mapping
 
 WEATHER_SHADOW = "weather"
 RAIN_SHADOW = "rain"
+# The named shadows ShadowManager synchronises; each must be listed by name (no wildcard).
+SHADOW_NAMES = (WEATHER_SHADOW, RAIN_SHADOW)
+# Local pub/sub topic of the readings; it never leaves the core. One literal topic: a Lambda
+# PUB_SUB event source takes no MQTT wildcards and no {iot:thingName} (Greengrass V2 API
+# reference, LambdaEventSource), and on one core only its own sensor publishes here.
+READINGS_TOPIC = "rainedge/readings"
 FEATURES = ("temperature", "humidity", "pressure")
 # The BME680's operating ranges (°C, %RH, hPa): a value outside them is a fault, not weather.
 SENSOR_RANGES: dict[str, tuple[float, float]] = {
@@ -19,13 +25,14 @@ SENSOR_RANGES: dict[str, tuple[float, float]] = {
 MAX_CLOCK_SKEW_S = 120.0
 
 
-def readings_topic(thing_name: str) -> str:
-    return f"rainedge/{thing_name}/readings"
+def named_shadow(thing_name: str, shadow_name: str) -> str:
+    """The local name of a named shadow: its IPC access-control resource and its topics' prefix."""
+    return f"$aws/things/{thing_name}/shadow/name/{shadow_name}"
 
 
 def shadow_topic(thing_name: str, shadow_name: str, suffix: str) -> str:
     """E.g. shadow_topic(t, "weather", "update/documents")."""
-    return f"$aws/things/{thing_name}/shadow/name/{shadow_name}/{suffix}"
+    return f"{named_shadow(thing_name, shadow_name)}/{suffix}"
 
 
 class InvalidReading(ValueError):

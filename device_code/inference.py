@@ -19,6 +19,7 @@ from . import runtime
 from .config import InferenceConfig, load_inference_config
 from .contracts import (RAIN_SHADOW, WEATHER_SHADOW, InvalidReading, format_timestamp, parse_reading,
                         reported_state, shadow_topic)
+from .functions import INFERENCE
 from .model import ModelUnavailable, RainModel, load_model
 from .port import GreengrassPort, Message, PortError, ShadowNotFound
 
@@ -143,13 +144,13 @@ class InferenceService:
         return reported, (status, input_at, detail if status != STALE_INPUT else None)
 
 
-def build(wiring: runtime.Wiring) -> InferenceService:
-    config = load_inference_config(wiring.environ)
+def build(context: runtime.FunctionContext) -> InferenceService:
+    config = load_inference_config(context.environ)
     runtime.configure_logging(config.log_level)
-    return InferenceService(config, runtime.port(), wiring.clock)
+    return InferenceService(config, context.port, context.clock)
 
 
-host = runtime.FunctionHost(build)
+host = runtime.FunctionHost(INFERENCE, build)
 
 
 def handler(event, context):

@@ -1,4 +1,4 @@
-"""Pinned Lambda `sensor`: every SAMPLE_INTERVAL_S, one BME680 reading to `rainedge/<thing>/readings`.
+"""Pinned Lambda `sensor`: every SAMPLE_INTERVAL_S, one BME680 reading to the local readings topic.
 
 Greengrass starts a pinned Lambda when the core starts and keeps its process; code meant to run
 forever must be started outside the handler and must not block the import. So the module starts
@@ -13,7 +13,8 @@ from typing import Callable
 from . import runtime
 from .bme680_sensor import Bme680Sensor, SensorUnavailable
 from .config import SensorConfig, load_sensor_config
-from .contracts import Reading, readings_topic
+from .contracts import READINGS_TOPIC, Reading
+from .functions import SENSOR
 from .port import GreengrassPort, PortError
 
 log = logging.getLogger(__name__)
@@ -25,7 +26,6 @@ class SensorService:
     def __init__(self, config: SensorConfig, port: GreengrassPort, clock: runtime.Clock,
                  read_sensor: Callable[[], tuple[float, float, float]]) -> None:
         self.config, self._port, self._clock, self._read_sensor = config, port, clock, read_sensor
-        self._topic = readings_topic(config.thing_name)
         self._backoff = runtime.Backoff(FIRST_RETRY_S, cap_s=config.sample_interval_s)
         self.loop = runtime.LongLivedLoop("sensor", self.sample_once, config.sample_interval_s, clock, log)
 
@@ -41,9 +41,9 @@ class SensorService:
         self._backoff.reset()
         reading = Reading(round(temperature, 2), round(humidity, 3), round(pressure, 2), self._clock.now())
         try:
-            self._port.publish(self._topic, reading.as_message())
+            self._port.publish(READINGS_TOPIC, reading.as_message())
         except PortError as error:
-            log.error("could not publish reading to %s: %s", self._topic, error)
+            log.error("could not publish reading to %s: %s", READINGS_TOPIC, error)
         else:
             log.debug("published %s", reading)
         return None
@@ -55,16 +55,16 @@ class SensorService:
         self.loop.stop()
 
 
-def build(wiring: runtime.Wiring) -> SensorService:
-    config = load_sensor_config(wiring.environ)
+def build(context: runtime.FunctionContext) -> SensorService:
+    config = load_sensor_config(context.environ)
     runtime.configure_logging(config.log_level)
-    chip = Bme680Sensor(lambda: wiring.open_i2c_bus(config.i2c_bus), config.i2c_address)
+    chip = Bme680Sensor(lambda: context.open_i2c_bus(config.i2c_bus), config.i2c_address)
     log.info("sensor: BME680 at bus %d address 0x%02x, every %.0f s to %s", config.i2c_bus,
-             config.i2c_address, config.sample_interval_s, readings_topic(config.thing_name))
-    return SensorService(config, runtime.port(), wiring.clock, chip.read)
+             config.i2c_address, config.sample_interval_s, READINGS_TOPIC)
+    return SensorService(config, context.port, context.clock, chip.read)
 
 
-host = runtime.FunctionHost(build)
+host = runtime.FunctionHost(SENSOR, build)
 
 
 def handler(event, context):

@@ -1,4 +1,4 @@
-"""On-demand Lambda `shadow_writer`: each reading on `rainedge/<thing>/readings` -> named shadow `weather`.
+"""On-demand Lambda `shadow_writer`: each reading on the local readings topic -> named shadow `weather`.
 
 Invoked by its PUB_SUB event source. A reading is validated (finite numbers within the BME680's
 ranges, an ISO-8601 UTC timestamp, newer than the one in the shadow); anything else is logged and
@@ -17,6 +17,7 @@ from . import runtime
 from .config import ShadowWriterConfig, load_shadow_writer_config
 from .contracts import (SENSOR_RANGES, WEATHER_SHADOW, InvalidReading, Reading, parse_reading,
                         parse_timestamp, reported_state)
+from .functions import SHADOW_WRITER
 from .port import GreengrassPort, PortError, ShadowNotFound
 
 log = logging.getLogger(__name__)
@@ -110,15 +111,15 @@ class ShadowWriter:
             )
 
 
-def build(wiring: runtime.Wiring) -> ShadowWriter:
-    config = load_shadow_writer_config(wiring.environ)
+def build(context: runtime.FunctionContext) -> ShadowWriter:
+    config = load_shadow_writer_config(context.environ)
     runtime.configure_logging(config.log_level)
     thermometer = CpuThermometer(config.cpu_temp_path)
     log.info("shadow_writer: CPU temperature compensation %s", "on" if config.cpu_temp_compensation else "off")
-    return ShadowWriter(config, runtime.port(), wiring.clock, thermometer.mean_celsius)
+    return ShadowWriter(config, context.port, context.clock, thermometer.mean_celsius)
 
 
-host = runtime.FunctionHost(build)
+host = runtime.FunctionHost(SHADOW_WRITER, build)
 
 
 def handler(event, context):

@@ -9,6 +9,7 @@ import tempfile
 from pathlib import Path
 
 from aws_cdk import RemovalPolicy
+from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_deployment as s3deploy
 from constructs import Construct
@@ -19,6 +20,13 @@ ARTIFACT_PREFIX = "artifacts/"
 DEVICE_PACKAGE = "device_code"
 # Host-side tooling that never runs on the Pi.
 BUNDLE_EXCLUDES = ("simulator", "__pycache__", "*.pyc")
+
+
+def helper_log_group(scope: Construct, construct_id: str) -> logs.LogGroup:
+    """A log group owned by the stack for one of CDK's helper functions: it goes with the stack,
+    so teardown never has to find helper logs by name."""
+    return logs.LogGroup(scope, construct_id, retention=logs.RetentionDays.ONE_MONTH,
+                         removal_policy=RemovalPolicy.DESTROY)
 
 
 class ModelArtifactError(FileNotFoundError):
@@ -60,8 +68,9 @@ class ArtifactStore(Construct):
             encryption=s3.BucketEncryption.S3_MANAGED,
             enforce_ssl=True,
             versioned=False,
+            # Emptied by the model upload's own delete (retain_on_delete=False below), so no
+            # auto-delete helper with a log group of its own is needed.
             removal_policy=RemovalPolicy.DESTROY,
-            auto_delete_objects=True,
         )
         acknowledge(
             self.bucket,
@@ -81,6 +90,7 @@ class ArtifactStore(Construct):
             prune=False,
             retain_on_delete=False,
             memory_limit=512,
+            log_group=helper_log_group(self, "ModelUploadLogs"),
         )
 
     @property

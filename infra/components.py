@@ -1,4 +1,4 @@
-"""Greengrass components: the three Lambda components, the model component and the
+"""Greengrass components: one Lambda component per device function, the model component and the
 device-runtime component that installs the device-side Python packages."""
 from __future__ import annotations
 
@@ -12,12 +12,20 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
+from device_code import config as env
+from device_code.functions import FUNCTIONS, DeviceFunction
 from infra import greengrass as ggv
 from infra.artifacts import ArtifactStore, stage_device_bundle
-from infra.config import RainEdgeConfig
+from infra.config import DEFAULT_POSIX_USER, RainEdgeConfig
 from infra.nag import acknowledge
 
 LINUX = [gg.CfnComponentVersion.ComponentPlatformProperty(name="Linux", attributes={"os": "linux"})]
+# The Raspberry Pi's SoC temperature (the story's CPU heat compensation reads it).
+CPU_THERMAL_ZONE = "/sys/class/thermal/thermal_zone0/temp"
+
+
+def _exactly(version: str) -> dict[str, str]:
+    return {"VersionRequirement": f"={version}", "DependencyType": "HARD"}
 
 
 @dataclass(frozen=True)
@@ -26,21 +34,8 @@ class DeployedComponent:
     version: str
     resource: gg.CfnComponentVersion
     configuration: dict | None = None
-
-
-@dataclass(frozen=True)
-class LambdaSpec:
-    """One device function: what the Lambda runs and how Greengrass runs it."""
-
-    suffix: str  # component name suffix
-    function: str  # function name suffix
-    handler: str
-    pinned: bool
-    environment: dict[str, str]
-    access_control: dict
-    event_topics: tuple[str, ...] = ()
-    # Besides the device runtime, which every function needs.
-    dependencies: tuple[DeployedComponent, ...] = ()
+    # The deployment's runWith posixUser for this component ("user:group"), when not the default.
+    posix_user: str | None = None
 
 
 def device_requirements(project_root: Path) -> list[str]:
@@ -50,6 +45,9 @@ def device_requirements(project_root: Path) -> list[str]:
 
 
 class DeviceComponents(Construct):
+    """The Lambda component of every device function (device_code.functions), the model and the
+    device runtime they run on."""
+
     def __init__(
         self,
         scope: Construct,
@@ -74,100 +72,31 @@ class DeviceComponents(Construct):
             assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
             description="Placeholder execution role of the device functions; grants no permissions",
         )
-        self.lambdas = [self._lambda_component(spec) for spec in self._lambda_specs()]
+        environment = self._environment_values()
+        self.lambdas = [self._lambda_component(function, environment) for function in FUNCTIONS]
 
     @property
     def all(self) -> list[DeployedComponent]:
         return [self.runtime, self.model, *self.lambdas]
 
-    # ---- specs --------------------------------------------------------------------------
-    def _lambda_specs(self) -> list[LambdaSpec]:
+    def _environment_values(self) -> dict[str, str]:
+        """The value of every variable a device function reads (names: device_code.config)."""
         config = self.config
-        common = {
-            "LOG_LEVEL": config.log_level,
-            # The device-runtime component's virtual environment (see _device_runtime).
-            "PYTHONPATH": self.site_packages,
-        }
-        sensor = config.component_name("Sensor")
-        writer = config.component_name("ShadowWriter")
-        inference = config.component_name("Inference")
         model_dir = (
             f"{config.greengrass_root}/packages/artifacts-unarchived/"
             f"{self.model.name}/{self.model.version}/{Path(config.model_zip).stem}"
         )
-        return [
-            LambdaSpec(
-                suffix="Sensor",
-                function="sensor",
-                handler="device_code.sensor.handler",
-                pinned=True,
-                environment={
-                    **common,
-                    "SAMPLE_INTERVAL_S": str(config.sample_interval_seconds),
-                    "I2C_BUS": str(config.i2c_bus),
-                    "I2C_ADDRESS": hex(config.i2c_address),
-                },
-                access_control=ggv.access_control(
-                    sensor,
-                    pubsub=[("Publish BME680 readings", [ggv.PUBLISH], [ggv.readings_topic()])],
-                ),
-            ),
-            LambdaSpec(
-                suffix="ShadowWriter",
-                function="shadow-writer",
-                handler="device_code.shadow_writer.handler",
-                pinned=False,
-                environment={
-                    **common,
-                    "CPU_TEMP_COMPENSATION": "on" if config.cpu_temp_compensation else "off",
-                    "CPU_TEMP_PATH": "/sys/class/thermal/thermal_zone0/temp",
-                },
-                access_control=ggv.access_control(
-                    writer,
-                    shadow=[
-                        (
-                            "Read and write the weather shadow",
-                            [ggv.GET_SHADOW, ggv.UPDATE_SHADOW],
-                            [ggv.shadow_resource("weather")],
-                        )
-                    ],
-                ),
-                # Lambda event sources take no {iot:thingName}; locally only this core's
-                # sensor publishes, so '+' matches exactly its readings topic.
-                event_topics=(ggv.readings_topic("+"),),
-            ),
-            LambdaSpec(
-                suffix="Inference",
-                function="inference",
-                handler="device_code.inference.handler",
-                pinned=True,
-                environment={
-                    **common,
-                    "MODEL_DIR": model_dir,
-                    "INFERENCE_INTERVAL_S": str(config.inference_interval_seconds),
-                    "MAX_INPUT_AGE_S": str(config.max_input_age_seconds),
-                },
-                access_control=ggv.access_control(
-                    inference,
-                    shadow=[
-                        ("Read the latest reading", [ggv.GET_SHADOW], [ggv.shadow_resource("weather")]),
-                        (
-                            "Read and write the prediction",
-                            [ggv.GET_SHADOW, ggv.UPDATE_SHADOW],
-                            [ggv.shadow_resource("rain")],
-                        ),
-                    ],
-                    pubsub=[
-                        (
-                            "Hear every update of the weather shadow",
-                            [ggv.SUBSCRIBE],
-                            [ggv.shadow_documents_topic("weather")],
-                        )
-                    ],
-                ),
-                dependencies=(self.model,),
-            ),
-        ]
+        return {
+            env.LOG_LEVEL: config.log_level,
+            env.SAMPLE_INTERVAL_S: str(config.sample_interval_seconds),
+            env.I2C_BUS: str(config.i2c_bus),
+            env.I2C_ADDRESS: hex(config.i2c_address),
+            env.CPU_TEMP_COMPENSATION: "on" if config.cpu_temp_compensation else "off",
+            env.CPU_TEMP_PATH: CPU_THERMAL_ZONE,
+            env.MODEL_DIR: model_dir,
+            env.INFERENCE_INTERVAL_S: str(config.inference_interval_seconds),
+            env.MAX_INPUT_AGE_S: str(config.max_input_age_seconds),
+        }
 
     @property
     def site_packages(self) -> str:
@@ -177,77 +106,90 @@ class DeviceComponents(Construct):
         )
 
     # ---- components ---------------------------------------------------------------------
-    def _lambda_component(self, spec: LambdaSpec) -> DeployedComponent:
+    def _lambda_component(self, function: DeviceFunction, values: dict[str, str]) -> DeployedComponent:
         config = self.config
-        function = lambda_.Function(
+        lambda_function = lambda_.Function(
             self,
-            f"{spec.suffix}Function",
-            function_name=config.function_name(spec.function),
+            f"{function.component}Function",
+            function_name=config.function_name(function.name),
             runtime=lambda_.Runtime(config.lambda_runtime, lambda_.RuntimeFamily.PYTHON),
-            handler=spec.handler,
+            handler=function.handler,
             code=self.code,
             role=self.function_role,
             reserved_concurrent_executions=0,
             timeout=Duration.seconds(30),
-            description=f"rainedge device function ({spec.function}); runs on Greengrass, not in Lambda",
+            description=f"rainedge device function ({function.name}); runs on Greengrass, not in Lambda",
             current_version_options=lambda_.VersionOptions(removal_policy=RemovalPolicy.DESTROY),
         )
         acknowledge(
-            function,
+            lambda_function,
             "AwsSolutions-L1",
             "The runtime must match the Python of the Raspberry Pi (context key lambdaRuntime), "
             "not the newest cloud runtime: the function runs on the device.",
         )
-        dependencies = [self.runtime, *spec.dependencies]
-        parameters = {
-            "pinned": spec.pinned,
-            "environment": spec.environment,
-            "event_topics": list(spec.event_topics),
-            "dependencies": {dependency.name: dependency.version for dependency in dependencies},
+        # The device-runtime component's virtual environment holds the device packages.
+        environment = {**{name: values[name] for name in function.environment}, "PYTHONPATH": self.site_packages}
+        dependencies = {self.runtime.name: _exactly(self.runtime.version)}
+        depends_on = [self.runtime.resource]
+        if function.needs_model:
+            dependencies[self.model.name] = _exactly(self.model.version)
+            depends_on.append(self.model.resource)
+        if function.uses_local_shadows:
+            dependencies[ggv.SHADOW_MANAGER] = dict(ggv.SHADOW_MANAGER_DEPENDENCY)
+        name = config.component_name(function.component)
+        version = ggv.content_version(name, {
+            "pinned": function.pinned,
+            "environment": environment,
+            "event_source": function.event_source,
+            "dependencies": dependencies,
             "runtime": config.lambda_runtime,
-            "handler": spec.handler,
+            "handler": function.handler,
             "code": self.code_fingerprint,
-        }
-        name = config.component_name(spec.suffix)
-        version = ggv.content_version(name, parameters)
+        })
         lambda_parameters = gg.CfnComponentVersion.LambdaExecutionParametersProperty(
-            pinned=spec.pinned,
-            environment_variables=spec.environment,
-            event_sources=[
-                gg.CfnComponentVersion.LambdaEventSourceProperty(topic=topic, type="PUB_SUB")
-                for topic in spec.event_topics
-            ]
-            or None,
+            pinned=function.pinned,
+            environment_variables=environment,
+            event_sources=[gg.CfnComponentVersion.LambdaEventSourceProperty(topic=function.event_source,
+                                                                             type="PUB_SUB")]
+            if function.event_source
+            else None,
             timeout_in_seconds=30,
             status_timeout_in_seconds=60,
             # Not pinned: one instance at a time, so shadow writes never race.
-            max_instances_count=None if spec.pinned else 1,
-            max_idle_time_in_seconds=None if spec.pinned else 60,
+            max_instances_count=None if function.pinned else 1,
+            max_idle_time_in_seconds=None if function.pinned else 60,
             input_payload_encoding_type="json",
             linux_process_params=gg.CfnComponentVersion.LambdaLinuxProcessParamsProperty(
-                # The sensor needs /dev/i2c-*; the run-as user (ggc_user) joins group i2c.
+                # No container: the sensor opens /dev/i2c-* directly, as its run-as user.
                 isolation_mode="NoContainer",
             ),
         )
         resource = gg.CfnComponentVersion(
             self,
-            f"{spec.suffix}Component",
+            f"{function.component}Component",
             lambda_function=gg.CfnComponentVersion.LambdaFunctionRecipeSourceProperty(
-                lambda_arn=function.current_version.function_arn,
+                lambda_arn=lambda_function.current_version.function_arn,
                 component_name=name,
                 component_version=version,
                 component_platforms=LINUX,
                 component_dependencies={
-                    dependency.name: gg.CfnComponentVersion.ComponentDependencyRequirementProperty(
-                        version_requirement=f"={dependency.version}", dependency_type="HARD"
+                    dependency: gg.CfnComponentVersion.ComponentDependencyRequirementProperty(
+                        version_requirement=requirement["VersionRequirement"],
+                        dependency_type=requirement["DependencyType"],
                     )
-                    for dependency in dependencies
+                    for dependency, requirement in dependencies.items()
                 },
                 component_lambda_parameters=lambda_parameters,
             ),
         )
-        resource.node.add_dependency(*(dependency.resource for dependency in dependencies))
-        return DeployedComponent(name, version, resource, {"accessControl": spec.access_control})
+        resource.node.add_dependency(*depends_on)
+        return DeployedComponent(
+            name,
+            version,
+            resource,
+            {"accessControl": ggv.access_control(name, function.grants)},
+            posix_user=f"{DEFAULT_POSIX_USER}:{function.posix_group}" if function.posix_group else None,
+        )
 
     def _recipe_component(self, suffix: str, description: str, manifest: dict, content: object) -> DeployedComponent:
         name = self.config.component_name(suffix)

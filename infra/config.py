@@ -16,6 +16,9 @@ from typing import Any, Mapping
 # Shared by the stack and the lifecycle tools (which find the app's resources by them).
 STACK_NAME = "RainEdge"
 APP_TAG = "rainedge:app"
+# The default user and group of Greengrass components: the installer creates them
+# (--component-default-user, see infra/lifecycle/device_setup.py).
+DEFAULT_POSIX_USER, DEFAULT_POSIX_GROUP = "ggc_user", "ggc_group"
 
 # Lambda runtimes a Raspberry Pi OS can provide (bookworm ships 3.11, trixie 3.13) and that
 # both AWS Lambda and Greengrass's Lambda launcher accept.
@@ -24,9 +27,11 @@ SYNC_DIRECTIONS = ("betweenDeviceAndCloud", "deviceToCloud", "cloudToDevice")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 BME680_I2C_ADDRESSES = (0x76, 0x77)
 
-# IoT thing names: 1-128 of [a-zA-Z0-9:_-]; we also forbid ':' because the name is used in
-# MQTT topics and ARNs.
-_THING_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,128}$")
+# IoT thing names are 1-128 of [a-zA-Z0-9:_-] (CreateThing); ':' is refused because the name goes
+# into MQTT topics, ARNs and policy names, and at most 64 because it is the common name of the
+# device's certificate request (X.509 upper bound ub-common-name, RFC 5280).
+MAX_THING_NAME = 64
+_THING_NAME = re.compile(rf"^[a-zA-Z0-9_-]{{1,{MAX_THING_NAME}}}$")
 # Prefix of IAM/IoT/Lambda resource names: short enough for "<prefix>-tes-role-alias" and
 # the Lambda name limit of 64.
 _NAME_PREFIX = re.compile(r"^[a-z][a-z0-9-]{0,29}$")
@@ -63,15 +68,19 @@ class RainEdgeConfig:
     log_level: str = "INFO"
     # Must equal the `rootpath` the device was installed with (device-setup writes it).
     greengrass_root: str = "/greengrass/v2"
+    # Fleet provisioning by claim (infra/fleet.py): devices join as <namePrefix>-<serial number>.
+    fleet_provisioning: bool = True
+    # A Raspberry Pi's serial number (/proc/device-tree/serial-number) is 16 hex digits.
+    serial_number_pattern: str = "[0-9a-f]{16}"
 
     # ---- derived names (the stack's output contract) ------------------------------------
     @property
     def thing_group_name(self) -> str:
         return f"{self.name_prefix}-cores"
 
-    @property
-    def iot_policy_name(self) -> str:
-        return f"{self.name_prefix}-core-policy"
+    def device_policy_name(self, thing_name: str) -> str:
+        """Each core device has its own IoT policy (see infra/identity.py)."""
+        return f"{self.name_prefix}-device-{thing_name}"
 
     @property
     def role_alias_name(self) -> str:
@@ -84,6 +93,19 @@ class RainEdgeConfig:
     @property
     def deployment_name(self) -> str:
         return f"{self.name_prefix}-deployment"
+
+    @property
+    def provisioning_template_name(self) -> str:
+        return f"{self.name_prefix}-fleet"
+
+    @property
+    def claim_name(self) -> str:
+        """The claim certificate's key folder and CSR name; claim connections use `<claim_name>-<serial>`."""
+        return f"{self.name_prefix}-claim"
+
+    @property
+    def claim_policy_name(self) -> str:
+        return f"{self.name_prefix}-claim-policy"
 
     def function_name(self, function: str) -> str:
         """`function` is one of sensor, shadow-writer, inference."""
@@ -117,6 +139,10 @@ class RainEdgeConfig:
         return config
 
     def _check_relations(self) -> None:
+        reserved = [name for name in self.devices if name.startswith(f"{self.claim_name}-")]
+        if reserved:
+            raise ConfigError(f"devices must not start with {self.claim_name}- (the claim certificate's client ids); "
+                              f"got {reserved[0]!r}")
         if self.max_input_age_seconds < self.sample_interval_seconds:
             raise ConfigError(
                 f"maxInputAgeSeconds ({self.max_input_age_seconds}) must be at least "
@@ -197,7 +223,8 @@ def _devices(key: str, raw: Any) -> tuple[str, ...]:
     for name in raw:
         if not isinstance(name, str) or not _THING_NAME.fullmatch(name):
             raise ConfigError(
-                f"{key} entries must be thing names of 1-128 characters from a-z A-Z 0-9 _ -; got {name!r}"
+                f"{key} entries must be thing names of 1-{MAX_THING_NAME} characters from a-z A-Z 0-9 _ -; "
+                f"got {name!r}"
             )
     if len(set(raw)) != len(raw):
         raise ConfigError(f"{key} must not repeat a thing name; got {list(raw)!r}")
@@ -214,6 +241,18 @@ def _absolute_path(key: str, raw: Any) -> str:
     if not isinstance(raw, str) or not PurePosixPath(raw).is_absolute() or " " in raw:
         raise ConfigError(f"{key} must be an absolute POSIX path without spaces; got {raw!r}")
     return raw.rstrip("/") or "/"
+
+
+def _regular_expression(key: str, raw: Any) -> str:
+    if not isinstance(raw, str) or not 0 < len(raw) <= 100:
+        raise ConfigError(f"{key} must be a regular expression of 1-100 characters; got {raw!r}")
+    try:
+        pattern = re.compile(raw)
+    except re.error as error:
+        raise ConfigError(f"{key} must be a valid regular expression ({error}); got {raw!r}") from None
+    if pattern.fullmatch(""):
+        raise ConfigError(f"{key} must not match an empty serial number; got {raw!r}")
+    return raw
 
 
 def _i2c_address(key: str, raw: Any) -> int:
@@ -239,4 +278,6 @@ _PARSERS = {
     "i2c_address": _i2c_address,
     "log_level": _choice(LOG_LEVELS),
     "greengrass_root": _absolute_path,
+    "fleet_provisioning": _boolean,
+    "serial_number_pattern": _regular_expression,
 }

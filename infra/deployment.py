@@ -13,6 +13,8 @@ from infra.config import RainEdgeConfig
 
 
 def shadow_manager_configuration(direction: str) -> dict:
+    """ShadowManager's sync of the named shadows of each core it reaches (developer guide,
+    "Shadow manager", Configuration: synchronize.coreThing lists named shadows one by one)."""
     return {
         "strategy": {"type": "realTime"},
         "synchronize": {
@@ -44,6 +46,7 @@ class CoreDeployment(Construct):
             ggv.SHADOW_MANAGER: shadow_manager_configuration(config.shadow_sync_direction),
             **{component.name: component.configuration for component in components if component.configuration},
         }
+        run_as = {component.name: component.posix_user for component in components if component.posix_user}
         versions = {**ggv.PUBLIC_COMPONENT_VERSIONS, **{component.name: component.version for component in components}}
         self.resource = gg.CfnDeployment(
             self,
@@ -57,6 +60,9 @@ class CoreDeployment(Construct):
                         merge=json.dumps(merges[name], sort_keys=True)
                     )
                     if name in merges
+                    else None,
+                    run_with=gg.CfnDeployment.ComponentRunWithProperty(posix_user=run_as[name])
+                    if name in run_as
                     else None,
                 )
                 for name, version in versions.items()

@@ -1,54 +1,68 @@
 """Greengrass V2 facts the stack depends on, in one place.
 
-AWS-provided component versions are pinned (checked against the AWS IoT Greengrass V2
-developer guide, 2026-11): a deployment that names a version keeps devices from silently
-picking up a new nucleus (which restarts the device software) when a device joins the group.
+AWS-provided component versions are pinned: a deployment that names a version keeps devices from
+silently picking up a new nucleus (which restarts the device software) when a device joins the
+group. Each pinned component's documented requirements are in DOCUMENTED_REQUIREMENTS, with the
+page they come from; tests/infra checks the pins against them on every synth.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from typing import Any
+
+from device_code.contracts import SHADOW_NAMES  # noqa: F401  (the synchronised shadows, re-exported)
+from device_code.functions import Grant
 
 NUCLEUS = "aws.greengrass.Nucleus"
 SHADOW_MANAGER = "aws.greengrass.ShadowManager"
 LAMBDA_MANAGER = "aws.greengrass.LambdaManager"
 LAMBDA_LAUNCHER = "aws.greengrass.LambdaLauncher"
 LAMBDA_RUNTIMES = "aws.greengrass.LambdaRuntimes"
+TOKEN_EXCHANGE = "aws.greengrass.TokenExchangeService"
 
 PUBLIC_COMPONENT_VERSIONS = {
     NUCLEUS: "2.16.1",
     SHADOW_MANAGER: "2.3.12",
-    # LambdaManager 2.3.7 supports nucleus >=2.0.0 <2.17.0; LambdaLauncher 2.0.13 needs
-    # LambdaManager <2.4.0.
     LAMBDA_MANAGER: "2.3.7",
     LAMBDA_LAUNCHER: "2.0.13",
     LAMBDA_RUNTIMES: "2.0.9",
 }
 
-# IPC service identifiers used in component `accessControl`.
-IPC_PUBSUB = "aws.greengrass.ipc.pubsub"
-IPC_SHADOW = SHADOW_MANAGER
-PUBLISH = "aws.greengrass#PublishToTopic"
-SUBSCRIBE = "aws.greengrass#SubscribeToTopic"
-GET_SHADOW = "aws.greengrass#GetThingShadow"
-UPDATE_SHADOW = "aws.greengrass#UpdateThingShadow"
 
-# Resolved per device by the nucleus (needs interpolateComponentConfiguration, nucleus >= 2.6).
-THING = "{iot:thingName}"
-SHADOW_NAMES = ("weather", "rain")
+@dataclass(frozen=True)
+class Requirement:
+    """`component` (pinned above) needs `dependency` within `version_range` (npm-style, as
+    Greengrass writes them), according to `source`."""
 
-
-def readings_topic(thing: str = THING) -> str:
-    return f"rainedge/{thing}/readings"
+    component: str
+    dependency: str
+    version_range: str
+    source: str
 
 
-def shadow_resource(shadow: str, thing: str = THING) -> str:
-    return f"$aws/things/{thing}/shadow/name/{shadow}"
+DOCUMENTED_REQUIREMENTS = (
+    # The LambdaManager's nucleus range has an upper bound per nucleus minor: 2.3.7 is the one for 2.16.x.
+    Requirement(LAMBDA_MANAGER, NUCLEUS, ">=2.0.0 <2.17.0",
+                "developer guide, Lambda manager, Changelog/Dependencies of 2.3.7"),
+    Requirement(LAMBDA_LAUNCHER, LAMBDA_MANAGER, ">=2.0.0 <2.4.0",
+                "developer guide, Lambda launcher, Dependencies of 2.0.11 - 2.0.13"),
+    # The pages reached list no range for 2.3.12 itself; this is the one of 2.3.x published there.
+    Requirement(SHADOW_MANAGER, NUCLEUS, ">=2.5.0 <3.0.0",
+                "developer guide, Shadow manager, Dependencies of 2.3.0 - 2.3.1 (2.3.12: not published)"),
+)
+# (Lambda runtimes has no dependencies: developer guide, Lambda runtimes, Dependencies.)
 
+# `{iot:thingName}` in component configuration is resolved only with this nucleus option, which
+# exists from nucleus 2.6.0 and defaults to false (developer guide, Greengrass nucleus,
+# Configuration: interpolateComponentConfiguration).
+INTERPOLATION_MIN_NUCLEUS = "2.6.0"
 
-def shadow_documents_topic(shadow: str, thing: str = THING) -> str:
-    return f"{shadow_resource(shadow, thing)}/update/documents"
+# Components that use local shadows depend on ShadowManager ("Interact with local shadows": include
+# the shadow manager component as a dependency). AWS's tutorial recipe asks for ^2.2.0 and no type,
+# i.e. the default HARD (component recipe reference, DependencyType: "Defaults to HARD").
+SHADOW_MANAGER_DEPENDENCY = {"VersionRequirement": "^2.2.0", "DependencyType": "HARD"}
 
 
 def content_version(*parts: Any) -> str:
@@ -62,20 +76,13 @@ def content_version(*parts: Any) -> str:
     return f"1.0.{int(digest[:7], 16)}"
 
 
-def access_control(component: str, **grants: list[tuple[str, list[str], list[str]]]) -> dict:
-    """Build an `accessControl` block.
-
-    `grants` maps an IPC service (keyword-safe alias: pubsub / shadow) to a list of
-    (description, operations, resources); each becomes one named policy.
-    """
-    services = {"pubsub": IPC_PUBSUB, "shadow": IPC_SHADOW}
+def access_control(component: str, grants: tuple[Grant, ...]) -> dict:
+    """The `accessControl` block of a component: one named policy per grant, by IPC service."""
     block: dict[str, dict] = {}
-    for alias, policies in grants.items():
-        service_policies = block.setdefault(services[alias], {})
-        for index, (description, operations, resources) in enumerate(policies, start=1):
-            service_policies[f"{component}:{alias}:{index}"] = {
-                "policyDescription": description,
-                "operations": operations,
-                "resources": resources,
-            }
+    for index, grant in enumerate(grants, start=1):
+        block.setdefault(grant.service, {})[f"{component}:{index}"] = {
+            "policyDescription": grant.description,
+            "operations": list(grant.operations),
+            "resources": list(grant.resources),
+        }
     return block

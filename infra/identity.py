@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from aws_cdk import ArnFormat, Stack
 from aws_cdk import aws_iam as iam
@@ -12,9 +13,20 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import custom_resources as cr
 from constructs import Construct
 
-from infra.config import RainEdgeConfig
+from infra.artifacts import helper_log_group
+from infra.config import APP_TAG, RainEdgeConfig
+from infra.greengrass import SHADOW_NAMES
 from infra.device_keys import read_csr
 from infra.nag import acknowledge, env_placeholders
+
+# MQTT topics of a core device under $aws/things/<thing>/, as in AWS's "Minimal AWS IoT policy for
+# AWS IoT Greengrass V2 core devices" (developer guide, Device authentication and authorization):
+# the health reports (telemetry and fleet status), IoT jobs (deployments) and shadows (the
+# deployment shadow; ShadowManager's cloud update/delete subscriptions).
+# The two health topics (greengrass/ and greengrassv2/) share one pattern to keep the document short.
+PUBLISHED_TOPICS = ("greengrass*/health/json", "jobs/*", "shadow/*")
+SUBSCRIBED_TOPICS = ("jobs/*", "shadow/*")
+SHADOW_SYNC_ACTIONS = ("iot:GetThingShadow", "iot:UpdateThingShadow", "iot:DeleteThingShadow")
 
 
 @dataclass(frozen=True)
@@ -22,11 +34,12 @@ class CoreDevice:
     thing_name: str
     thing: iot.CfnThing
     certificate: iot.CfnCertificate
+    policy_name: str
 
 
 class DeviceIdentity(Construct):
-    """Things + certificates (from CSRs), IoT policy, thing group with the things in it,
-    and the token-exchange role + role alias."""
+    """Per listed device: thing, certificate (from its CSR) and its own IoT policy; the thing group
+    with the things in it; the token-exchange role + role alias every core uses."""
 
     def __init__(
         self,
@@ -48,14 +61,8 @@ class DeviceIdentity(Construct):
             role_arn=self.token_exchange_role.role_arn,
             credential_duration_seconds=3600,
         )
-        role_alias_arn = stack.format_arn(
+        self.role_alias_arn = stack.format_arn(
             service="iot", resource="rolealias", resource_name=config.role_alias_name
-        )
-        self.policy = iot.CfnPolicy(
-            self,
-            "CorePolicy",
-            policy_name=config.iot_policy_name,
-            policy_document=core_policy_document(stack, config.devices, role_alias_arn),
         )
         self.thing_group = iot.CfnThingGroup(
             self,
@@ -66,6 +73,7 @@ class DeviceIdentity(Construct):
             ),
         )
         self.thing_group_arn = self.thing_group.attr_arn
+        self.membership_logs = helper_log_group(self, "GroupMembershipLogs")
         self.devices = [
             self._core_device(config, stack, secrets_dir, index, thing_name)
             for index, thing_name in enumerate(config.devices, start=1)
@@ -75,23 +83,40 @@ class DeviceIdentity(Construct):
         self, config: RainEdgeConfig, stack: Stack, secrets_dir: Path, index: int, thing_name: str
     ) -> CoreDevice:
         scope = Construct(self, f"Device{index}")
-        thing = iot.CfnThing(scope, "Thing", thing_name=thing_name)
+        thing = iot.CfnThing(
+            scope,
+            "Thing",
+            thing_name=thing_name,
+            # Things take no tags; the attribute is how teardown recognises the app's things.
+            attribute_payload=iot.CfnThing.AttributePayloadProperty(attributes={APP_TAG: config.name_prefix}),
+        )
         certificate = iot.CfnCertificate(
             scope,
             "Certificate",
             certificate_signing_request=read_csr(secrets_dir, thing_name),
             status="ACTIVE",
         )
-        policy_attachment = iot.CfnPolicyPrincipalAttachment(
-            scope, "PolicyAttachment", policy_name=config.iot_policy_name, principal=certificate.attr_arn
+        policy_name = config.device_policy_name(thing_name)
+        policy = iot.CfnPolicy(
+            scope,
+            "Policy",
+            policy_name=policy_name,
+            policy_document=core_policy_document(
+                lambda resource, name: stack.format_arn(service="iot", resource=resource, resource_name=name),
+                thing_name,
+                self.role_alias_arn,
+            ),
         )
-        policy_attachment.node.add_dependency(self.policy)
+        policy_attachment = iot.CfnPolicyPrincipalAttachment(
+            scope, "PolicyAttachment", policy_name=policy_name, principal=certificate.attr_arn
+        )
+        policy_attachment.node.add_dependency(policy)
         thing_attachment = iot.CfnThingPrincipalAttachment(
             scope, "ThingAttachment", thing_name=thing_name, principal=certificate.attr_arn
         )
         thing_attachment.node.add_dependency(thing)
         self._add_to_group(scope, stack, thing, thing_name, config.thing_group_name)
-        return CoreDevice(thing_name=thing_name, thing=thing, certificate=certificate)
+        return CoreDevice(thing_name=thing_name, thing=thing, certificate=certificate, policy_name=policy_name)
 
     def _add_to_group(
         self, scope: Construct, stack: Stack, thing: iot.CfnThing, thing_name: str, group_name: str
@@ -122,6 +147,7 @@ class DeviceIdentity(Construct):
                 ]
             ),
             install_latest_aws_sdk=False,
+            log_group=self.membership_logs,
         )
         member.node.add_dependency(thing, self.thing_group)
 
@@ -174,47 +200,47 @@ class DeviceIdentity(Construct):
         return role
 
 
-def core_policy_document(stack: Stack, thing_names: tuple[str, ...], role_alias_arn: str) -> dict:
-    """The IoT policy for the core devices: each statement names the things; no '*' for
-    connect, publish, subscribe or receive."""
+def core_policy_document(iot_arn: Callable[[str, str], str], thing: str, role_alias_arn: str) -> dict:
+    """The IoT policy of one core device: its own client ids, topics and synchronised shadows.
 
-    def iot_arn(resource: str, name: str) -> str:
-        return stack.format_arn(service="iot", resource=resource, resource_name=name)
+    One policy per device keeps each device to its own thing and each document far below
+    CreatePolicy's 2,048 characters (AWS IoT Core quotas), whatever the fleet size. `iot_arn`
+    builds `arn:<partition>:iot:<region>:<account>:<resource>/<name>`.
+    """
+    def topics(resource: str, suffixes: tuple[str, ...]) -> list[str]:
+        return [iot_arn(resource, f"$aws/things/{thing}/{suffix}") for suffix in suffixes]
 
-    def per_thing(resource: str, *suffixes: str) -> list[str]:
-        return [iot_arn(resource, f"$aws/things/{thing}/{suffix}") for thing in thing_names for suffix in suffixes]
-
-    topics = ("greengrass/health/json", "greengrassv2/health/json", "jobs/*", "shadow/*")
     return {
         "Version": "2012-10-17",
         "Statement": [
             {
-                "Sid": "Connect",
                 "Effect": "Allow",
                 "Action": "iot:Connect",
-                # The nucleus opens extra MQTT connections named <thing>#2, <thing>#3, ...
-                "Resource": [arn for thing in thing_names for arn in (iot_arn("client", thing), iot_arn("client", f"{thing}#*"))],
+                # The nucleus opens one more MQTT connection per 50 subscriptions, named <thing>#2,
+                # <thing>#3 ... (same page). Not client/<thing>*: that would also admit thing <thing>0.
+                "Resource": [iot_arn("client", thing), iot_arn("client", f"{thing}#*")],
             },
             {
-                "Sid": "PublishReceive",
                 "Effect": "Allow",
                 "Action": ["iot:Publish", "iot:Receive"],
-                "Resource": per_thing("topic", *topics),
+                "Resource": topics("topic", PUBLISHED_TOPICS),
             },
             {
-                "Sid": "Subscribe",
                 "Effect": "Allow",
                 "Action": "iot:Subscribe",
-                "Resource": per_thing("topicfilter", *topics),
+                "Resource": topics("topicfilter", SUBSCRIBED_TOPICS),
             },
             {
-                "Sid": "ShadowSync",
+                # ShadowManager calls Get/Update/DeleteThingShadow over HTTPS with the core's
+                # certificate (developer guide, Shadow manager); a named shadow's resource is
+                # thing/<thing>/<shadow> (AWS IoT Core developer guide, "AWS IoT Core action
+                # resources"). Thing policy variables exist only on MQTT connections ("Thing policy
+                # variables") and are not supported for core devices, so the names are literal.
                 "Effect": "Allow",
-                "Action": ["iot:GetThingShadow", "iot:UpdateThingShadow", "iot:DeleteThingShadow"],
-                "Resource": [iot_arn("thing", thing) for thing in thing_names],
+                "Action": list(SHADOW_SYNC_ACTIONS),
+                "Resource": [iot_arn("thing", f"{thing}/{shadow}") for shadow in SHADOW_NAMES],
             },
             {
-                "Sid": "TokenExchange",
                 "Effect": "Allow",
                 "Action": "iot:AssumeRoleWithCertificate",
                 "Resource": role_alias_arn,
@@ -222,7 +248,6 @@ def core_policy_document(stack: Stack, thing_names: tuple[str, ...], role_alias_
             {
                 # These data-plane actions are authorised by the certificate's thing; AWS's
                 # own minimal core-device policy grants them on '*'.
-                "Sid": "GreengrassDataPlane",
                 "Effect": "Allow",
                 "Action": [
                     "greengrass:GetComponentVersionArtifact",
@@ -234,4 +259,3 @@ def core_policy_document(stack: Stack, thing_names: tuple[str, ...], role_alias_
             },
         ],
     }
-

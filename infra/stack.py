@@ -7,10 +7,12 @@ from pathlib import Path
 from aws_cdk import CfnOutput, Stack, Tags
 from constructs import Construct
 
+from device_code.functions import FUNCTIONS
 from infra.artifacts import ARTIFACT_PREFIX, ArtifactStore
 from infra.components import DeviceComponents
 from infra.config import APP_TAG, STACK_NAME, RainEdgeConfig
 from infra.deployment import CoreDeployment
+from infra.fleet import FleetProvisioning
 from infra.identity import DeviceIdentity
 from infra.nag import acknowledge, env_placeholders
 
@@ -46,7 +48,7 @@ class RainEdgeStack(Stack):
         )
         Tags.of(self).add(APP_TAG, config.name_prefix)
         artifacts = ArtifactStore(self, "Artifacts", model_zip=project_root / config.model_zip)
-        identity = DeviceIdentity(
+        self.identity = identity = DeviceIdentity(
             self,
             "Identity",
             config=config,
@@ -59,6 +61,14 @@ class RainEdgeStack(Stack):
             self, "Deployment", config=config, target_arn=identity.thing_group_arn, components=components.all
         )
         self._outputs(config, identity, artifacts, components, deployment)
+        if config.fleet_provisioning:
+            fleet = FleetProvisioning(self, "Fleet", config=config, secrets_dir=secrets_dir,
+                                      thing_group_name=config.thing_group_name, role_alias_arn=identity.role_alias_arn)
+            for key, value in {"ProvisioningTemplateName": fleet.template_name,
+                               "ClaimCertificateId": fleet.claim_certificate.attr_id,
+                               "ClaimPolicyName": config.claim_policy_name,
+                               "SerialNumberPattern": config.serial_number_pattern}.items():
+                CfnOutput(self, key, value=value)
         self._acknowledge_cdk_helpers(artifacts)
 
     def _outputs(self, config, identity: DeviceIdentity, artifacts, components, deployment) -> None:
@@ -71,10 +81,16 @@ class RainEdgeStack(Stack):
             "Region": self.region,
             "DeploymentId": deployment.resource.attr_deployment_id,
             "ComponentNames": ",".join(component.name for component in components.all),
-            "IotPolicyName": config.iot_policy_name,
+            "FunctionNames": ",".join(config.function_name(function.name) for function in FUNCTIONS),
+            "NamePrefix": config.name_prefix,
+            "ComponentPrefix": config.component_prefix,
             "Devices": self.to_json_string(
                 [
-                    {"thingName": device.thing_name, "certificateId": device.certificate.attr_id}
+                    {
+                        "thingName": device.thing_name,
+                        "certificateId": device.certificate.attr_id,
+                        "policyName": device.policy_name,
+                    }
                     for device in identity.devices
                 ]
             ),

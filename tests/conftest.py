@@ -20,3 +20,22 @@ def trained_model_dir() -> Path:
     if not (MODEL_DIR / "rain_model.zip").is_file():
         pytest.fail(f"no trained model in {MODEL_DIR}: run `make train` (make test does it for you)")
     return MODEL_DIR
+
+
+@pytest.fixture(scope="session")
+def secrets_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("secrets")
+
+
+@pytest.fixture(scope="session")
+def synthesized(trained_model_dir, tmp_path_factory, secrets_dir) -> tuple[Path, dict]:
+    """(cdk.out folder, RainEdge template) of the default configuration: a real, offline synth."""
+    from infra_support import synthesize
+
+    out_dir = tmp_path_factory.mktemp("cdk.out")
+    return out_dir, synthesize(out_dir, secrets_dir)
+
+
+@pytest.fixture(scope="session")
+def template(synthesized) -> dict:
+    return synthesized[1]

@@ -1,8 +1,10 @@
-"""`python -m device_code.simulator`: the edge pipeline on a laptop, with the real handlers and model.
+"""`python -m device_code.simulator`: the synthesized deployment on a laptop, with the real handlers and model.
 
-Replays hourly weather from the model's held-out test period through a simulated BME680, runs
-sensor -> shadow_writer -> inference against a local Greengrass stand-in, syncs the shadows to a
-moto server on 127.0.0.1, then prints a summary and writes a plot.
+Reads the template `make synth` wrote to cdk.out/, replays hourly weather from the model's held-out
+test period through a simulated BME680, runs the deployment's Lambda components (sensor ->
+shadow_writer -> inference) on a local Greengrass stand-in that enforces the deployment's IPC
+access control, syncs the shadows ShadowManager is configured to sync to a moto server on
+127.0.0.1 as far as the core's IoT policy allows, then prints a summary and writes a plot.
 """
 from __future__ import annotations
 
@@ -13,11 +15,13 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
-from device_code.contracts import RAIN_SHADOW, WEATHER_SHADOW
+from device_code.config import ConfigError
+from infra.synthesized import SynthesizedStack, TemplateError
 
 from .cloud import MotoCloud
+from .core import SimulatedCore
 from .replay import load_test_period, select_window
-from .simulation import THING_NAME, EdgeSimulation, SimulationSettings, Step
+from .simulation import EdgeSimulation, SimulationSettings, Step
 
 DEFAULT_PLOT = Path("build/demo/rain_demo.png")
 
@@ -35,6 +39,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m device_code.simulator", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, default=Path("build/model"), help="trained model (default build/model)")
+    parser.add_argument("--cdk-out", type=Path, default=Path("cdk.out"),
+                        help="the synthesized cloud assembly to run (default cdk.out, written by `make synth`)")
+    parser.add_argument("--thing", help="the core device to simulate (default: the template's first)")
     parser.add_argument("--origin", default="JFK", help="airport whose observations are replayed (EWR, JFK, LGA)")
     parser.add_argument("--start", type=lambda s: datetime.fromisoformat(s).replace(tzinfo=timezone.utc),
                         help="first replayed hour, e.g. 2013-11-01T00:00 (default: the test-period window "
@@ -69,7 +76,7 @@ def summary(sim: EdgeSimulation, cloud_matches: dict[str, bool], wall_s: float) 
     fn = sum(a and not p for p, a in pairs)
     tn = len(pairs) - tp - fp - fn
     latencies = sorted(s.latency_s * 1000 for s in done)
-    model = sim.steps[0].prediction or {}
+    model = done[0].prediction if done else {}
     lines = [
         f"replayed {len(sim.steps)} hours ({sim.steps[0].observation.time:%Y-%m-%d %H:%M} .. "
         f"{sim.steps[-1].observation.time:%Y-%m-%d %H:%M} UTC) in {wall_s:.1f} s; predictions {len(done)}",
@@ -80,8 +87,16 @@ def summary(sim: EdgeSimulation, cloud_matches: dict[str, bool], wall_s: float) 
     if latencies:
         lines.append(f"reading -> prediction latency: median {statistics.median(latencies):.1f} ms, "
                      f"max {latencies[-1]:.1f} ms")
+    refused = sim.sync.refused if sim.sync else {}
     for name, same in cloud_matches.items():
-        lines.append(f"cloud shadow {name!r} equals local shadow: {'yes' if same else 'NO'}")
+        if name in refused:
+            lines.append(f"cloud shadow {name!r} NOT synced: {refused[name]}")
+        else:
+            lines.append(f"cloud shadow {name!r} equals local shadow: {'yes' if same else 'NO'}")
+    for call in dict.fromkeys(sim.core.refusals()):
+        lines.append(f"IPC refused: {call.component} may not {call.operation} on {call.resource}")
+    for topic, count in sim.unheard_topics().items():
+        lines.append(f"local topic {topic!r} reached no subscriber and no event source ({count} message(s))")
     return lines
 
 
@@ -117,35 +132,48 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     model_dir = resolve_model_dir(args.model)
     try:
+        stack = SynthesizedStack.load(args.cdk_out)
+        core = SimulatedCore(stack, args.thing or next(iter(stack.thing_names()), ""))
         window = select_window(load_test_period(args.origin), args.start, args.steps)
-    except ValueError as error:
-        raise SystemExit(str(error)) from None
+    except (TemplateError, ValueError) as error:
+        raise SystemExit(f"simulator: {error}") from None
+    settings = SimulationSettings(model_dir, args.step_seconds)
     print(f"rainedge simulator: {args.steps} hours at {args.origin}, {args.step_seconds} s per hour; "
           f"model {model_dir}")
+    print(f"deployment: {', '.join(core.components)} from {args.cdk_out}, as core {core.thing_name}; "
+          f"simulator sets {', '.join(sorted(settings.overrides()))}")
     with MotoCloud() as cloud:
-        cloud.create_thing(THING_NAME)
-        print(f"cloud: moto server at {cloud.endpoint} (thing {THING_NAME})")
-        sim = EdgeSimulation(window, SimulationSettings(model_dir, args.step_seconds), cloud.client("iot-data"))
+        cloud.create_thing(core.thing_name)
+        print(f"cloud: moto server at {cloud.endpoint}")
+        sim = EdgeSimulation(window, settings, core, cloud.client("iot-data"))
         timeout_per_step = 10 * args.step_seconds + 5
         began = datetime.now()
-        sim.start()
         try:
+            sim.start()
             for step in sim.steps:
                 if not sim.wait_for(lambda: step.prediction is not None, timeout_per_step):
                     print(f"{step.observation.time:%Y-%m-%d %H:%M}  no prediction within {timeout_per_step:.0f} s")
+                    if sim.predicted_steps() == 0:
+                        print("stopping: not one prediction came; the summary says what the core refused")
+                        break
                     continue
                 print(progress_line(step))
+        except ConfigError as error:
+            raise SystemExit(f"simulator: a function of the deployment cannot start: {error}") from None
         finally:
             synced = sim.stop()
         wall_s = (datetime.now() - began).total_seconds()
-        matches = {name: synced and cloud.reported(THING_NAME, name) == sim.local_reported(name)
-                   for name in (WEATHER_SHADOW, RAIN_SHADOW)}
+        refused = sim.sync.refused if sim.sync else {}
+        matches = {name: synced and name not in refused and sim.local_reported(name) is not None
+                   and cloud.reported(core.thing_name, name) == sim.local_reported(name)
+                   for name in sim.synced_shadows}
     print()
     for line in summary(sim, matches, wall_s):
         print(line)
     write_plot(sim, args.plot)
     print(f"plot: {args.plot}")
-    return 0 if all(matches.values()) and sim.predicted_steps() == len(sim.steps) else 1
+    healthy = matches and all(matches.values()) and not core.refusals() and not sim.unheard_topics()
+    return 0 if healthy and sim.predicted_steps() == len(sim.steps) else 1
 
 
 if __name__ == "__main__":

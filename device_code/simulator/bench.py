@@ -21,15 +21,17 @@ import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from device_code import config as env
 from device_code.bme680_sensor import Bme680Sensor
 from device_code.config import load_inference_config, load_sensor_config, load_shadow_writer_config
-from device_code.contracts import RAIN_SHADOW, readings_topic, shadow_topic
+from device_code.contracts import RAIN_SHADOW, READINGS_TOPIC, shadow_topic
 from device_code.inference import InferenceService
 from device_code.sensor import SensorService
 from device_code.shadow_writer import ShadowWriter
 
 from .__main__ import resolve_model_dir
 from .chip import SimulatedBme680
+from .core import standalone_environment
 from .greengrass import LocalGreengrass
 
 THING = "rainedge-bench-core"
@@ -55,7 +57,8 @@ class SteppingClock:
 
 
 def environment(model_dir: Path) -> dict[str, str]:
-    return {"AWS_IOT_THING_NAME": THING, "MODEL_DIR": str(model_dir), "MAX_INPUT_AGE_S": "1e9"}
+    """Inputs never go stale here: the clock steps one second per read, at any rate."""
+    return standalone_environment(THING, model_dir, **{env.LOG_LEVEL: "WARNING", env.MAX_INPUT_AGE_S: "1e9"})
 
 
 def pipeline_throughput(model_dir: Path, readings: int) -> dict[str, float]:
@@ -65,7 +68,7 @@ def pipeline_throughput(model_dir: Path, readings: int) -> dict[str, float]:
     sensor = SensorService(load_sensor_config(env), greengrass, clock,
                            Bme680Sensor(lambda: chip, 0x76).read)
     writer = ShadowWriter(load_shadow_writer_config(env), greengrass, clock, lambda: 0.0)
-    greengrass.add_event_source(readings_topic(THING), lambda event, context: writer.handle(event))
+    greengrass.add_event_source(READINGS_TOPIC, lambda event, context: writer.handle(event))
     inference = InferenceService(load_inference_config(env), greengrass, clock)
     inference.heartbeat()  # load the model and subscribe, as the loop's first step does
     predictions = []

@@ -45,8 +45,13 @@ class MotoCloud:
     def create_thing(self, thing_name: str) -> None:
         self.client("iot").create_thing(thingName=thing_name)
 
-    def reported(self, thing_name: str, shadow_name: str) -> dict[str, Any]:
-        response = self.client("iot-data").get_thing_shadow(thingName=thing_name, shadowName=shadow_name)
+    def reported(self, thing_name: str, shadow_name: str) -> dict[str, Any] | None:
+        """The cloud shadow's reported state; None when the shadow does not exist."""
+        client = self.client("iot-data")
+        try:
+            response = client.get_thing_shadow(thingName=thing_name, shadowName=shadow_name)
+        except client.exceptions.ResourceNotFoundException:
+            return None
         return json.loads(response["payload"].read())["state"]["reported"]
 
     def __enter__(self) -> "MotoCloud":

@@ -47,6 +47,8 @@ class LocalPubSub:
         self._taps: list[Tap] = []
         self._queue: queue.Queue = queue.Queue()
         self._lock = threading.Lock()
+        # Topics whose messages reached no subscriber, with how many (a renamed topic shows up here).
+        self.unheard: dict[str, int] = {}
         self._dispatcher = threading.Thread(target=self._dispatch, name="local-pubsub", daemon=True)
         self._dispatcher.start()
 
@@ -82,6 +84,8 @@ class LocalPubSub:
             try:
                 with self._lock:
                     receivers = [cb for flt, cb in self._subscriptions if topic_matches(flt, topic)]
+                    if not receivers:
+                        self.unheard[topic] = self.unheard.get(topic, 0) + 1
                 for callback in receivers:
                     try:
                         callback(topic, json.loads(json.dumps(message)))

@@ -1,8 +1,9 @@
-"""The three real handler modules wired to the simulated Greengrass, BME680 and cloud in one process.
+"""The synthesized deployment's handler modules wired to the simulated Greengrass, BME680 and cloud.
 
-Like a core device: `sensor` and `inference` run as long-lived loops, `shadow_writer` is invoked
-by its event source on the readings topic, and the synchroniser pushes the named shadows to a
-cloud shadow service (a moto server) while it is reachable.
+Like a core device running the deployment (see core.py): each pinned Lambda component runs its
+long-lived loop, each event source invokes its function, every IPC call goes through the
+component's access control, and the synchroniser pushes the shadows ShadowManager is configured to
+sync to a cloud shadow service (a moto server) while it is reachable and the IoT policy allows it.
 """
 from __future__ import annotations
 
@@ -11,15 +12,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from device_code import inference, runtime, sensor, shadow_writer
-from device_code.contracts import RAIN_SHADOW, WEATHER_SHADOW, readings_topic, shadow_topic
+from device_code import config as env
+from device_code import runtime
+from device_code.contracts import RAIN_SHADOW, READINGS_TOPIC, shadow_topic
+from device_code.port import ShadowNotFound
 
 from .chip import SimulatedBme680
+from .core import DEVICE_TO_CLOUD, SimulatedCore
 from .greengrass import LocalGreengrass
 from .replay import HOUR_S, Observation, SimClock, WeatherReplay
 from .sync import CloudShadowSync
-
-THING_NAME = "rainedge-sim-core"
 
 
 @dataclass
@@ -38,46 +40,58 @@ class SimulationSettings:
     log_level: str = "WARNING"
     extra_environment: dict[str, str] = field(default_factory=dict)
 
+    def overrides(self) -> dict[str, str]:
+        """The variables the simulator sets instead of the template's: the model's host path, and
+        a schedule in simulated hours: one reading per replayed hour, a heartbeat every half hour,
+        input stale after 6 hours (still well above a busy machine's thread delays at this speed)."""
+        return {env.LOG_LEVEL: self.log_level, env.MODEL_DIR: str(self.model_dir),
+                env.SAMPLE_INTERVAL_S: str(HOUR_S), env.INFERENCE_INTERVAL_S: str(HOUR_S / 2),
+                env.MAX_INPUT_AGE_S: str(6 * HOUR_S), **self.extra_environment}
+
 
 class EdgeSimulation:
-    def __init__(self, window: list[Observation], settings: SimulationSettings, iot_data: Any | None = None) -> None:
-        self.window, self.settings = window, settings
+    def __init__(self, window: list[Observation], settings: SimulationSettings, core: SimulatedCore,
+                 iot_data: Any | None = None) -> None:
+        self.window, self.settings, self.core = window, settings, core
+        self.thing_name = core.thing_name
         self.clock = SimClock(window[0].time, speed=HOUR_S / settings.step_seconds)
         self.replay = WeatherReplay(window)
         self.chip = SimulatedBme680(self.replay.environment)
         self.greengrass = LocalGreengrass()
         self.steps = [Step(row) for row in window]
         self._step_of_reading: dict[str, Step] = {}
-        self.sync = (CloudShadowSync(self.greengrass, THING_NAME, (WEATHER_SHADOW, RAIN_SHADOW), iot_data)
-                     if iot_data is not None else None)
+        self.synced_shadows, direction = core.shadow_sync()
+        self.sync = (CloudShadowSync(self.greengrass, self.thing_name, self.synced_shadows, iot_data,
+                                     refusal=core.cloud_refusal)
+                     if iot_data is not None and direction in DEVICE_TO_CLOUD else None)
         self._progress = threading.Condition()
+        self._modules = core.handler_modules()
         self.greengrass.bus.tap(self._observe)
-        self.environment = {
-            "AWS_IOT_THING_NAME": THING_NAME, "LOG_LEVEL": settings.log_level,
-            # One reading per replayed hour, a heartbeat every half hour. Input counts as stale after
-            # 6 simulated hours: at this speed that is still well above a busy machine's thread delays.
-            "SAMPLE_INTERVAL_S": str(HOUR_S), "I2C_BUS": "1", "I2C_ADDRESS": "0x76",
-            "CPU_TEMP_COMPENSATION": "off",
-            "MODEL_DIR": str(settings.model_dir), "INFERENCE_INTERVAL_S": str(HOUR_S / 2),
-            "MAX_INPUT_AGE_S": str(6 * HOUR_S), **settings.extra_environment,
-        }
 
     def start(self) -> None:
-        runtime.install(runtime.Wiring(environ=self.environment, port_factory=lambda: self.greengrass,
+        overrides = self.settings.overrides()
+        runtime.install(runtime.Wiring(environ=lambda function: self.core.environment(function, overrides),
+                                       connect=lambda function: self.core.port(self.greengrass, function),
                                        clock=self.clock, open_i2c_bus=lambda bus: self.chip))
         if self.sync is not None:
             self.sync.start()
-        self.greengrass.add_event_source(readings_topic(THING_NAME), shadow_writer.handler)
-        inference.host.start()
-        sensor.host.start()
+        # Every function's configuration is checked before anything runs (a missing variable
+        # stops the run naming it), although Greengrass starts an on-demand one only when invoked.
+        for module in self._modules.values():
+            module.host.get()
+        for name, component in self.core.components.items():
+            for topic, _ in component.event_sources:
+                self.greengrass.add_event_source(topic, self._modules[name].handler)
+        for name, component in self.core.components.items():
+            if component.pinned:
+                self._modules[name].host.start()
 
     def stop(self, sync_timeout_s: float = 10.0) -> bool:
         """Stop the functions, deliver what is in flight, let the cloud catch up; True when in sync."""
-        for module in (sensor, inference):
+        for module in self._modules.values():
             service = module.host.discard()
-            if service is not None:
+            if hasattr(service, "stop"):
                 service.stop()
-        shadow_writer.host.discard()
         self.greengrass.bus.drain()
         if self.sync is None:
             return False
@@ -97,14 +111,14 @@ class EdgeSimulation:
 
     def _observe(self, topic: str, message: dict[str, Any], published_at: float) -> None:
         """Tap on the local bus: which reading belongs to which hour, and when its prediction came."""
-        if topic == readings_topic(THING_NAME):
+        if topic == READINGS_TOPIC:
             # Runs in the sensor's thread right after the conversion that produced this reading.
             if self.replay.position < len(self.steps):
                 step = self.steps[self.replay.position]
                 step.reading, step.published_at = message, published_at
                 self._step_of_reading[message["sampled_at"]] = step
             self.replay.advance()
-        elif topic == shadow_topic(THING_NAME, RAIN_SHADOW, "update/documents"):
+        elif topic == shadow_topic(self.thing_name, RAIN_SHADOW, "update/documents"):
             reported = message["current"]["state"].get("reported", {})
             step = self._step_of_reading.get(reported.get("input_sampled_at"))
             if reported.get("probability") is None or step is None or step.prediction is not None:
@@ -115,6 +129,13 @@ class EdgeSimulation:
         with self._progress:
             self._progress.notify_all()
 
-    def local_reported(self, shadow_name: str) -> dict[str, Any]:
-        return self.greengrass.get_shadow(THING_NAME, shadow_name)["state"]["reported"]
+    def unheard_topics(self) -> dict[str, int]:
+        """Our topics whose messages reached nobody (the shadow service's own topics often do)."""
+        return {topic: count for topic, count in self.greengrass.bus.unheard.items() if not topic.startswith("$aws/")}
 
+    def local_reported(self, shadow_name: str) -> dict[str, Any] | None:
+        """The local shadow's reported state; None when the shadow does not exist."""
+        try:
+            return self.greengrass.get_shadow(self.thing_name, shadow_name)["state"]["reported"]
+        except ShadowNotFound:
+            return None

@@ -1,16 +1,18 @@
 """A ShadowManager-like synchroniser: local named shadows -> the cloud shadow service (boto3 iot-data).
 
 Direction deviceToCloud, strategy realTime: every accepted local update marks the shadow dirty and
-a worker pushes its whole reported state. When the cloud cannot be reached the shadow stays
-dirty and the push is retried with backoff; since the whole state is pushed, the cloud catches up
-with the latest local state (intermediate versions are not replayed, like ShadowManager).
+a worker pushes its whole reported state. When the cloud cannot be reached the shadow stays dirty
+and the push is retried with backoff; since the whole state is pushed, the cloud catches up with
+the latest local state (intermediate versions are not replayed, like ShadowManager). A shadow the
+core's IoT policy does not let it write is refused by the cloud (403) and stays unsynced;
+`refused` says which and why.
 """
 from __future__ import annotations
 
 import json
 import logging
 import threading
-from typing import Any
+from typing import Any, Callable
 
 from device_code.contracts import reported_state, shadow_topic
 from device_code.runtime import Backoff
@@ -22,9 +24,11 @@ log = logging.getLogger(__name__)
 
 class CloudShadowSync:
     def __init__(self, greengrass: LocalGreengrass, thing_name: str, shadow_names: tuple[str, ...],
-                 iot_data: Any, retry_initial_s: float = 0.05, retry_cap_s: float = 1.0) -> None:
+                 iot_data: Any, refusal: Callable[[str], str | None] = lambda name: None,
+                 retry_initial_s: float = 0.05, retry_cap_s: float = 1.0) -> None:
         self._greengrass, self.thing_name, self.shadow_names = greengrass, thing_name, shadow_names
-        self._iot_data = iot_data
+        self._iot_data, self._refusal = iot_data, refusal
+        self.refused: dict[str, str] = {}
         self._backoff = Backoff(retry_initial_s, retry_cap_s)
         self._dirty: set[str] = set()
         self._in_flight = False
@@ -74,6 +78,12 @@ class CloudShadowSync:
                 self._stop.wait(self._backoff.next_delay())
 
     def _push(self, name: str) -> bool:
+        refusal = self._refusal(name)
+        if refusal is not None:
+            if name not in self.refused:
+                log.error("cloud refused shadow %s (403): %s", name, refusal)
+            self.refused[name] = refusal
+            return True  # nothing to retry: the policy will not change during the run
         reported = dict(reported_state(self._greengrass.get_shadow(self.thing_name, name)))
         # The cloud merges too: keys deleted locally must be deleted there explicitly.
         patch = {**dict.fromkeys(set(self._pushed[name]) - set(reported)), **reported}

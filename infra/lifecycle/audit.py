@@ -104,7 +104,8 @@ def audit(clients: AwsClients, scope: AppScope) -> list[Leftover]:
         found.append(Leftover("thing group", scope.names.config.thing_group_name))
     found += [Leftover("iot policy", item["policyName"])
               for item in paginate(iot.list_policies, "policies", token=("marker", "nextMarker"))
-              if item["policyName"] == scope.names.config.iot_policy_name or item["policyName"].startswith(prefix)]
+              if item["policyName"] in {scope.names.config.device_policy_name(thing) for thing in scope.thing_names}
+              or item["policyName"].startswith(prefix)]
     found += [Leftover("role alias", alias)
               for alias in paginate(iot.list_role_aliases, "roleAliases", token=("marker", "nextMarker"))
               if alias == scope.names.config.role_alias_name or alias.startswith(prefix)]

@@ -56,7 +56,7 @@ def detach_outside_attachments(clients: AwsClients, scope: AppScope, echo: Calla
                 echo(f"detached thing {thing} from certificate {device.certificate_id}")
         for policy in paginate(iot.list_attached_policies, "policies", token=("marker", "nextMarker"),
                                target=cert_arn):
-            if policy["policyName"] != scope.outputs.iot_policy_name:
+            if policy["policyName"] != device.policy_name:
                 call(iot.detach_policy, policyName=policy["policyName"], target=cert_arn)
                 echo(f"detached policy {policy['policyName']} from certificate {device.certificate_id}")
 

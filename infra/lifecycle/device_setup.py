@@ -18,12 +18,13 @@ from typing import Callable
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from infra.config import DEFAULT_POSIX_GROUP, DEFAULT_POSIX_USER, LAMBDA_RUNTIMES
 from infra.lifecycle.aws import AwsClients, call
 from infra.lifecycle.outputs import Device, StackOutputs
 from infra.lifecycle.settings import AppNames
 
 ROOT_CA = Path(__file__).with_name("AmazonRootCA1.pem")
-RUN_AS = "ggc_user:ggc_group"
+RUN_AS = f"{DEFAULT_POSIX_USER}:{DEFAULT_POSIX_GROUP}"
 CERT_FILE, KEY_FILE, ROOT_CA_FILE = "device.pem.crt", "private.pem.key", "AmazonRootCA1.pem"
 
 
@@ -80,52 +81,95 @@ def installer_url(nucleus_version: str) -> str:
     return f"https://d2s8p88vqu9w66.cloudfront.net/releases/{installer_zip(nucleus_version)}"
 
 
-def install_script(*, thing_name: str, nucleus_version: str, greengrass_root: str) -> str:
-    """install.sh: OS prerequisites, credentials into the Greengrass root, then the installer.
+# The device packages install only where they have wheels: ai-edge-litert 2.3.0 ships manylinux
+# wheels for aarch64 and x86_64 and none for 32-bit ARM (PyPI, ai-edge-litert release files).
+SUPPORTED_MACHINES = ("aarch64", "x86_64")
+
+
+def machine_checks(python: str) -> str:
+    """Shell that refuses, before anything on the machine changes, a machine the device packages
+    cannot run on: a CPU without wheels, or no interpreter for the configured Lambda runtime."""
+    machines = ", ".join(SUPPORTED_MACHINES)
+    return f"""# Checks first: nothing below changes the machine until they pass.
+case "$(uname -m)" in
+  {"|".join(SUPPORTED_MACHINES)}) ;;
+  *) echo "this is a $(uname -m) system; the device packages (ai-edge-litert) have wheels for {machines} only:" \\
+          "install Raspberry Pi OS (64-bit) and run this again" >&2
+     exit 1 ;;
+esac
+if ! command -v {shlex.quote(python)} >/dev/null 2>&1; then
+  FOUND=""
+  for CANDIDATE in {" ".join(LAMBDA_RUNTIMES)}; do
+    if command -v "$CANDIDATE" >/dev/null 2>&1; then FOUND="$CANDIDATE"; fi
+  done
+  if [ -n "$FOUND" ]; then
+    echo "{python} (context key lambdaRuntime) is not installed here, $FOUND is: redeploy with" \\
+         "-c lambdaRuntime=$FOUND (make deploy), then make device-setup again" >&2
+  else
+    echo "{python} (context key lambdaRuntime) is not installed here: install it (apt install {python}-venv)" >&2
+  fi
+  exit 1
+fi
+"""
+
+
+# DRY_RUN=1 prints each command that would change the machine instead of running it.
+RUN_FUNCTION = """run() {
+  if [ -n "${DRY_RUN:-}" ]; then printf 'would run:'; printf ' %q' "$@"; printf '\\n'; else "$@"; fi
+}
+"""
+
+
+def install_script(*, thing_name: str, nucleus_version: str, greengrass_root: str, python: str) -> str:
+    """install.sh: machine checks, OS prerequisites, credentials into the Greengrass root, the installer.
 
     The installer zip is not in the bundle: the user downloads it on the Pi (the URL is printed).
+    Every value from the configuration is shell-quoted.
     """
-    zip_name = installer_zip(nucleus_version)
+    q = shlex.quote
+    zip_name, url = installer_zip(nucleus_version), installer_url(nucleus_version)
     return f"""#!/usr/bin/env bash
-# Installs the Greengrass core device {shlex.quote(thing_name)} on this Raspberry Pi.
+# Installs the Greengrass core device {q(thing_name)} on this Raspberry Pi.
 # Before running it, download the Greengrass installer on the Pi, next to this script:
-#   curl -fsSL -o {zip_name} {installer_url(nucleus_version)}
-# then:  sudo ./install.sh [path/to/{zip_name}]
+#   curl -fsSL -o {q(zip_name)} {q(url)}
+# then:  sudo ./install.sh [path/to/{q(zip_name)}]      (DRY_RUN=1 ./install.sh shows what it would do)
 set -euo pipefail
 
 HERE="$(cd "$(dirname "$0")" && pwd)"
-INSTALLER_ZIP="${{1:-$HERE/{zip_name}}}"
-GG_ROOT={greengrass_root}
-
-if [ "$(id -u)" -ne 0 ]; then echo "run as root: sudo $0" >&2; exit 1; fi
+INSTALLER_ZIP="${{1:-$HERE/{q(zip_name)}}}"
+GG_ROOT={q(greengrass_root)}
+{RUN_FUNCTION}
+{machine_checks(python)}
+if [ -z "${{DRY_RUN:-}}" ] && [ "$(id -u)" -ne 0 ]; then echo "run as root: sudo $0" >&2; exit 1; fi
 if [ ! -f "$INSTALLER_ZIP" ]; then
   echo "installer not found: $INSTALLER_ZIP" >&2
-  echo "download it first: curl -fsSL -o $HERE/{zip_name} {installer_url(nucleus_version)}" >&2
+  echo "download it first: curl -fsSL -o $HERE/{q(zip_name)} {q(url)}" >&2
   exit 1
 fi
 
 # OS prerequisites: Java for the Nucleus, Python for the Lambda components, I2C for the BME680.
-apt-get update
-apt-get install -y --no-install-recommends default-jre-headless python3 python3-venv unzip i2c-tools
-raspi-config nonint do_i2c 0  # 0 means "enable"
+run apt-get update
+run apt-get install -y --no-install-recommends default-jre-headless python3 python3-venv unzip i2c-tools
+run raspi-config nonint do_i2c 0  # 0 means "enable"
 
-# The components run as ggc_user; it reads the sensor through /dev/i2c-*, owned by group i2c.
-getent group ggc_group >/dev/null || groupadd --system ggc_group
-id -u ggc_user >/dev/null 2>&1 || useradd --system --create-home --gid ggc_group ggc_user
-getent group i2c >/dev/null || groupadd --system i2c
-usermod -aG i2c ggc_user
+# The components run as ggc_user; the sensor runs as ggc_user:i2c (the deployment's runWith) to
+# open /dev/i2c-*, which belongs to group i2c.
+getent group {DEFAULT_POSIX_GROUP} >/dev/null || run groupadd --system {DEFAULT_POSIX_GROUP}
+id -u {DEFAULT_POSIX_USER} >/dev/null 2>&1 || run useradd --system --create-home --gid {DEFAULT_POSIX_GROUP} {DEFAULT_POSIX_USER}
+getent group i2c >/dev/null || run groupadd --system i2c
+run usermod -aG i2c {DEFAULT_POSIX_USER}
 
-install -d -m 0755 "$GG_ROOT"
-install -m 0644 "$HERE/{CERT_FILE}" "$GG_ROOT/{CERT_FILE}"
-install -m 0600 "$HERE/{KEY_FILE}" "$GG_ROOT/{KEY_FILE}"
-install -m 0644 "$HERE/{ROOT_CA_FILE}" "$GG_ROOT/{ROOT_CA_FILE}"
+run install -d -m 0755 "$GG_ROOT"
+run install -m 0644 "$HERE/{CERT_FILE}" "$GG_ROOT/{CERT_FILE}"
+run install -m 0600 "$HERE/{KEY_FILE}" "$GG_ROOT/{KEY_FILE}"
+run install -m 0644 "$HERE/{ROOT_CA_FILE}" "$GG_ROOT/{ROOT_CA_FILE}"
 
 WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
-unzip -q "$INSTALLER_ZIP" -d "$WORK/GreengrassInstaller"
-cp "$HERE/config.yaml" "$WORK/GreengrassInstaller/config.yaml"
+run unzip -q "$INSTALLER_ZIP" -d "$WORK/GreengrassInstaller"
+run cp "$HERE/config.yaml" "$WORK/GreengrassInstaller/config.yaml"
 cd "$WORK"
-java -Droot="$GG_ROOT" -Dlog.store=FILE \\
+run java -Droot="$GG_ROOT" -Dlog.store=FILE \\
   -jar ./GreengrassInstaller/lib/Greengrass.jar \\
   --init-config ./GreengrassInstaller/config.yaml \\
   --component-default-user {RUN_AS} \\
@@ -160,7 +204,7 @@ def write_bundle(clients: AwsClients, names: AppNames, outputs: StackOutputs, de
         greengrass_root=names.config.greengrass_root).encode(), 0o644)
     _write(bundle / "install.sh", install_script(
         thing_name=device.thing_name, nucleus_version=names.nucleus_version,
-        greengrass_root=names.config.greengrass_root).encode(), 0o700)
+        greengrass_root=names.config.greengrass_root, python=names.config.python_executable).encode(), 0o700)
     return bundle
 
 

@@ -16,7 +16,7 @@ from infra.lifecycle.aws import call_unless_gone
 
 REQUIRED_KEYS = (
     "ThingNames", "ThingGroupName", "RoleAliasName", "TokenExchangeRoleName", "ArtifactBucketName",
-    "Region", "DeploymentId", "ComponentNames", "IotPolicyName", "Devices",
+    "Region", "DeploymentId", "ComponentNames", "FunctionNames", "NamePrefix", "ComponentPrefix", "Devices",
 )
 
 
@@ -28,6 +28,7 @@ class OutputsError(Exception):
 class Device:
     thing_name: str
     certificate_id: str
+    policy_name: str
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,9 @@ class StackOutputs:
     region: str
     deployment_id: str
     component_names: tuple[str, ...]
-    iot_policy_name: str
+    function_names: tuple[str, ...]
+    name_prefix: str
+    component_prefix: str
     devices: tuple[Device, ...]
 
 
@@ -58,7 +61,9 @@ def parse_outputs(outputs: dict[str, str]) -> StackOutputs:
         region=outputs["Region"],
         deployment_id=outputs["DeploymentId"],
         component_names=_split(outputs["ComponentNames"]),
-        iot_policy_name=outputs["IotPolicyName"],
+        function_names=_split(outputs["FunctionNames"]),
+        name_prefix=outputs["NamePrefix"],
+        component_prefix=outputs["ComponentPrefix"],
         devices=_parse_devices(outputs["Devices"]),
     )
 
@@ -108,8 +113,9 @@ def _split(value: str) -> tuple[str, ...]:
 def _parse_devices(value: str) -> tuple[Device, ...]:
     try:
         raw = json.loads(value)
-        return tuple(Device(thing_name=item["thingName"], certificate_id=item["certificateId"]) for item in raw)
+        return tuple(Device(thing_name=item["thingName"], certificate_id=item["certificateId"],
+                            policy_name=item["policyName"]) for item in raw)
     except (ValueError, TypeError, KeyError) as error:
         raise OutputsError(
-            'output Devices must be a JSON list of {"thingName", "certificateId"} objects, '
+            'output Devices must be a JSON list of {"thingName", "certificateId", "policyName"} objects, '
             f"got {value[:80]!r}") from error

@@ -7,11 +7,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from device_code.functions import FUNCTIONS
 from infra.config import RainEdgeConfig, read_cdk_context
 from infra.device_keys import PRIVATE_KEY_FILE, device_dir
 from infra.greengrass import NUCLEUS, PUBLIC_COMPONENT_VERSIONS
 
-FUNCTIONS = ("sensor", "shadow-writer", "inference")
 DEFAULT_BOOTSTRAP_QUALIFIER = "hnb659fds"
 
 
@@ -37,7 +37,7 @@ class AppNames:
 
     @property
     def function_names(self) -> tuple[str, ...]:
-        return tuple(self.config.function_name(function) for function in FUNCTIONS)
+        return tuple(self.config.function_name(function.name) for function in FUNCTIONS)
 
     def private_key_path(self, thing_name: str) -> Path:
         return device_dir(self.secrets_dir, thing_name) / PRIVATE_KEY_FILE

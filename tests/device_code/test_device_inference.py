@@ -7,6 +7,7 @@ from device_code.config import load_inference_config
 from device_code.contracts import RAIN_SHADOW, WEATHER_SHADOW
 from device_code.inference import InferenceService
 from device_code.model import ModelMetadata, ModelUnavailable, RainModel, load_model
+from device_code.simulator.core import standalone_environment
 
 METADATA = ModelMetadata(version="rain-test", threshold=0.5,
                          valid_ranges={"temperature": (-40.0, 85.0), "humidity": (0.0, 100.0),
@@ -18,7 +19,7 @@ def humid_means_rain(temperature, humidity, pressure):
 
 
 def make_service(greengrass, clock, load=None, max_age="300", model_dir="/nonexistent"):
-    config = load_inference_config({"AWS_IOT_THING_NAME": THING, "MODEL_DIR": model_dir, "MAX_INPUT_AGE_S": max_age})
+    config = load_inference_config(standalone_environment(THING, model_dir, MAX_INPUT_AGE_S=max_age))
     load = load or (lambda path: RainModel(METADATA, "fake", humid_means_rain))
     return InferenceService(config, greengrass, clock, load)
 

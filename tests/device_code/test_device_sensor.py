@@ -6,20 +6,21 @@ import pytest
 from device_code import runtime
 from device_code.bme680_sensor import SensorUnavailable
 from device_code.config import load_sensor_config
-from device_code.contracts import parse_reading, readings_topic
+from device_code.contracts import READINGS_TOPIC, parse_reading
+from device_code.simulator.core import standalone_environment
 from device_code.sensor import FIRST_RETRY_S, SensorService
 
 from device_test_support import THING
 
 
 def make_service(greengrass, clock, read, interval="60"):
-    config = load_sensor_config({"AWS_IOT_THING_NAME": THING, "SAMPLE_INTERVAL_S": interval})
+    config = load_sensor_config(standalone_environment(THING, SAMPLE_INTERVAL_S=interval))
     return SensorService(config, greengrass, clock, read)
 
 
 def collect(greengrass):
     received = []
-    greengrass.subscribe(readings_topic(THING), lambda topic, message: received.append(message))
+    greengrass.subscribe(READINGS_TOPIC, lambda topic, message: received.append(message))
     return received
 
 
@@ -103,9 +104,9 @@ def test_handler_starts_the_loop_once_from_the_process_wiring(greengrass, clock)
 
     chip = SimulatedBme680(lambda: (12.0, 70.0, 1010.0))
     received, first_reading = [], threading.Event()
-    greengrass.subscribe(readings_topic(THING), lambda topic, message: received.append(message) or first_reading.set())
-    runtime.install(runtime.Wiring(environ={"AWS_IOT_THING_NAME": THING, "SAMPLE_INTERVAL_S": "3600"},
-                                   port_factory=lambda: greengrass, clock=runtime.SystemClock(),
+    greengrass.subscribe(READINGS_TOPIC, lambda topic, message: received.append(message) or first_reading.set())
+    runtime.install(runtime.Wiring(environ=lambda function: standalone_environment(THING, SAMPLE_INTERVAL_S="3600"),
+                                   connect=lambda function: greengrass, clock=runtime.SystemClock(),
                                    open_i2c_bus=lambda bus: chip))
     try:
         assert sensor.handler({}, None) == {"status": "running"}

@@ -8,10 +8,11 @@ from device_code.config import load_shadow_writer_config
 from device_code.contracts import WEATHER_SHADOW
 from device_code.port import ShadowNotFound
 from device_code.shadow_writer import CpuThermometer, ShadowWriter
+from device_code.simulator.core import standalone_environment
 
 
 def make_writer(greengrass, clock, compensation="off", cpu=lambda: 50.0):
-    config = load_shadow_writer_config({"AWS_IOT_THING_NAME": THING, "CPU_TEMP_COMPENSATION": compensation})
+    config = load_shadow_writer_config(standalone_environment(THING, CPU_TEMP_COMPENSATION=compensation))
     return ShadowWriter(config, greengrass, clock, cpu)
 
 

@@ -1,12 +1,20 @@
-"""End to end: the real handlers, the real model, the simulated chip and a moto cloud on 127.0.0.1."""
+"""End to end: the synthesized deployment's handlers, the real model, the simulated chip and a moto
+cloud on 127.0.0.1."""
+import json
+import re
+
 import pytest
 
-from device_code.contracts import RAIN_SHADOW, WEATHER_SHADOW, readings_topic, shadow_topic
+from device_code.contracts import RAIN_SHADOW, READINGS_TOPIC, WEATHER_SHADOW, shadow_topic
 from device_code.model import load_model
 from device_code.simulator.__main__ import main
 from device_code.simulator.cloud import MotoCloud
+from device_code.simulator.core import SimulatedCore
 from device_code.simulator.replay import load_test_period, select_window
-from device_code.simulator.simulation import THING_NAME, EdgeSimulation, SimulationSettings
+from device_code.simulator.simulation import EdgeSimulation, SimulationSettings
+from infra.synthesized import SynthesizedStack
+
+THING_NAME = "rainedge-core-1"  # the first core device of the default cdk.json
 
 
 @pytest.fixture(scope="module")
@@ -21,16 +29,21 @@ def cloud():
         yield running
 
 
-def simulation(trained_model_dir, test_period, cloud, hours):
+@pytest.fixture
+def core(synthesized):
+    return SimulatedCore(SynthesizedStack.load(synthesized[0]), THING_NAME)
+
+
+def simulation(trained_model_dir, test_period, cloud, core, hours):
     window = select_window(test_period, None, hours)
     # A day of input age tolerates a test machine whose threads stall while others compile or train.
     settings = SimulationSettings(trained_model_dir / "rain_model", step_seconds=0.1,
                                   extra_environment={"MAX_INPUT_AGE_S": "86400"})
-    return EdgeSimulation(window, settings, cloud.client("iot-data"))
+    return EdgeSimulation(window, settings, core, cloud.client("iot-data"))
 
 
-def test_predictions_reach_the_local_and_the_cloud_shadow(trained_model_dir, test_period, cloud):
-    sim = simulation(trained_model_dir, test_period, cloud, hours=12)
+def test_predictions_reach_the_local_and_the_cloud_shadow(trained_model_dir, test_period, cloud, core):
+    sim = simulation(trained_model_dir, test_period, cloud, core, hours=12)
     sim.start()
     try:
         assert sim.wait_for_predictions(12, timeout_s=30)
@@ -56,10 +69,11 @@ def test_predictions_reach_the_local_and_the_cloud_shadow(trained_model_dir, tes
         assert cloud.reported(THING_NAME, name) == sim.local_reported(name)
 
 
-def test_a_cloud_outage_does_not_stop_the_edge_and_the_cloud_catches_up(trained_model_dir, test_period, cloud):
-    sim = simulation(trained_model_dir, test_period, cloud, hours=24)
+def test_a_cloud_outage_does_not_stop_the_edge_and_the_cloud_catches_up(trained_model_dir, test_period, cloud,
+                                                                       core):
+    sim = simulation(trained_model_dir, test_period, cloud, core, hours=24)
     readings, weather_states = [], []
-    sim.greengrass.bus.tap(lambda topic, message, at: topic == readings_topic(THING_NAME)
+    sim.greengrass.bus.tap(lambda topic, message, at: topic == READINGS_TOPIC
                            and readings.append(message["sampled_at"]))
     sim.greengrass.bus.tap(lambda topic, message, at: topic == shadow_topic(THING_NAME, WEATHER_SHADOW,
                                                                              "update/documents")
@@ -83,10 +97,10 @@ def test_a_cloud_outage_does_not_stop_the_edge_and_the_cloud_catches_up(trained_
     assert weather_states == readings and len(readings) >= 24
 
 
-def test_demo_prints_progress_summary_and_writes_the_plot(trained_model_dir, tmp_path, capsys):
+def test_demo_prints_progress_summary_and_writes_the_plot(trained_model_dir, synthesized, tmp_path, capsys):
     plot = tmp_path / "demo.png"
-    exit_code = main(["--model", str(trained_model_dir), "--steps", "6", "--step-seconds", "0.1",
-                      "--plot", str(plot)])
+    exit_code = main(["--model", str(trained_model_dir), "--cdk-out", str(synthesized[0]), "--steps", "6",
+                      "--step-seconds", "0.1", "--plot", str(plot)])
     out = capsys.readouterr().out
     assert exit_code == 0
     assert out.count("P(rain)") == 6 and "accuracy" in out and "latency" in out
@@ -118,3 +132,115 @@ def test_window_options_are_validated(test_period):
         select_window(test_period, datetime(2013, 12, 30, tzinfo=timezone.utc), 48)
     window = select_window(test_period, None, 48)
     assert any(row.rain for row in window) and not all(row.rain for row in window)
+
+
+def test_every_ipc_call_is_granted_and_every_grant_is_used(trained_model_dir, test_period, cloud, core):
+    """What the device code really does over IPC, against the synthesized accessControl after the
+    nucleus interpolates {iot:thingName}: each call allowed, and no grant left unused."""
+    sim = simulation(trained_model_dir, test_period, cloud, core, hours=6)
+    sim.start()
+    try:
+        assert sim.wait_for_predictions(6, timeout_s=30)
+    finally:
+        sim.stop()
+    assert core.refusals() == []
+    used = {(call.component, call.service, call.operation, call.resource) for call in core.calls}
+    granted = {(component, service, operation, resource)
+               for component in core.components
+               for service, policies in core.grants(component).items()
+               for policy in policies for operation in policy["operations"] for resource in policy["resources"]}
+    assert used == granted
+    assert all(THING_NAME in resource for _, service, _, resource in used if service == "aws.greengrass.ShadowManager")
+
+
+def broken_deployment(synthesized, tmp_path, change):
+    """A copy of the synthesized cloud assembly with `change(template)` applied."""
+    template = json.loads(json.dumps(synthesized[1]))
+    change(template)
+    (tmp_path / "RainEdge.template.json").write_text(json.dumps(template))
+    return tmp_path
+
+
+def lambda_component(template, suffix):
+    return next(r["Properties"]["LambdaFunction"] for r in template["Resources"].values()
+                if r["Type"] == "AWS::GreengrassV2::ComponentVersion"
+                and r["Properties"].get("LambdaFunction", {}).get("ComponentName", "").endswith(suffix))
+
+
+def edit_merge(template, component, edit):
+    deployment = next(r for r in template["Resources"].values() if r["Type"] == "AWS::GreengrassV2::Deployment")
+    update = deployment["Properties"]["Components"][component]["ConfigurationUpdate"]
+    merge = json.loads(update["Merge"])
+    edit(merge)
+    update["Merge"] = json.dumps(merge)
+
+
+def rename_sensor_grant(template):
+    edit_merge(template, "com.rainedge.Sensor", lambda merge: merge["accessControl"]["aws.greengrass.ipc.pubsub"]
+               ["com.rainedge.Sensor:1"].update(resources=["rainedge/reading"]))
+
+
+def drop_documents_grant(template):
+    edit_merge(template, "com.rainedge.Inference",
+               lambda merge: merge["accessControl"]["aws.greengrass.ipc.pubsub"].clear())
+
+
+def turn_interpolation_off(template):
+    edit_merge(template, "aws.greengrass.Nucleus", lambda merge: merge.update(interpolateComponentConfiguration=False))
+
+
+def rename_event_source(template):
+    lambda_component(template, ".ShadowWriter")["ComponentLambdaParameters"]["EventSources"][0]["Topic"] = "rainedge/r"
+
+
+def drop_rain_from_the_iot_policy(template):
+    policy = next(r for r in template["Resources"].values() if r["Type"] == "AWS::IoT::Policy")
+    for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+        if "iot:UpdateThingShadow" in statement["Action"]:
+            statement["Resource"] = [arn for arn in statement["Resource"] if not json.dumps(arn).endswith('/rain"]]}')]
+
+
+@pytest.mark.parametrize("change, message", [
+    (rename_sensor_grant, "IPC refused: com.rainedge.Sensor may not aws.greengrass#PublishToTopic on rainedge/readings"),
+    (drop_documents_grant, "IPC refused: com.rainedge.Inference may not aws.greengrass#SubscribeToTopic on "
+                           "$aws/things/rainedge-core-1/shadow/name/weather/update/documents"),
+    (turn_interpolation_off, "IPC refused: com.rainedge.ShadowWriter may not aws.greengrass#GetThingShadow on "
+                             "$aws/things/rainedge-core-1/shadow/name/weather"),
+    (rename_event_source, "local topic 'rainedge/readings' reached no subscriber and no event source"),
+    (drop_rain_from_the_iot_policy, "cloud shadow 'rain' NOT synced: the IoT policies of rainedge-core-1 "
+                                    "(rainedge-device-rainedge-core-1) do not allow iot:GetThingShadow, "
+                                    "iot:UpdateThingShadow, iot:DeleteThingShadow on "
+                                    "arn:aws:iot:us-east-1:123456789012:thing/rainedge-core-1/rain"),
+])
+def test_the_demo_fails_naming_what_the_core_or_the_cloud_would_refuse(trained_model_dir, synthesized, tmp_path,
+                                                                         capsys, change, message):
+    cdk_out = broken_deployment(synthesized, tmp_path, change)
+    exit_code = main(["--model", str(trained_model_dir), "--cdk-out", str(cdk_out), "--steps", "3",
+                      "--step-seconds", "0.1", "--plot", str(tmp_path / "demo.png")])
+    assert exit_code == 1
+    assert message in capsys.readouterr().out
+
+
+def add_wildcard_event_source(template):
+    lambda_component(template, ".ShadowWriter")["ComponentLambdaParameters"]["EventSources"][0]["Topic"] = \
+        "rainedge/+/readings"
+
+
+def drop_a_sensor_variable(template):
+    del lambda_component(template, ".Sensor")["ComponentLambdaParameters"]["EnvironmentVariables"]["SAMPLE_INTERVAL_S"]
+
+
+@pytest.mark.parametrize("change, message", [
+    (add_wildcard_event_source, "com.rainedge.ShadowWriter: PUB_SUB event source 'rainedge/+/readings' has an "
+                                "MQTT wildcard"),
+    (drop_a_sensor_variable, "cannot start: SAMPLE_INTERVAL_S is required"),
+])
+def test_the_demo_refuses_a_deployment_a_core_would_not_run(trained_model_dir, synthesized, tmp_path, change, message):
+    cdk_out = broken_deployment(synthesized, tmp_path, change)
+    with pytest.raises(SystemExit, match=re.escape(message)):
+        main(["--model", str(trained_model_dir), "--cdk-out", str(cdk_out), "--steps", "3", "--step-seconds", "0.1"])
+
+
+def test_the_demo_says_to_synthesise_first(trained_model_dir, tmp_path):
+    with pytest.raises(SystemExit, match="run `make synth` first"):
+        main(["--model", str(trained_model_dir), "--cdk-out", str(tmp_path)])

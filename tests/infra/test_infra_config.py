@@ -46,7 +46,7 @@ def test_cdk_feature_flags_and_cli_keys_are_not_ours_and_pass():
 def test_derived_names_follow_the_contract():
     config = RainEdgeConfig(name_prefix="wx", component_prefix="org.example")
     assert config.thing_group_name == "wx-cores"
-    assert config.iot_policy_name == "wx-core-policy"
+    assert config.device_policy_name("pi-7") == "wx-device-pi-7"
     assert config.role_alias_name == "wx-tes-role-alias"
     assert config.deployment_name == "wx-deployment"
     assert config.function_name("shadow-writer") == "wx-shadow-writer"
@@ -77,6 +77,12 @@ def test_derived_names_follow_the_contract():
         ({"logLevel": "verbose"}, ["logLevel", "DEBUG", "INFO"]),
         ({"greengrassRoot": "greengrass"}, ["greengrassRoot", "absolute"]),
         ({"sampleIntervalSeconds": 600, "maxInputAgeSeconds": 300}, ["maxInputAgeSeconds", "sampleIntervalSeconds"]),
+        ({"devices": ["p" * 65]}, ["devices", "1-64 characters"]),
+        ({"devices": ["rainedge-claim-7"]}, ["devices", "rainedge-claim-"]),
+        ({"fleetProvisioning": "sometimes"}, ["fleetProvisioning", "true or false"]),
+        ({"serialNumberPattern": "[0-9a-f"}, ["serialNumberPattern", "valid regular expression"]),
+        ({"serialNumberPattern": "[0-9]*"}, ["serialNumberPattern", "empty serial number"]),
+        ({"serialNumberPattern": "x" * 101}, ["serialNumberPattern", "1-100 characters"]),
     ],
 )
 def test_invalid_value_names_the_key_and_what_is_allowed(context, names):

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.slow
 
 OUTPUT_KEYS = {
     "ThingNames", "ThingGroupName", "RoleAliasName", "TokenExchangeRoleName", "ArtifactBucketName",
-    "Region", "DeploymentId", "ComponentNames", "IotPolicyName", "Devices",
+    "Region", "DeploymentId", "ComponentNames", "FunctionNames", "NamePrefix", "ComponentPrefix", "Devices",
 }
 
 
@@ -43,15 +43,18 @@ def merge_of(template: dict, component: str) -> dict:
 
 def test_identity_resources_for_one_core(template):
     assertions = Template.from_json(template)
-    assertions.has_resource_properties("AWS::IoT::Thing", {"ThingName": "rainedge-core-1"})
+    assertions.has_resource_properties(
+        "AWS::IoT::Thing",
+        {"ThingName": "rainedge-core-1", "AttributePayload": {"Attributes": {"rainedge:app": "rainedge"}}},
+    )
     assertions.has_resource_properties("AWS::IoT::ThingGroup", {"ThingGroupName": "rainedge-cores"})
     assertions.has_resource_properties(
         "AWS::IoT::Certificate",
         {"CertificateSigningRequest": Match.string_like_regexp("BEGIN CERTIFICATE REQUEST"), "Status": "ACTIVE"},
     )
-    assertions.resource_count_is("AWS::IoT::PolicyPrincipalAttachment", 1)
+    assertions.resource_count_is("AWS::IoT::PolicyPrincipalAttachment", 2)  # the device's and the fleet claim's
     assertions.resource_count_is("AWS::IoT::ThingPrincipalAttachment", 1)
-    assertions.has_resource_properties("AWS::IoT::Policy", {"PolicyName": "rainedge-core-policy"})
+    assertions.has_resource_properties("AWS::IoT::Policy", {"PolicyName": "rainedge-device-rainedge-core-1"})
     assertions.has_resource_properties("AWS::IoT::RoleAlias", {"RoleAlias": "rainedge-tes-role-alias"})
     assertions.has_resource_properties(
         "AWS::IAM::Role",
@@ -68,7 +71,8 @@ def test_identity_resources_for_one_core(template):
 
 
 def test_iot_policy_names_the_things_and_never_star_for_mqtt(template):
-    (policy,) = resources_of(template, "AWS::IoT::Policy").values()
+    (policy,) = [p for p in resources_of(template, "AWS::IoT::Policy").values()
+                 if p["Properties"]["PolicyName"] == "rainedge-device-rainedge-core-1"]
     statements = policy["Properties"]["PolicyDocument"]["Statement"]
     mqtt = {"iot:Connect", "iot:Publish", "iot:Subscribe", "iot:Receive"}
     seen = set()
@@ -79,11 +83,12 @@ def test_iot_policy_names_the_things_and_never_star_for_mqtt(template):
             resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
             for resource in resources:
                 text = flatten(resource)
-                assert resource != "*" and "rainedge-core-1" in text, statement["Sid"]
+                assert resource != "*" and "rainedge-core-1" in text, statement
     assert seen == mqtt
     shadow = next(s for s in statements if "iot:UpdateThingShadow" in s["Action"])
     assert {"iot:GetThingShadow", "iot:DeleteThingShadow"} <= set(shadow["Action"])
-    assert ":thing/rainedge-core-1" in flatten(shadow["Resource"])
+    assert [joined(resource).rsplit(":", 1)[1] for resource in shadow["Resource"]] == [
+        "thing/rainedge-core-1/weather", "thing/rainedge-core-1/rain"]
     assume = next(s for s in statements if s["Action"] == "iot:AssumeRoleWithCertificate")
     assert ":rolealias/rainedge-tes-role-alias" in flatten(assume["Resource"])
 
@@ -134,7 +139,7 @@ def test_lambda_components_pinned_event_source_and_environment(template):
     assert sensor["ComponentLambdaParameters"]["Pinned"] is True
     assert inference["ComponentLambdaParameters"]["Pinned"] is True
     assert writer["ComponentLambdaParameters"]["Pinned"] is False
-    assert writer["ComponentLambdaParameters"]["EventSources"] == [{"Topic": "rainedge/+/readings", "Type": "PUB_SUB"}]
+    assert writer["ComponentLambdaParameters"]["EventSources"] == [{"Topic": "rainedge/readings", "Type": "PUB_SUB"}]
     assert "EventSources" not in sensor["ComponentLambdaParameters"]
     env = {name: c["ComponentLambdaParameters"]["EnvironmentVariables"] for name, c in components.items() if "LambdaArn" in c}
     assert {"SAMPLE_INTERVAL_S": "60", "I2C_BUS": "1", "I2C_ADDRESS": "0x76", "LOG_LEVEL": "INFO"}.items() <= env["com.rainedge.Sensor"].items()
@@ -175,31 +180,22 @@ def test_shadow_manager_synchronises_weather_and_rain(template):
     assert sync["direction"] == "betweenDeviceAndCloud"
 
 
-def test_ipc_access_control_is_exactly_what_each_function_uses(template):
-    def grants(component: str) -> set[tuple[str, str, str]]:
-        control = merge_of(template, component)["accessControl"]
-        return {
-            (service, operation, resource)
-            for service, policies in control.items()
-            for policy in policies.values()
-            for operation in policy["operations"]
-            for resource in policy["resources"]
-        }
+def test_ipc_access_control_is_built_from_the_device_function_declarations(template):
+    # What each function really does over IPC is checked against these grants by the end-to-end
+    # run (tests/device_code/test_device_simulator_e2e.py); here: the stack wires the declarations.
+    from device_code.functions import FUNCTIONS
 
-    thing = "$aws/things/{iot:thingName}/shadow/name"
-    assert grants("com.rainedge.Sensor") == {
-        ("aws.greengrass.ipc.pubsub", "aws.greengrass#PublishToTopic", "rainedge/{iot:thingName}/readings")
-    }
-    assert grants("com.rainedge.ShadowWriter") == {
-        ("aws.greengrass.ShadowManager", "aws.greengrass#GetThingShadow", f"{thing}/weather"),
-        ("aws.greengrass.ShadowManager", "aws.greengrass#UpdateThingShadow", f"{thing}/weather"),
-    }
-    assert grants("com.rainedge.Inference") == {
-        ("aws.greengrass.ShadowManager", "aws.greengrass#GetThingShadow", f"{thing}/weather"),
-        ("aws.greengrass.ShadowManager", "aws.greengrass#GetThingShadow", f"{thing}/rain"),
-        ("aws.greengrass.ShadowManager", "aws.greengrass#UpdateThingShadow", f"{thing}/rain"),
-        ("aws.greengrass.ipc.pubsub", "aws.greengrass#SubscribeToTopic", f"{thing}/weather/update/documents"),
-    }
+    components = {c["LambdaFunction"]["LambdaArn"]["Ref"]: c["LambdaFunction"]["ComponentName"]
+                  for c in (r["Properties"] for r in resources_of(template, "AWS::GreengrassV2::ComponentVersion").values())
+                  if "LambdaFunction" in c}
+    by_handler = {template["Resources"][template["Resources"][version]["Properties"]["FunctionName"]["Ref"]]
+                  ["Properties"]["Handler"]: name for version, name in components.items()}
+    for function in FUNCTIONS:
+        control = merge_of(template, by_handler[function.handler])["accessControl"]
+        granted = sorted((service, policy["policyDescription"], tuple(policy["operations"]), tuple(policy["resources"]))
+                         for service, policies in control.items() for policy in policies.values())
+        declared = sorted((g.service, g.description, g.operations, g.resources) for g in function.grants)
+        assert granted == declared, function.name
 
 
 def test_outputs_are_the_contract_and_hold_no_secrets(template):
@@ -210,8 +206,10 @@ def test_outputs_are_the_contract_and_hold_no_secrets(template):
         "com.rainedge.DeviceRuntime", "com.rainedge.RainModel", "com.rainedge.Sensor",
         "com.rainedge.ShadowWriter", "com.rainedge.Inference",
     ]
+    assert outputs["FunctionNames"]["Value"] == "rainedge-sensor,rainedge-shadow-writer,rainedge-inference"
+    assert (outputs["NamePrefix"]["Value"], outputs["ComponentPrefix"]["Value"]) == ("rainedge", "com.rainedge")
     assert json.loads(joined(outputs["Devices"]["Value"])) == [
-        {"thingName": "rainedge-core-1", "certificateId": "<token>"}
+        {"thingName": "rainedge-core-1", "certificateId": "<token>", "policyName": "rainedge-device-rainedge-core-1"}
     ]
     assert "PRIVATE KEY" not in flatten(outputs) and "CERTIFICATE" not in flatten(outputs)
 
@@ -230,13 +228,27 @@ def test_bucket_is_private_deleted_with_the_stack_and_tagged(template):
             ),
         },
     )
-    assertions.resource_count_is("Custom::S3AutoDeleteObjects", 1)
+    # No auto-delete helper: the model upload removes its own objects when the stack goes.
+    assertions.resource_count_is("Custom::S3AutoDeleteObjects", 0)
+    assertions.has_resource_properties("Custom::CDKBucketDeployment", {"RetainOnDelete": False, "Prune": False})
+
+
+def test_cdk_helper_functions_log_into_groups_the_stack_owns(template):
+    groups = resources_of(template, "AWS::Logs::LogGroup")
+    assert groups and all(group["DeletionPolicy"] == "Delete" for group in groups.values())
+    helpers = [f["Properties"] for f in resources_of(template, "AWS::Lambda::Function").values()
+               if "FunctionName" not in f["Properties"]]
+    assert helpers
+    for helper in helpers:
+        assert helper["LoggingConfig"]["LogGroup"]["Ref"] in groups
 
 
 def test_fleet_config_change_and_sync_direction(synth_variant, template):
-    fleet = synth_variant(devices=["pi-a", "pi-b"], sampleIntervalSeconds=30, shadowSyncDirection="deviceToCloud")
+    fleet = synth_variant(devices=["pi-a", "pi-b"], sampleIntervalSeconds=30, shadowSyncDirection="deviceToCloud",
+                          fleetProvisioning="false")
     assert len(resources_of(fleet, "AWS::IoT::Thing")) == 2
     assert len(resources_of(fleet, "AWS::IoT::Certificate")) == 2
+    assert len(resources_of(fleet, "AWS::IoT::Policy")) == 2
     assert len(resources_of(fleet, "Custom::AWS")) == 2
     assert len(resources_of(fleet, "AWS::GreengrassV2::Deployment")) == 1
     assert fleet["Outputs"]["ThingNames"]["Value"] == "pi-a,pi-b"

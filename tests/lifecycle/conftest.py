@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from moto import mock_aws
 
+from device_code.functions import FUNCTIONS
 from infra.config import APP_TAG, STACK_NAME
 from infra.device_keys import ensure_device_keys, read_csr
 from infra.lifecycle.aws import AwsClients
@@ -131,16 +132,16 @@ class FakeCloudFormation:
                 "Effect": "Allow", "Principal": {"Service": "credentials.iot.amazonaws.com"},
                 "Action": "sts:AssumeRole"}]}))["Role"]["Arn"]
         iot.create_role_alias(roleAlias=config.role_alias_name, roleArn=role_arn)
-        iot.create_policy(policyName=config.iot_policy_name, policyDocument=json.dumps(
-            {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "iot:Connect", "Resource": "*"}]}))
         iot.create_thing_group(thingGroupName=config.thing_group_name)
         for thing in self.devices:
             ensure_device_keys(self.names.secrets_dir, thing)
             csr = read_csr(self.names.secrets_dir, thing).encode()
             cert = iot.register_certificate_without_ca(certificatePem=sign_csr(csr), status="ACTIVE")
             self.certificates[thing] = {"id": cert["certificateId"], "arn": cert["certificateArn"]}
-            iot.create_thing(thingName=thing)
-            iot.attach_policy(policyName=config.iot_policy_name, target=cert["certificateArn"])
+            iot.create_thing(thingName=thing, attributePayload={"attributes": {APP_TAG: config.name_prefix}})
+            iot.create_policy(policyName=config.device_policy_name(thing), policyDocument=json.dumps(
+                {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "iot:Connect", "Resource": "*"}]}))
+            iot.attach_policy(policyName=config.device_policy_name(thing), target=cert["certificateArn"])
             iot.attach_thing_principal(thingName=thing, principal=cert["certificateArn"])
             iot.add_thing_to_thing_group(thingGroupName=config.thing_group_name, thingName=thing)
         bucket = self.bucket
@@ -157,9 +158,11 @@ class FakeCloudFormation:
             "Region": REGION,
             "DeploymentId": "11111111-2222-3333-4444-555555555555",
             "ComponentNames": ",".join(config.component_name(suffix) for suffix in COMPONENT_SUFFIXES),
-            "IotPolicyName": config.iot_policy_name,
-            "Devices": json.dumps([{"thingName": thing, "certificateId": self.certificates[thing]["id"]}
-                                   for thing in self.devices]),
+            "FunctionNames": ",".join(config.function_name(function.name) for function in FUNCTIONS),
+            "NamePrefix": config.name_prefix,
+            "ComponentPrefix": config.component_prefix,
+            "Devices": json.dumps([{"thingName": thing, "certificateId": self.certificates[thing]["id"],
+                                    "policyName": config.device_policy_name(thing)} for thing in self.devices]),
         }
         template = {
             "Resources": {"Marker": {"Type": "AWS::SSM::Parameter",
@@ -187,11 +190,11 @@ class FakeCloudFormation:
         iot.delete_thing_group(thingGroupName=config.thing_group_name)
         for thing, cert in self.certificates.items():
             iot.detach_thing_principal(thingName=thing, principal=cert["arn"])
-            iot.detach_policy(policyName=config.iot_policy_name, target=cert["arn"])
+            iot.detach_policy(policyName=config.device_policy_name(thing), target=cert["arn"])
             iot.update_certificate(certificateId=cert["id"], newStatus="INACTIVE")
             iot.delete_certificate(certificateId=cert["id"])
             iot.delete_thing(thingName=thing)
-        iot.delete_policy(policyName=config.iot_policy_name)
+            iot.delete_policy(policyName=config.device_policy_name(thing))
         iot.delete_role_alias(roleAlias=config.role_alias_name)
         self.clients.iam.delete_role(RoleName=config.token_exchange_role_name)
         for item in self.clients.s3.list_objects_v2(Bucket=self.bucket).get("Contents", []):

@@ -91,7 +91,7 @@ def test_audit_lists_everything_of_the_app_and_nothing_else(clients, names, depl
     assert found == {
         "stack: RainEdge", f"thing: {THING}", f"shadow: {THING}/weather", f"shadow: {THING}/rain",
         f"core device: {THING}", f"certificate: {deployed.certificates[THING]['id']}",
-        "thing group: rainedge-cores", "iot policy: rainedge-core-policy", "role alias: rainedge-tes-role-alias",
+        "thing group: rainedge-cores", f"iot policy: rainedge-device-{THING}", "role alias: rainedge-tes-role-alias",
         "iam role: rainedge-tes-role", "component: com.rainedge.Sensor",
         f"deployment: rainedge-deployment ({outputs.deployment_id}, ACTIVE)",
         f"bucket: {deployed.bucket}", *(f"log group: {group}" for group in APP_LOG_GROUPS),

@@ -14,9 +14,9 @@ RAW = {
     "ThingNames": "core-a,core-b", "ThingGroupName": "rainedge-cores", "RoleAliasName": "rainedge-tes-role-alias",
     "TokenExchangeRoleName": "rainedge-tes-role", "ArtifactBucketName": "bucket-1", "Region": "eu-west-1",
     "DeploymentId": "d-1", "ComponentNames": "com.rainedge.Sensor,com.rainedge.Inference",
-    "IotPolicyName": "rainedge-core-policy",
-    "Devices": json.dumps([{"thingName": "core-a", "certificateId": "c-a"},
-                           {"thingName": "core-b", "certificateId": "c-b"}]),
+    "FunctionNames": "rainedge-sensor,rainedge-inference", "NamePrefix": "rainedge", "ComponentPrefix": "com.rainedge",
+    "Devices": json.dumps([{"thingName": "core-a", "certificateId": "c-a", "policyName": "rainedge-device-core-a"},
+                           {"thingName": "core-b", "certificateId": "c-b", "policyName": "rainedge-device-core-b"}]),
 }
 
 
@@ -39,7 +39,7 @@ def test_missing_output_keys_are_named():
 
 
 def test_malformed_devices_output():
-    with pytest.raises(OutputsError, match='output Devices must be a JSON list of {"thingName", "certificateId"}'):
+    with pytest.raises(OutputsError, match='output Devices must be a JSON list of {"thingName", "certificateId", "policyName"}'):
         parse_outputs({**RAW, "Devices": '[{"thing": "core-a"}]'})
 
 
