@@ -7,7 +7,6 @@ staged for upload (a file of the bundle, a member of the zip) may hold a private
 from __future__ import annotations
 
 import atexit
-import hashlib
 import re
 import shutil
 import tempfile
@@ -23,14 +22,11 @@ from constructs import Construct
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.serialization import load_der_private_key, pkcs12
 
-from device_code.model import RUNTIMES
 from infra.config import DEVICE_PACKAGE
+from infra.model_artifact import AssetError, ModelArtifactError, model_digest, read_zip
 from infra.nag import acknowledge
 
 ARTIFACT_PREFIX = "artifacts/"
-# The model artifact (DESIGN.md): metadata.json and the model of each runtime the inference
-# function can load it with (device_code/model.py), at the root of the zip.
-MODEL_MEMBERS = ("metadata.json", *(artifact for _, artifact, _ in RUNTIMES))
 # Any PEM private key: PKCS#8 (also encrypted), PKCS#1 RSA, SEC1 EC, DSA, OpenSSH.
 _PEM_PRIVATE_KEY = re.compile(rb"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----")
 # Host-side tooling that never runs on the Pi.
@@ -42,14 +38,6 @@ def helper_log_group(scope: Construct, construct_id: str) -> logs.LogGroup:
     so teardown never has to find helper logs by name."""
     return logs.LogGroup(scope, construct_id, retention=logs.RetentionDays.ONE_MONTH,
                          removal_policy=RemovalPolicy.DESTROY)
-
-
-class AssetError(Exception):
-    """What would be uploaded is not what the devices need, or holds a secret."""
-
-
-class ModelArtifactError(AssetError):
-    """The trained model is not where the configuration says, or is not the model artifact."""
 
 
 def is_private_key(data: bytes) -> bool:
@@ -91,34 +79,6 @@ def refuse_private_keys_in_assets(scope: Construct) -> None:
                         f"{name} in the asset {staging.node.scope.node.path} (from {staging.source_path}) holds a "
                         "private key: it would be uploaded to AWS and reach every device; move it out (device "
                         "keys belong in secretsDir)")
-
-
-def read_zip(path: Path) -> dict[str, bytes]:
-    """Every file of a zip by name; AssetError when it is no readable zip."""
-    try:
-        with zipfile.ZipFile(path) as archive:
-            return {info.filename: archive.read(info) for info in archive.infolist() if not info.is_dir()}
-    except Exception as error:  # a broken zip fails in many ways: BadZipFile, zlib.error, EOFError, ...
-        raise AssetError(f"{path} is not a readable zip ({type(error).__name__}: {error})") from None
-
-
-def model_digest(model_zip: Path) -> str:
-    """SHA-256 of the model zip, after checking it is the artifact the device loads."""
-    if not model_zip.is_file():
-        raise ModelArtifactError(
-            f"no trained model at {model_zip}: run `make train` "
-            "(python -m model_training train --out build/model) before synthesising"
-        )
-    try:
-        members = read_zip(model_zip)
-    except AssetError as error:
-        raise ModelArtifactError(f"modelZip {error}: run `make train`, or point modelZip at the model zip") from None
-    missing = [name for name in MODEL_MEMBERS
-               if name not in members and not any(member.startswith(f"{name}/") for member in members)]
-    if missing:
-        raise ModelArtifactError(f"modelZip {model_zip} is not the model artifact: it lacks {', '.join(missing)} "
-                                 "at its root; run `make train`")
-    return hashlib.sha256(model_zip.read_bytes()).hexdigest()
 
 
 def stage_device_bundle(project_root: Path) -> Path:
