@@ -23,7 +23,11 @@ I2C_BUS = "I2C_BUS"
 I2C_ADDRESS = "I2C_ADDRESS"
 CPU_TEMP_COMPENSATION = "CPU_TEMP_COMPENSATION"
 CPU_TEMP_PATH = "CPU_TEMP_PATH"
+# The station file: {"altitude_m": <metres>} of where this Pi is installed, written by install.sh.
+STATION_FILE = "STATION_FILE"
 MODEL_DIR = "MODEL_DIR"
+# The inference function's reading history, in its component's work folder (survives restarts).
+HISTORY_FILE = "HISTORY_FILE"
 INFERENCE_INTERVAL_S = "INFERENCE_INTERVAL_S"
 MAX_INPUT_AGE_S = "MAX_INPUT_AGE_S"
 
@@ -56,6 +60,7 @@ class ShadowWriterConfig:
     log_level: str
     cpu_temp_compensation: bool
     cpu_temp_path: Path
+    station_file: Path
 
 
 @dataclass(frozen=True)
@@ -63,6 +68,7 @@ class InferenceConfig:
     thing_name: str
     log_level: str
     model_dir: Path
+    history_file: Path
     inference_interval_s: float
     max_input_age_s: float
 
@@ -89,6 +95,13 @@ def _log_level(env: Mapping[str, str]) -> str:
     if raw.upper() not in LOG_LEVELS:
         raise ConfigError(f"{LOG_LEVEL}={raw!r} is not allowed: use one of {', '.join(LOG_LEVELS)}")
     return raw.upper()
+
+
+def _absolute_path(env: Mapping[str, str], key: str, example: str) -> Path:
+    raw = _required(env, key, f"an absolute path such as {example}")
+    if not raw.startswith("/"):
+        raise ConfigError(f"{key}={raw!r} is not allowed: use an absolute path such as {example}")
+    return Path(raw)
 
 
 def _positive_seconds(env: Mapping[str, str], key: str, maximum: float = math.inf) -> float:
@@ -137,6 +150,7 @@ def load_shadow_writer_config(env: Mapping[str, str]) -> ShadowWriterConfig:
         cpu_temp_compensation=_choice(env, CPU_TEMP_COMPENSATION, COMPENSATION_MODES) == "on",
         cpu_temp_path=Path(_required(env, CPU_TEMP_PATH, "the thermal zone file, e.g. "
                                                          "/sys/class/thermal/thermal_zone0/temp")),
+        station_file=_absolute_path(env, STATION_FILE, "/greengrass/v2/rainedge/station.json"),
     )
 
 
@@ -147,6 +161,8 @@ def load_inference_config(env: Mapping[str, str]) -> InferenceConfig:
         thing_name=_thing_name(env),
         log_level=_log_level(env),
         model_dir=Path(raw_dir),
+        history_file=_absolute_path(env, HISTORY_FILE,
+                                    "/greengrass/v2/work/com.rainedge.Inference/reading_history.json"),
         inference_interval_s=_positive_seconds(env, INFERENCE_INTERVAL_S, MAX_INTERVAL_S),
         max_input_age_s=_positive_seconds(env, MAX_INPUT_AGE_S),
     )

@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import math
 import reprlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Any, Mapping
+
+from .sea_level import ALTITUDE_RANGE_M, sea_level_pressure
 
 WEATHER_SHADOW = "weather"
 RAIN_SHADOW = "rain"
@@ -22,6 +24,29 @@ SENSOR_RANGES: dict[str, tuple[float, float]] = {
     "humidity": (0.0, 100.0),
     "pressure": (300.0, 1100.0),
 }
+# The weather shadow holds the pressure as measured (`pressure`, station pressure) and, reduced to
+# sea level with the station's altitude, SEA_LEVEL_PRESSURE: the pressure the rain models take. It is
+# null (absent) when the station altitude is unusable; ALTITUDE_SOURCE and ALTITUDE_DETAIL say why.
+SEA_LEVEL_PRESSURE, ALTITUDE_M = "sea_level_pressure", "altitude_m"
+ALTITUDE_SOURCE, ALTITUDE_DETAIL = "altitude_source", "altitude_detail"
+# Where the station altitude came from: the station file, the documented default (no station file:
+# 0 m), or nowhere (a station file that is unreadable or malformed: no sea-level pressure at all).
+STATION_FILE_SOURCE, DEFAULT_SOURCE, INVALID_SOURCE = "station_file", "default", "invalid"
+DEFAULT_ALTITUDE_M = 0.0
+
+
+def _sea_level_pressure_range() -> tuple[float, float]:
+    """Every sea-level pressure a valid reading gives at a valid altitude: the reduction is monotonic in
+    each of pressure, altitude and temperature, so the corners bound it. It reaches beyond 1100 hPa: a
+    high-pressure day a little above sea level reduces to more than the sensor's maximum."""
+    corners = [sea_level_pressure(pressure, altitude, temperature) for pressure in SENSOR_RANGES["pressure"]
+               for altitude in ALTITUDE_RANGE_M for temperature in SENSOR_RANGES["temperature"]]
+    return min(corners), max(corners)
+
+
+SEA_LEVEL_PRESSURE_RANGE = _sea_level_pressure_range()
+# What the rain models take, and the device's reading history keeps: sea-level pressure.
+MODEL_INPUT_RANGES = {**SENSOR_RANGES, "pressure": SEA_LEVEL_PRESSURE_RANGE}
 # Clocks of a Pi without RTC drift until NTP syncs: tolerate a little future, refuse more.
 MAX_CLOCK_SKEW_S = 120.0
 # How a rejected value is quoted in a message: its repr, cut short and never deeper than a few
@@ -126,6 +151,29 @@ def parse_reading(
             f"sampled_at={shown(payload['sampled_at'])} is in the future (now {format_timestamp(now)})"
         )
     return Reading(sampled_at=sampled_at, **values)
+
+
+def parse_model_reading(
+    state: Mapping[str, Any],
+    now: datetime,
+    ranges: Mapping[str, tuple[float, float]] = SENSOR_RANGES,
+) -> Reading:
+    """What the rain models take from the weather shadow's reported state: the reading validated by
+    `parse_reading` (the station pressure within the sensor's range), with its pressure replaced by the
+    shadow writer's SEA_LEVEL_PRESSURE (checked against SEA_LEVEL_PRESSURE_RANGE, not the sensor's)."""
+    reading = parse_reading(state, now, ranges)
+    raw = state.get(SEA_LEVEL_PRESSURE)
+    if raw is None:
+        if state.get(ALTITUDE_SOURCE) == INVALID_SOURCE:
+            detail = state.get(ALTITUDE_DETAIL)
+            raise InvalidReading(f"{SEA_LEVEL_PRESSURE} is missing: the station altitude is unusable: "
+                                 + (detail[:120] if isinstance(detail, str) else shown(detail)))
+        raise InvalidReading(f"{SEA_LEVEL_PRESSURE} is missing (the shadow writer reduces each reading to sea level)")
+    value = finite_number(raw)
+    low, high = SEA_LEVEL_PRESSURE_RANGE
+    if value is None or not low <= value <= high:
+        raise InvalidReading(f"{SEA_LEVEL_PRESSURE}={shown(raw)} is not a number within [{low:.1f}, {high:.1f}]")
+    return replace(reading, pressure=value)
 
 
 def reported_state(document: Any) -> Mapping[str, Any]:

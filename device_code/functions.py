@@ -72,7 +72,7 @@ SHADOW_WRITER = DeviceFunction(
     component="ShadowWriter",
     handler="device_code.shadow_writer.handler",
     pinned=False,
-    environment=(env.LOG_LEVEL, env.CPU_TEMP_COMPENSATION, env.CPU_TEMP_PATH),
+    environment=(env.LOG_LEVEL, env.CPU_TEMP_COMPENSATION, env.CPU_TEMP_PATH, env.STATION_FILE),
     grants=(Grant(SHADOWS, "Read and write the weather shadow", (GET_THING_SHADOW, UPDATE_THING_SHADOW),
                   (named_shadow(THING, WEATHER_SHADOW),)),),
     event_source=READINGS_TOPIC,
@@ -82,7 +82,7 @@ INFERENCE = DeviceFunction(
     component="Inference",
     handler="device_code.inference.handler",
     pinned=True,
-    environment=(env.LOG_LEVEL, env.MODEL_DIR, env.INFERENCE_INTERVAL_S, env.MAX_INPUT_AGE_S),
+    environment=(env.LOG_LEVEL, env.MODEL_DIR, env.HISTORY_FILE, env.INFERENCE_INTERVAL_S, env.MAX_INPUT_AGE_S),
     grants=(
         Grant(SHADOWS, "Read the latest reading", (GET_THING_SHADOW,), (named_shadow(THING, WEATHER_SHADOW),)),
         Grant(SHADOWS, "Write the prediction", (UPDATE_THING_SHADOW,), (named_shadow(THING, RAIN_SHADOW),)),

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .contracts import MAX_CLOCK_SKEW_S, SENSOR_RANGES
+from .contracts import MAX_CLOCK_SKEW_S, MODEL_INPUT_RANGES
 from .features import HISTORY_WINDOW_S, QUANTITIES, HasReadingValues, Series
 
 log = logging.getLogger(__name__)
@@ -36,7 +36,7 @@ class ReadingHistory:
     def __init__(self, path: Path | None, window_s: float = HISTORY_WINDOW_S + RESOLUTION_S) -> None:
         """`path`: the JSON file in the function's work directory (None keeps it in memory only)."""
         self.path, self.window_s = path, window_s
-        # slot number -> (seconds since epoch, temperature, humidity, pressure)
+        # slot number -> (seconds since epoch, temperature, humidity, sea-level pressure)
         self._slots: dict[int, tuple[float, float, float, float]] = self._load()
 
     def __len__(self) -> int:
@@ -82,7 +82,7 @@ class ReadingHistory:
                 if len(values) != len(QUANTITIES) or not all(map(math.isfinite, (at, *values))):
                     raise ValueError(f"reading {row!r} is not [time, {', '.join(QUANTITIES)}]")
                 for name, value in zip(QUANTITIES, values):
-                    low, high = SENSOR_RANGES[name]
+                    low, high = MODEL_INPUT_RANGES[name]
                     if not low <= value <= high:
                         raise ValueError(f"{name} {value} in {row!r} is outside [{low}, {high}]")
                 slots.setdefault(int(at // RESOLUTION_S), (at, *values))

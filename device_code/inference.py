@@ -1,11 +1,16 @@
 """Pinned Lambda `inference`: the `weather` shadow -> rain model -> the `rain` shadow.
 
-The model is loaded once (LiteRT preferred, TensorFlow fallback). A prediction follows each new
+The models are loaded once (LiteRT preferred, TensorFlow fallback). A prediction follows each new
 reading within milliseconds because the function listens on the weather shadow's local
 `update/documents` topic; every INFERENCE_INTERVAL_S a heartbeat re-reads the shadow, which
 catches a missed event, notices when the input grows stale and retries a model that failed to load.
 When no prediction can be made, the `rain` shadow gets a `status` saying why, and the loop goes on.
 Like `sensor`, the long-lived part starts at import under Greengrass, on its own thread.
+
+Every valid reading it sees (from either path) goes into its reading history (device_code.history,
+persisted in HISTORY_FILE, so a restart keeps it). The models take the sea-level pressure the
+shadow writer computed: the trend model when the history covers its window, the instantaneous
+model otherwise; the rain shadow's `model` says which.
 """
 from __future__ import annotations
 
@@ -18,8 +23,9 @@ from typing import Any, Callable
 from . import runtime
 from .config import InferenceConfig, load_inference_config
 from .contracts import (RAIN_SHADOW, WEATHER_SHADOW, InvalidReading, format_timestamp, in_future,
-                        parse_reading, reported_state, shadow_topic)
+                        parse_model_reading, reported_state, shadow_topic)
 from .functions import INFERENCE
+from .history import ReadingHistory
 from .model import ModelUnavailable, RainModel, load_model
 from .port import GreengrassPort, Message, PortError, ShadowNotFound
 
@@ -27,7 +33,7 @@ log = logging.getLogger(__name__)
 
 # Every key of the rain shadow's reported state; each write sets all of them (null deletes), so a
 # status never sits next to an old prediction and vice versa.
-RAIN_KEYS = ("raining", "probability", "threshold", "model_version", "runtime", "input_sampled_at",
+RAIN_KEYS = ("raining", "probability", "threshold", "model", "model_version", "runtime", "input_sampled_at",
              "predicted_at", "status", "detail", "checked_at")
 STALE_INPUT, INVALID_INPUT, NO_INPUT = "stale_input", "invalid_input", "no_input"
 MODEL_UNAVAILABLE, PREDICTION_FAILED = "model_unavailable", "prediction_failed"
@@ -35,8 +41,9 @@ MODEL_UNAVAILABLE, PREDICTION_FAILED = "model_unavailable", "prediction_failed"
 
 class InferenceService:
     def __init__(self, config: InferenceConfig, port: GreengrassPort, clock: runtime.Clock,
-                 load: Callable[[Path], RainModel] = load_model) -> None:
+                 load: Callable[[Path], RainModel] = load_model, history: ReadingHistory | None = None) -> None:
         self.config, self._port, self._clock, self._load = config, port, clock, load
+        self.history = history if history is not None else ReadingHistory(config.history_file)
         self.model: RainModel | None = None
         self._model_error: str | None = None
         self._subscribed = False
@@ -124,9 +131,11 @@ class InferenceService:
         try:
             state = reported_state(document)
             input_at_text = state.get("sampled_at")
-            reading = parse_reading(state, now, self.model.metadata.valid_ranges)
+            reading = parse_model_reading(state, now, self.model.metadata.valid_ranges)
         except InvalidReading as error:
             return self._status(INVALID_INPUT, str(error), None, now)
+        # Late and repeated readings too: the history slots them in by time, or ignores them.
+        self.history.add(reading, now)
         newest = self._newest_input
         if newest is not None and not in_future(newest, now) and reading.sampled_at < newest:
             return None, None  # an event overtaken by a newer input: nothing to say
@@ -136,15 +145,15 @@ class InferenceService:
             return self._status(STALE_INPUT, f"input is {age_s:.0f} s old (MAX_INPUT_AGE_S="
                                 f"{self.config.max_input_age_s:.0f})", input_at_text, now)
         try:
-            probability = self.model.probability(reading.temperature, reading.humidity, reading.pressure)
+            prediction = self.model.predict(reading, self.history.series())
         except Exception as error:  # a runtime failure must not end the loop
             return self._status(PREDICTION_FAILED, f"{type(error).__name__}: {error}", input_at_text, now)
-        metadata = self.model.metadata
         reported = dict.fromkeys(RAIN_KEYS)
-        reported.update(raining=probability >= metadata.threshold, probability=round(probability, 4),
-                        threshold=metadata.threshold, model_version=metadata.version, runtime=self.model.runtime,
+        reported.update(raining=prediction.raining, probability=round(prediction.probability, 4),
+                        threshold=prediction.threshold, model=prediction.model,
+                        model_version=prediction.model_version, runtime=prediction.runtime,
                         input_sampled_at=input_at_text, predicted_at=format_timestamp(now))
-        return reported, ("prediction", input_at_text, metadata.version)
+        return reported, ("prediction", input_at_text, prediction.model_version, prediction.model)
 
     def _status(self, status: str, detail: str | None, input_at: str | None,
                 now: datetime) -> tuple[dict[str, Any], tuple]:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping
@@ -59,7 +58,6 @@ class ModelSpec:
 @dataclass(frozen=True)
 class ModelMetadata:
     version: str
-    threshold: float  # the instantaneous model's (what `RainModel.probability` is compared with)
     valid_ranges: dict[str, tuple[float, float]]
     models: Mapping[str, ModelSpec] = field(default_factory=dict)
 
@@ -85,21 +83,13 @@ def _checked_probabilities(values: np.ndarray) -> np.ndarray:
 class RainModel:
     metadata: ModelMetadata
     runtime: str  # "litert" | "tensorflow"
-    _predict: Callable[[float, float, float], float]  # the instantaneous model on one reading
-    _run: Runner | None = None
-
-    def probability(self, temperature: float, humidity: float, pressure: float) -> float:
-        """The instantaneous model on one reading."""
-        value = float(self._predict(temperature, humidity, pressure))
-        if not 0.0 <= value <= 1.0 or math.isnan(value):
-            raise ValueError(f"model returned {value}, not a probability")
-        return value
+    runner: Runner
 
     def run(self, model_name: str, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
         """One model on a batch of inputs (each a [batch] array named as in its spec)."""
         spec = self.metadata.models[model_name]
         batch = {name: np.asarray(inputs[name], dtype=np.float32).reshape(-1) for name in spec.inputs}
-        return _checked_probabilities(self._run(spec.signature, batch))
+        return _checked_probabilities(self.runner(spec.signature, batch))
 
     def predict_series(self, now: Series, history: Series | None) -> tuple[np.ndarray, np.ndarray]:
         """Probability for each reading in `now`, and the model that made it: the trend model where
@@ -154,8 +144,7 @@ def read_metadata(model_dir: Path) -> ModelMetadata:
             raise ValueError(f"no {INSTANTANEOUS!r} model among {sorted(raw['models'])}")
         ranges = {name: (float(raw["valid_ranges"][name][0]), float(raw["valid_ranges"][name][1]))
                   for name in FEATURES}
-        return ModelMetadata(version=str(raw["version"]), threshold=models[INSTANTANEOUS].threshold,
-                             valid_ranges=ranges, models=models)
+        return ModelMetadata(version=str(raw["version"]), valid_ranges=ranges, models=models)
     except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, IndexError, AttributeError) as error:
         raise ModelUnavailable(f"{path}: {type(error).__name__}: {error}") from error
 
@@ -184,14 +173,6 @@ RUNTIMES: tuple[tuple[str, str, Callable[[Path, list[str]], Runner]], ...] = (
 RUNTIME_NAMES = tuple(name for name, _, _ in RUNTIMES)
 
 
-def _one_reading(runner: Runner, signature: str) -> Callable[[float, float, float], float]:
-    def predict(temperature: float, humidity: float, pressure: float) -> float:
-        inputs = {name: np.array([value], np.float32) for name, value in zip(FEATURES, (temperature, humidity, pressure))}
-        return float(runner(signature, inputs)[0])
-
-    return predict
-
-
 def load_model(model_dir: Path, runtime: str | None = None) -> RainModel:
     """Load every model of the artifact with `runtime`, or (None, on the device) with the first
     runtime that loads and answers a probe prediction of each model. ModelUnavailable otherwise."""
@@ -211,9 +192,7 @@ def load_model(model_dir: Path, runtime: str | None = None) -> RainModel:
             failures.append(f"{artifact} missing")
             continue
         try:
-            runner = make_runner(model_dir, signatures)
-            model = RainModel(metadata, runtime_name, _one_reading(runner, metadata.models[INSTANTANEOUS].signature),
-                              runner)
+            model = RainModel(metadata, runtime_name, make_runner(model_dir, signatures))
             for name in metadata.models:
                 model.run(name, probe)
         except ImportError as error:

@@ -4,25 +4,80 @@ Invoked by its PUB_SUB event source. A reading is validated (finite numbers with
 ranges, an ISO-8601 UTC timestamp, newer than the one in the shadow); anything else is logged and
 dropped, so garbage never overwrites a valid state. Optionally the story's CPU heat compensation
 (`2*T_sensor - mean CPU temperature`) is applied, and the shadow says so.
+
+The BME680 measures the pressure where it stands; the rain models take sea-level pressure. The
+writer reads the station's altitude from the station file (STATION_FILE, written by install.sh)
+at each reading and writes both: `pressure` as measured and `sea_level_pressure`, reduced with the
+(compensated) temperature. No station file means the documented default of 0 m; a station file that
+cannot be read or holds no valid altitude gives no sea-level pressure at all (the rain shadow then
+says `invalid_input`, naming the file), never one computed from a wrong altitude.
 """
 from __future__ import annotations
 
 import json
 import logging
+import os
+import stat
 from collections import deque
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 from . import runtime
 from .config import ShadowWriterConfig, load_shadow_writer_config
-from .contracts import (SENSOR_RANGES, WEATHER_SHADOW, InvalidReading, Reading, finite_number, in_future,
-                        parse_reading, parse_timestamp, reported_state, shown)
+from .contracts import (ALTITUDE_DETAIL, ALTITUDE_M, ALTITUDE_SOURCE, DEFAULT_ALTITUDE_M, DEFAULT_SOURCE,
+                        INVALID_SOURCE, SEA_LEVEL_PRESSURE, SENSOR_RANGES, STATION_FILE_SOURCE, WEATHER_SHADOW,
+                        InvalidReading, Reading, finite_number, in_future, parse_reading, parse_timestamp,
+                        reported_state, shown)
 from .functions import SHADOW_WRITER
 from .port import GreengrassPort, PortError, ShadowNotFound
+from .sea_level import ALTITUDE_RANGE_M, sea_level_pressure
 
 log = logging.getLogger(__name__)
 # CPU temperatures averaged for the compensation (one per reading): smooths CPU load spikes.
 CPU_MEAN_WINDOW = 5
+# The station file holds one small JSON object; anything longer is not one.
+STATION_FILE_MAX_BYTES = 4096
+
+
+@dataclass(frozen=True)
+class StationAltitude:
+    altitude_m: float | None  # None: the station file is unusable
+    source: str  # STATION_FILE_SOURCE | DEFAULT_SOURCE | INVALID_SOURCE
+    detail: str  # which file, and what is wrong with it
+
+    def as_reported(self) -> dict[str, Any]:
+        return {ALTITUDE_M: self.altitude_m, ALTITUDE_SOURCE: self.source, ALTITUDE_DETAIL: self.detail}
+
+
+def read_station_altitude(path: Path) -> StationAltitude:
+    """The station's altitude from the station file {"altitude_m": <metres>}: the default 0 m when
+    there is no such file, None (source "invalid") when it cannot be read or holds anything else."""
+    low, high = ALTITUDE_RANGE_M
+    try:
+        # O_NONBLOCK: a FIFO put there would otherwise block the function forever.
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except FileNotFoundError:
+        return StationAltitude(DEFAULT_ALTITUDE_M, DEFAULT_SOURCE, f"no station file {path}")
+    except OSError as error:
+        return StationAltitude(None, INVALID_SOURCE, f"{path}: {error.strerror or type(error).__name__}")
+    try:
+        with os.fdopen(descriptor, "rb") as handle:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                return StationAltitude(None, INVALID_SOURCE, f"{path} is not a regular file")
+            content = handle.read(STATION_FILE_MAX_BYTES + 1)
+        document = json.loads(content.decode("utf-8")) if len(content) <= STATION_FILE_MAX_BYTES else None
+    except OSError as error:
+        return StationAltitude(None, INVALID_SOURCE, f"{path}: {error.strerror or type(error).__name__}")
+    except (ValueError, RecursionError):  # UnicodeDecodeError and JSONDecodeError among them
+        document = None
+    if not (isinstance(document, dict) and set(document) == {ALTITUDE_M}):
+        return StationAltitude(None, INVALID_SOURCE, f'{path} is not {{"altitude_m": <metres>}}')
+    altitude = finite_number(document[ALTITUDE_M])
+    if altitude is None or not low <= altitude <= high:
+        return StationAltitude(None, INVALID_SOURCE, f"{path}: altitude_m {shown(document[ALTITUDE_M])} is not "
+                                                     f"a number from {low:g} to {high:g}")
+    return StationAltitude(altitude, STATION_FILE_SOURCE, str(path))
 
 
 class CpuThermometer:
@@ -58,12 +113,14 @@ class ShadowWriter:
     def __init__(self, config: ShadowWriterConfig, port: GreengrassPort, clock: runtime.Clock,
                  cpu_mean_celsius: Callable[[], float]) -> None:
         self.config, self._port, self._clock, self._cpu_mean_celsius = config, port, clock, cpu_mean_celsius
+        self._station: StationAltitude | None = None  # the last one logged
 
     def handle(self, event: Any) -> dict[str, Any]:
         """Returns {"accepted": bool, "reason"?: str}; never raises for bad input."""
         try:
             reading = parse_reading(decode_event(event), self._clock.now())
             reported = self._compensate(reading)
+            reported.update(self._reduce_to_sea_level(reading.pressure, reported["temperature"]))
             self._refuse_if_not_newer(reading)
         except ValueError as error:  # InvalidReading, JSONDecodeError and UnicodeDecodeError among them
             log.warning("rejected reading %s: %s", shown(event), error)
@@ -98,6 +155,19 @@ class ShadowWriter:
         reported.update(temperature=compensated, raw_temperature=reading.temperature,
                         cpu_temperature=round(cpu, 2), temperature_compensation="2*sensor-cpu_mean")
         return reported
+
+    def _reduce_to_sea_level(self, pressure: float, temperature: float) -> dict[str, Any]:
+        """SEA_LEVEL_PRESSURE and where the altitude came from; the pressure is None (removed from
+        the shadow) when the station file is unusable."""
+        station = read_station_altitude(self.config.station_file)
+        if station != self._station:
+            log_at = logging.ERROR if station.altitude_m is None else logging.INFO
+            log.log(log_at, "station altitude: %s m (%s: %s)", station.altitude_m, station.source, station.detail)
+            self._station = station
+        reduced = None
+        if station.altitude_m is not None:
+            reduced = round(sea_level_pressure(pressure, station.altitude_m, temperature), 2)
+        return {SEA_LEVEL_PRESSURE: reduced, **station.as_reported()}
 
     def _refuse_if_not_newer(self, reading: Reading) -> None:
         try:

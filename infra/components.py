@@ -13,7 +13,7 @@ from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
 from device_code import config as env
-from device_code.functions import FUNCTIONS, DeviceFunction
+from device_code.functions import FUNCTIONS, INFERENCE, DeviceFunction
 from infra import greengrass as ggv
 from infra.artifacts import ArtifactStore, stage_device_bundle
 from infra.config import DEFAULT_POSIX_USER, MODEL_COMPONENT, RUNTIME_COMPONENT, RainEdgeConfig
@@ -22,6 +22,11 @@ from infra.nag import acknowledge
 LINUX = [gg.CfnComponentVersion.ComponentPlatformProperty(name="Linux", attributes={"os": "linux"})]
 # The Raspberry Pi's SoC temperature (the story's CPU heat compensation reads it).
 CPU_THERMAL_ZONE = "/sys/class/thermal/thermal_zone0/temp"
+# The inference function's reading history, in its component's work folder: the nucleus creates
+# <root>/work/<component name> (named by the component, not its version) owned by the user the
+# component runs as, mode 0700 (aws-greengrass-nucleus: NucleusPaths.workPath,
+# Permissions.setServiceWorkPathPermission, GenericExternalService.updateComponentPathOwner).
+HISTORY_FILE_NAME = "reading_history.json"
 
 
 def _exactly(version: str) -> dict[str, str]:
@@ -93,7 +98,10 @@ class DeviceComponents(Construct):
             env.I2C_ADDRESS: hex(config.i2c_address),
             env.CPU_TEMP_COMPENSATION: "on" if config.cpu_temp_compensation else "off",
             env.CPU_TEMP_PATH: CPU_THERMAL_ZONE,
+            env.STATION_FILE: config.station_file,
             env.MODEL_DIR: model_dir,
+            env.HISTORY_FILE: f"{config.greengrass_root}/work/{config.component_name(INFERENCE.component)}/"
+                              f"{HISTORY_FILE_NAME}",
             env.INFERENCE_INTERVAL_S: str(config.inference_interval_seconds),
             env.MAX_INPUT_AGE_S: str(config.max_input_age_seconds),
         }

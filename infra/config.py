@@ -60,6 +60,10 @@ ASSET_SOURCES = {
     "build/model": "the training output (make train)",
     "cdk.out": "the cloud assembly",
 }
+# The station file, relative to the Greengrass root: {"altitude_m": <metres>} of where the Pi is
+# installed. install.sh writes it (root-owned, world-readable; the root folder is world-readable,
+# aws-greengrass-nucleus Permissions.setRootPermission), the shadow writer reads it.
+STATION_FILE = "rainedge/station.json"
 _TRUE_WORDS = ("true", "on", "yes", "1")
 _FALSE_WORDS = ("false", "off", "no", "0")
 
@@ -152,6 +156,10 @@ class RainEdgeConfig:
         return {**ASSET_SOURCES, model_folder: f"the folder of modelZip ({self.model_zip}), uploaded as an asset"}
 
     @property
+    def station_file(self) -> str:
+        return station_file(self.greengrass_root)
+
+    @property
     def python_executable(self) -> str:
         """The interpreter on the device that runs the Lambda runtime, e.g. python3.11."""
         return self.lambda_runtime
@@ -199,6 +207,11 @@ class RainEdgeConfig:
                     "uploaded to AWS; keep secretsDir and modelZip apart from each other and from "
                     f"{', '.join(ASSET_SOURCES)} (default secretsDir: .secrets)"
                 )
+
+
+def station_file(greengrass_root: str) -> str:
+    """The station file on a device installed with this Greengrass root (see STATION_FILE)."""
+    return f"{greengrass_root}/{STATION_FILE}"
 
 
 def overlaps(first: str, second: str) -> bool:

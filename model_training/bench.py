@@ -65,11 +65,12 @@ def measure(runtime: str, folder: Path, calls: int) -> dict:
     now = reading.sampled_at.timestamp()
     at = np.arange(now - HISTORY_WINDOW_S, now, HISTORY_STEP_S, dtype=np.float64)
     history = Series(at, *(np.full(len(at), READING[name]) for name in ("temperature", "humidity", "pressure")))
+    no_history = Series.from_readings([])  # a first start: the instantaneous model answers
     first = model.predict(reading, history)
     first_called = time.perf_counter()
     if first.model != "trend":
         raise RuntimeError(f"a full day of history should select the trend model, got {first.model}")
-    instantaneous_p50, instantaneous_p99 = _latencies(lambda: model.probability(**READING), calls)
+    instantaneous_p50, instantaneous_p99 = _latencies(lambda: model.predict(reading, no_history), calls)
     trend_p50, trend_p99 = _latencies(lambda: model.predict(reading, history), calls)
     # ru_maxrss is in KiB on Linux.
     peak_rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -85,7 +86,7 @@ def measure(runtime: str, folder: Path, calls: int) -> dict:
         "calls": calls,
         "peak_rss_mib": peak_rss_mib,
         "trend_probability": first.probability,
-        "instantaneous_probability": model.probability(**READING),
+        "instantaneous_probability": model.predict(reading, no_history).probability,
     }
 
 

@@ -5,8 +5,10 @@ import threading
 from datetime import datetime, timedelta, timezone
 
 from device_code.config import load_inference_config, load_shadow_writer_config
+from device_code.features import INSTANTANEOUS_INPUTS, TREND_INPUTS
+from device_code.history import ReadingHistory
 from device_code.inference import InferenceService
-from device_code.model import ModelMetadata, RainModel
+from device_code.model import INSTANTANEOUS, TREND, ModelMetadata, ModelSpec, RainModel
 from device_code.port import PortError, ShadowUpdateRejected
 from device_code.shadow_writer import ShadowWriter
 from device_code.simulator.core import standalone_environment
@@ -58,27 +60,35 @@ class FlakyGreengrass(LocalGreengrass):
 
 
 def reading(**overrides):
-    message = {"temperature": 11.5, "humidity": 93.0, "pressure": 1004.2, "sampled_at": "2013-11-05T11:59:00.000Z"}
+    """A reading as the sensor publishes it, and (with its sea-level pressure, which the writer adds at
+    0 m) as the weather shadow holds it."""
+    message = {"temperature": 11.5, "humidity": 93.0, "pressure": 1004.2, "sea_level_pressure": 1004.2,
+               "sampled_at": "2013-11-05T11:59:00.000Z"}
     message.update(overrides)
     return message
 
 
-METADATA = ModelMetadata(version="rain-test", threshold=0.5,
+METADATA = ModelMetadata(version="rain-test",
                          valid_ranges={"temperature": (-40.0, 85.0), "humidity": (0.0, 100.0),
-                                       "pressure": (300.0, 1100.0)})
+                                       "pressure": (300.0, 1100.0)},
+                         models={INSTANTANEOUS: ModelSpec(INSTANTANEOUS, "serving_default", INSTANTANEOUS_INPUTS, 0.5),
+                                 TREND: ModelSpec(TREND, "trend", TREND_INPUTS, 0.5)})
 
 
-def humid_means_rain(temperature, humidity, pressure):
-    return humidity / 100.0
+def humid_means_rain(signature, inputs):
+    """A fake runner for either model: P(rain) = humidity / 100."""
+    return inputs["humidity"] / 100.0
 
 
-def make_writer(greengrass, clock, compensation="off", cpu=lambda: 50.0):
-    config = load_shadow_writer_config(standalone_environment(THING, CPU_TEMP_COMPENSATION=compensation))
+def make_writer(greengrass, clock, compensation="off", cpu=lambda: 50.0, station_file="/nonexistent/station.json"):
+    config = load_shadow_writer_config(standalone_environment(THING, CPU_TEMP_COMPENSATION=compensation,
+                                                              STATION_FILE=str(station_file)))
     return ShadowWriter(config, greengrass, clock, cpu)
 
 
-def make_service(greengrass, clock, load=None, max_age="300", model_dir="/nonexistent"):
-    """The inference service with a fake model: P(rain) = humidity / 100."""
+def make_service(greengrass, clock, load=None, max_age="300", model_dir="/nonexistent", history=None):
+    """The inference service with a fake model (P(rain) = humidity / 100) and, unless given one, a
+    reading history in memory."""
     config = load_inference_config(standalone_environment(THING, model_dir, MAX_INPUT_AGE_S=max_age))
     load = load or (lambda path: RainModel(METADATA, "fake", humid_means_rain))
-    return InferenceService(config, greengrass, clock, load)
+    return InferenceService(config, greengrass, clock, load, ReadingHistory(None) if history is None else history)

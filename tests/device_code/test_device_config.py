@@ -15,11 +15,15 @@ def test_values_are_parsed():
     sensor = load_sensor_config({**BASE, "SAMPLE_INTERVAL_S": "2.5", "I2C_BUS": "3", "I2C_ADDRESS": "0x77",
                                  "LOG_LEVEL": "debug"})
     assert (sensor.sample_interval_s, sensor.i2c_bus, sensor.i2c_address, sensor.log_level) == (2.5, 3, 0x77, "DEBUG")
-    writer = load_shadow_writer_config({**BASE, "CPU_TEMP_COMPENSATION": "on", "CPU_TEMP_PATH": "/sys/x/temp"})
-    assert (writer.cpu_temp_compensation, writer.cpu_temp_path) == (True, Path("/sys/x/temp"))
-    inference = load_inference_config({**BASE, "INFERENCE_INTERVAL_S": "5", "MAX_INPUT_AGE_S": "600"})
-    assert (inference.model_dir, inference.inference_interval_s, inference.max_input_age_s) == (
-        Path("/models/rain"), 5.0, 600.0)
+    writer = load_shadow_writer_config({**BASE, "CPU_TEMP_COMPENSATION": "on", "CPU_TEMP_PATH": "/sys/x/temp",
+                                        "STATION_FILE": "/gg/rainedge/station.json"})
+    assert (writer.cpu_temp_compensation, writer.cpu_temp_path, writer.station_file) == (
+        True, Path("/sys/x/temp"), Path("/gg/rainedge/station.json"))
+    inference = load_inference_config({**BASE, "INFERENCE_INTERVAL_S": "5", "MAX_INPUT_AGE_S": "600",
+                                       "HISTORY_FILE": "/gg/work/Inference/reading_history.json"})
+    assert (inference.model_dir, inference.history_file, inference.inference_interval_s,
+            inference.max_input_age_s) == (Path("/models/rain"), Path("/gg/work/Inference/reading_history.json"),
+                                           5.0, 600.0)
 
 
 @pytest.mark.parametrize("function", FUNCTIONS, ids=lambda function: function.name)
@@ -45,6 +49,8 @@ def test_every_variable_the_stack_sets_is_required_on_the_device(function):
     (load_shadow_writer_config, {**BASE, "CPU_TEMP_COMPENSATION": "yes"}, ["CPU_TEMP_COMPENSATION", "off, on"]),
     (load_inference_config, {**BASE, "MAX_INPUT_AGE_S": "-5"}, ["MAX_INPUT_AGE_S"]),
     (load_inference_config, {**BASE, "INFERENCE_INTERVAL_S": "inf"}, ["INFERENCE_INTERVAL_S"]),
+    (load_shadow_writer_config, {**BASE, "STATION_FILE": "station.json"}, ["STATION_FILE", "an absolute path"]),
+    (load_inference_config, {**BASE, "HISTORY_FILE": "work/history.json"}, ["HISTORY_FILE", "an absolute path"]),
 ])
 def test_bad_values_are_refused_naming_key_and_allowed_values(loader, env, names):
     with pytest.raises(ConfigError) as error:

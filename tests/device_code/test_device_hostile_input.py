@@ -19,8 +19,8 @@ from hypothesis import strategies as st
 from device_code import config as env
 from device_code import inference
 from device_code.bme680_sensor import Bme680Sensor, SensorUnavailable
-from device_code.contracts import (RAIN_SHADOW, SENSOR_RANGES, WEATHER_SHADOW, InvalidReading, format_timestamp,
-                                   parse_reading)
+from device_code.contracts import (RAIN_SHADOW, SEA_LEVEL_PRESSURE, SENSOR_RANGES, WEATHER_SHADOW, InvalidReading,
+                                   format_timestamp, parse_model_reading)
 from device_code.config import (MAX_INTERVAL_S, ConfigError, load_inference_config, load_sensor_config,
                                 load_shadow_writer_config)
 from device_code.functions import FUNCTIONS
@@ -170,15 +170,15 @@ timestamps = st.datetimes(timezones=offsets).map(lambda moment: moment.isoformat
 field_values = (st.sampled_from([HUGE, -HUGE, 1e308, BEFORE_YEAR_ONE, AFTER_YEAR_9999]) | timestamps | json_values
                 | st.floats(-50, 1200))
 nearly_valid = st.builds(lambda name, value: reading(**{name: value}),
-                         st.sampled_from([*SENSOR_RANGES, "sampled_at"]), field_values)
+                         st.sampled_from([*SENSOR_RANGES, SEA_LEVEL_PRESSURE, "sampled_at"]), field_values)
 weather_states = nearly_valid | json_values
 events = weather_states | nearly_valid.map(lambda value: json.dumps(value).encode()) | st.binary(max_size=40)
 PROPERTY = settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
 
 
-def valid_reading(state, now) -> bool:
+def valid(parse, state, now) -> bool:
     try:
-        parse_reading(state, now)
+        parse(state, now)
     except InvalidReading:
         return False
     return True
@@ -194,7 +194,7 @@ def test_any_event_leaves_the_weather_shadow_valid_or_unchanged(event):
     result = writer.handle(event)
     after = greengrass.get_shadow(THING, WEATHER_SHADOW)
     if result["accepted"]:
-        assert valid_reading(after["state"]["reported"], clock.now())
+        assert valid(parse_model_reading, after["state"]["reported"], clock.now())  # what inference takes
         assert after["state"]["reported"]["sampled_at"] > before["state"]["reported"]["sampled_at"]
     else:
         assert after == before and isinstance(result["reason"], str)
@@ -212,7 +212,8 @@ def test_any_weather_state_gives_the_rain_shadow_a_prediction_or_a_status(state)
     document = greengrass.get_shadow(THING, RAIN_SHADOW)
     reported = document["state"]["reported"]
     assert len(json.dumps(document)) < SHADOW_LIMIT
-    if valid_reading(state, clock.now()):  # a new prediction, the previous one (older input) or stale
+    # What the models take: a valid reading with its sea-level pressure.
+    if valid(parse_model_reading, state, clock.now()):  # a new prediction, the previous one (older input) or stale
         assert "probability" in reported or reported["status"] == inference.STALE_INPUT
     else:
         assert reported["status"] == inference.INVALID_INPUT and isinstance(reported["detail"], str)

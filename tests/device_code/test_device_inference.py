@@ -1,10 +1,17 @@
+import json
 import logging
+from datetime import timedelta
 
+import numpy as np
 import pytest
-from device_test_support import METADATA, THING, humid_means_rain, make_service, reading
+from device_test_support import METADATA, NOW, THING, humid_means_rain, make_service, reading
 
-from device_code.contracts import RAIN_SHADOW, WEATHER_SHADOW
+from device_code.config import load_inference_config
+from device_code.contracts import RAIN_SHADOW, WEATHER_SHADOW, Reading, format_timestamp, parse_timestamp
+from device_code.history import ReadingHistory
+from device_code.inference import InferenceService
 from device_code.model import ModelUnavailable, RainModel, load_model
+from device_code.simulator.core import standalone_environment
 
 
 def write_weather(greengrass, **overrides):
@@ -18,8 +25,9 @@ def rain(greengrass):
 def test_heartbeat_predicts_from_the_weather_shadow(greengrass, clock):
     write_weather(greengrass)
     make_service(greengrass, clock).heartbeat()
-    assert rain(greengrass) == {"raining": True, "probability": 0.93, "threshold": 0.5, "model_version": "rain-test",
-                                "runtime": "fake", "input_sampled_at": "2013-11-05T11:59:00.000Z",
+    assert rain(greengrass) == {"raining": True, "probability": 0.93, "threshold": 0.5, "model": "instantaneous",
+                                "model_version": "rain-test", "runtime": "fake",
+                                "input_sampled_at": "2013-11-05T11:59:00.000Z",
                                 "predicted_at": "2013-11-05T12:00:00.000Z"}
 
 
@@ -83,7 +91,7 @@ def test_a_prediction_replaces_a_status_completely(greengrass, clock):
     service.heartbeat()
     write_weather(greengrass)
     greengrass.bus.drain()
-    assert set(rain(greengrass)) == {"raining", "probability", "threshold", "model_version", "runtime",
+    assert set(rain(greengrass)) == {"raining", "probability", "threshold", "model", "model_version", "runtime",
                                      "input_sampled_at", "predicted_at"}
 
 
@@ -121,8 +129,8 @@ def test_missing_model_gives_a_status_and_is_retried_until_it_appears(greengrass
 def test_failing_prediction_gives_a_status(greengrass, clock):
     write_weather(greengrass)
 
-    def broken(temperature, humidity, pressure):
-        return float("nan")
+    def broken(signature, inputs):
+        return np.full(len(inputs["humidity"]), np.nan)
 
     make_service(greengrass, clock, load=lambda path: RainModel(METADATA, "fake", broken)).heartbeat()
     assert rain(greengrass)["status"] == "prediction_failed" and "not a probability" in rain(greengrass)["detail"]
@@ -150,10 +158,16 @@ def test_corrupt_model_files_are_unavailable(tmp_path, trained_model_dir):
         load_model(tmp_path)
 
 
+def instantaneous(model, temperature, humidity, pressure):
+    """The trained model's answer to one reading on a first start (no history)."""
+    reading = Reading(temperature, humidity, pressure, NOW)
+    return model.predict(reading, ReadingHistory(None).series()).probability
+
+
 def test_the_trained_model_runs_on_litert(trained_model_dir):
     model = load_model(trained_model_dir / "rain_model")
     assert model.runtime == "litert"
-    wet, dry = model.probability(10.0, 97.0, 1000.0), model.probability(20.0, 40.0, 1025.0)
+    wet, dry = instantaneous(model, 10.0, 97.0, 1000.0), instantaneous(model, 20.0, 40.0, 1025.0)
     assert 0.0 <= dry < wet <= 1.0
 
 
@@ -165,4 +179,110 @@ def test_the_saved_model_is_the_fallback_without_tflite(tmp_path, trained_model_
     fallback = load_model(tmp_path / "model")
     litert = load_model(trained_model_dir / "rain_model")
     assert fallback.runtime == "tensorflow"
-    assert fallback.probability(10.0, 97.0, 1000.0) == pytest.approx(litert.probability(10.0, 97.0, 1000.0), abs=1e-4)
+    assert instantaneous(fallback, 10.0, 97.0, 1000.0) == pytest.approx(instantaneous(litert, 10.0, 97.0, 1000.0),
+                                                                        abs=1e-4)
+
+
+# ---- the reading history: the trend model once it covers the window ------------------------------------
+def hourly_weather(hours, humidity=93.0):
+    """Weather states of the last `hours` hours before NOW, one an hour, newest last."""
+    return [{"state": {"reported": reading(humidity=humidity, sampled_at=format_timestamp(NOW - timedelta(hours=h)))}}
+            for h in range(hours, 0, -1)]
+
+
+def feed(service, clock, documents):
+    """Each document as its update/documents event would deliver it, the clock at its reading's time."""
+    for document in documents:
+        clock.current = parse_timestamp(document["state"]["reported"]["sampled_at"]) + timedelta(seconds=1)
+        service.on_weather_documents("topic", {"current": document})
+
+
+def test_the_trend_model_answers_once_the_history_covers_its_window(greengrass, clock):
+    service = make_service(greengrass, clock)
+    service.heartbeat()  # loads the model
+    feed(service, clock, hourly_weather(24))
+    assert rain(greengrass)["model"] == "instantaneous"  # 23 hours back: no reading a day ago yet
+    feed(service, clock, [{"state": {"reported": reading(sampled_at=format_timestamp(NOW))}}])
+    assert rain(greengrass)["model"] == "trend" and rain(greengrass)["threshold"] == 0.5
+
+
+def test_a_restart_keeps_the_history_through_its_file(greengrass, clock, tmp_path):
+    history_file = tmp_path / "work" / "reading_history.json"
+    first = make_service(greengrass, clock, history=ReadingHistory(history_file))
+    first.heartbeat()
+    feed(first, clock, hourly_weather(25))
+    restarted = make_service(greengrass, clock, history=ReadingHistory(history_file))
+    restarted.heartbeat()
+    feed(restarted, clock, [{"state": {"reported": reading(sampled_at=format_timestamp(NOW))}}])
+    assert rain(greengrass)["model"] == "trend"
+
+
+def test_the_history_file_is_the_one_the_configuration_names(greengrass, clock, tmp_path):
+    config = load_inference_config(standalone_environment(THING, HISTORY_FILE=str(tmp_path / "history.json")))
+    service = InferenceService(config, greengrass, clock, lambda path: RainModel(METADATA, "fake", humid_means_rain))
+    write_weather(greengrass)
+    service.heartbeat()
+    assert len(json.loads((tmp_path / "history.json").read_text())["readings"]) == 1
+
+
+def test_late_and_repeated_readings_fill_the_history_too(greengrass, clock):
+    service = make_service(greengrass, clock)
+    service.heartbeat()
+    clock.current = NOW
+    for document in reversed(hourly_weather(24)):  # newest first: every later event is overtaken
+        service.on_weather_documents("topic", {"current": document})
+        service.on_weather_documents("topic", {"current": document})
+    assert len(service.history) == 24
+    service.on_weather_documents("topic", {"current": {"state": {"reported": reading(sampled_at=format_timestamp(NOW))}}})
+    assert rain(greengrass)["model"] == "trend"
+
+
+def test_a_gap_at_a_lag_the_trend_model_needs_falls_back_to_the_instantaneous_model(greengrass, clock):
+    service = make_service(greengrass, clock)
+    service.heartbeat()
+    without_3_hours_ago = [document for hours_ago, document in zip(range(25, 0, -1), hourly_weather(25))
+                           if hours_ago != 3]
+    feed(service, clock, without_3_hours_ago)
+    feed(service, clock, [{"state": {"reported": reading(sampled_at=format_timestamp(NOW))}}])
+    assert rain(greengrass)["model"] == "instantaneous"
+
+
+# ---- the models take the sea-level pressure ----------------------------------------------------------
+def recording_model(seen):
+    def run(signature, inputs):
+        seen.append({name: float(values[0]) for name, values in inputs.items()})
+        return humid_means_rain(signature, inputs)
+
+    return lambda path: RainModel(METADATA, "fake", run)
+
+
+def test_the_model_is_fed_the_sea_level_pressure_not_the_station_pressure(greengrass, clock):
+    seen = []
+    write_weather(greengrass, pressure=954.61, sea_level_pressure=1013.25)
+    make_service(greengrass, clock, load=recording_model(seen)).heartbeat()
+    assert seen[-1]["pressure"] == pytest.approx(1013.25) and "probability" in rain(greengrass)
+
+
+def test_a_sea_level_pressure_beyond_the_sensor_range_is_no_invalid_input(greengrass, clock):
+    write_weather(greengrass, pressure=1090.0, sea_level_pressure=1104.5)  # 1090 hPa at 120 m
+    make_service(greengrass, clock).heartbeat()
+    assert "probability" in rain(greengrass)
+
+
+@pytest.mark.parametrize("weather_state, detail", [
+    ({"sea_level_pressure": None, "altitude_source": "invalid",
+      "altitude_detail": "/greengrass/v2/rainedge/station.json: altitude_m '500' is not a number from -500 to 9000"},
+     "sea_level_pressure is missing: the station altitude is unusable: /greengrass/v2/rainedge/station.json: "
+     "altitude_m '500' is not"),
+    ({"sea_level_pressure": None}, "sea_level_pressure is missing (the shadow writer reduces"),
+    ({"sea_level_pressure": 1e39}, "sea_level_pressure=1e+39 is not a number within [278.7, 3567.8]"),
+    ({"sea_level_pressure": "1013"}, "sea_level_pressure='1013' is not a number"),
+])
+def test_no_usable_sea_level_pressure_is_invalid_input(greengrass, clock, weather_state, detail):
+    state = {**reading(), **weather_state}
+    greengrass.update_shadow(THING, WEATHER_SHADOW, {"state": {"reported": {k: v for k, v in state.items()
+                                                                            if v is not None}}})
+    make_service(greengrass, clock).heartbeat()
+    reported = rain(greengrass)
+    assert reported["status"] == "invalid_input" and detail in reported["detail"]
+    assert "probability" not in reported and len(reported["detail"]) < 200

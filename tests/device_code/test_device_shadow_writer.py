@@ -1,5 +1,6 @@
 import logging
 import math
+import os
 
 import pytest
 from device_test_support import THING, make_writer, reading
@@ -19,7 +20,11 @@ def test_valid_reading_becomes_the_weather_shadow(greengrass, clock):
     assert document["version"] == 1
     assert document["state"]["reported"] == {"temperature": 11.5, "humidity": 93.0, "pressure": 1004.2,
                                              "sampled_at": "2013-11-05T11:59:00.000Z",
-                                             "temperature_compensation": "off"}
+                                             "temperature_compensation": "off",
+                                             # No station file: the documented default of 0 m.
+                                             "sea_level_pressure": 1004.2, "altitude_m": 0.0,
+                                             "altitude_source": "default",
+                                             "altitude_detail": "no station file /nonexistent/station.json"}
 
 
 @pytest.mark.parametrize("event, reason", [
@@ -113,3 +118,83 @@ def test_unreadable_cpu_temperature_keeps_the_raw_reading(greengrass, clock, tmp
 def test_compensation_producing_an_impossible_temperature_is_rejected(greengrass, clock):
     result = make_writer(greengrass, clock, compensation="on", cpu=lambda: 140.0).handle(reading(temperature=10.0))
     assert result["accepted"] is False and "compensated temperature -120.0" in result["reason"]
+
+
+# ---- the station file: the altitude the pressure is reduced with --------------------------------------
+def test_the_station_file_gives_the_altitude_and_both_pressures_are_written(greengrass, clock, tmp_path):
+    station = tmp_path / "station.json"
+    station.write_text('{"altitude_m": 500}')
+    # The standard atmosphere at 500 m: 954.61 hPa and 11.75 degC, which is 1013.25 hPa at sea level.
+    make_writer(greengrass, clock, station_file=station).handle(reading(pressure=954.61, temperature=11.75))
+    reported = weather(greengrass)["state"]["reported"]
+    assert reported["pressure"] == 954.61
+    assert reported["sea_level_pressure"] == pytest.approx(1013.25, abs=0.05)
+    assert (reported["altitude_m"], reported["altitude_source"], reported["altitude_detail"]) == (
+        500, "station_file", str(station))
+
+
+def test_the_compensated_temperature_is_the_one_the_reduction_uses(greengrass, clock, tmp_path):
+    station = tmp_path / "station.json"
+    station.write_text('{"altitude_m": 1000}')
+    # 2 * 29.25 - 50.0 = 8.5 degC, the standard atmosphere's at 1000 m, where it has 898.76 hPa.
+    writer = make_writer(greengrass, clock, compensation="on", station_file=station)
+    writer.handle(reading(pressure=898.76, temperature=29.25))
+    reported = weather(greengrass)["state"]["reported"]
+    assert reported["temperature"] == 8.5 and reported["sea_level_pressure"] == pytest.approx(1013.25, abs=0.05)
+
+
+def test_a_high_pressure_day_a_little_above_sea_level_may_reduce_beyond_the_sensor_range(greengrass, clock,
+                                                                                          tmp_path):
+    station = tmp_path / "station.json"
+    station.write_text('{"altitude_m": 120.5}')
+    assert make_writer(greengrass, clock, station_file=station).handle(reading(pressure=1090.0))["accepted"]
+    assert weather(greengrass)["state"]["reported"]["sea_level_pressure"] > 1100
+
+
+@pytest.mark.parametrize("content, problem", [
+    ("", "is not {\"altitude_m\": <metres>}"),
+    ("{not json", "is not {\"altitude_m\": <metres>}"),
+    ('{"altitude": 500}', "is not {\"altitude_m\": <metres>}"),
+    ('{"altitude_m": 500, "note": "roof"}', "is not {\"altitude_m\": <metres>}"),
+    ("[500]", "is not {\"altitude_m\": <metres>}"),
+    ('{"altitude_m": "500"}', "altitude_m '500' is not a number from -500 to 9000"),
+    ('{"altitude_m": true}', "altitude_m True is not a number from -500 to 9000"),
+    ('{"altitude_m": NaN}', "altitude_m nan is not a number from -500 to 9000"),
+    ('{"altitude_m": 12000}', "altitude_m 12000 is not a number from -500 to 9000"),
+    ('{"altitude_m": 1e400}', "altitude_m inf is not a number from -500 to 9000"),
+    (b"\xff\xfe", "is not {\"altitude_m\": <metres>}"),
+    ("[" * 100_000, "is not {\"altitude_m\": <metres>}"),
+    (" " * 5000 + '{"altitude_m": 5}', "is not {\"altitude_m\": <metres>}"),
+])
+def test_a_malformed_station_file_gives_no_sea_level_pressure_and_says_why(greengrass, clock, tmp_path, caplog,
+                                                                           content, problem):
+    station = tmp_path / "station.json"
+    station.write_bytes(content if isinstance(content, bytes) else content.encode())
+    with caplog.at_level(logging.ERROR):
+        assert make_writer(greengrass, clock, station_file=station).handle(reading())["accepted"]
+    reported = weather(greengrass)["state"]["reported"]
+    assert reported["pressure"] == 1004.2  # the measurement itself is still recorded
+    assert "sea_level_pressure" not in reported and "altitude_m" not in reported  # null removes them
+    assert reported["altitude_source"] == "invalid"
+    assert reported["altitude_detail"].startswith(str(station)) and problem in reported["altitude_detail"]
+    assert len(reported["altitude_detail"]) < 150 and str(station) in caplog.text
+
+
+@pytest.mark.parametrize("make", [lambda path: path.mkdir(), lambda path: os.mkfifo(path)],
+                         ids=["a folder", "a FIFO"])
+def test_a_station_path_that_is_no_regular_file_is_unusable_and_never_blocks(greengrass, clock, tmp_path, make):
+    station = tmp_path / "station.json"
+    make(station)
+    assert make_writer(greengrass, clock, station_file=station).handle(reading())["accepted"]
+    reported = weather(greengrass)["state"]["reported"]
+    assert reported["altitude_source"] == "invalid" and "sea_level_pressure" not in reported
+
+
+def test_the_station_file_is_read_at_each_reading(greengrass, clock, tmp_path):
+    station = tmp_path / "station.json"
+    writer = make_writer(greengrass, clock, station_file=station)
+    writer.handle(reading(sampled_at="2013-11-05T11:58:00Z"))
+    assert weather(greengrass)["state"]["reported"]["altitude_source"] == "default"
+    station.write_text('{"altitude_m": 500}')  # install.sh ran again
+    writer.handle(reading())
+    assert weather(greengrass)["state"]["reported"]["altitude_m"] == 500

@@ -149,6 +149,9 @@ def test_lambda_components_pinned_event_source_and_environment(template):
         f"/greengrass/v2/packages/artifacts-unarchived/com.rainedge.RainModel/{model_version}/rain_model"
     )
     assert {"INFERENCE_INTERVAL_S": "10", "MAX_INPUT_AGE_S": "300"}.items() <= env["com.rainedge.Inference"].items()
+    # The nucleus makes <root>/work/<component name> the component's own folder (NucleusPaths.workPath).
+    assert env["com.rainedge.Inference"]["HISTORY_FILE"] == "/greengrass/v2/work/com.rainedge.Inference/reading_history.json"
+    assert env["com.rainedge.ShadowWriter"]["STATION_FILE"] == "/greengrass/v2/rainedge/station.json"
     assert inference["ComponentDependencies"]["com.rainedge.RainModel"]["VersionRequirement"] == f"={model_version}"
 
 

@@ -176,8 +176,8 @@ def test_saved_model_and_litert_agree_out_of_range(litert_model, tensorflow_mode
 def test_single_reading_batch_matches_the_batched_prediction(litert_model, test_split):
     columns = {name: test_split[name].to_numpy()[:5] for name in features.INSTANTANEOUS_INPUTS}
     batched = litert_model.run(INSTANTANEOUS, columns)
-    single = litert_model.probability(*(columns[name][0] for name in features.INSTANTANEOUS_INPUTS))
-    assert single == pytest.approx(batched[0], abs=AGREEMENT_TOLERANCE)
+    single = litert_model.run(INSTANTANEOUS, {name: values[:1] for name, values in columns.items()})
+    assert single[0] == pytest.approx(batched[0], abs=AGREEMENT_TOLERANCE)
 
 
 def test_saturated_low_pressure_air_is_rain_and_dry_high_pressure_air_is_not(litert_model):
