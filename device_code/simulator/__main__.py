@@ -9,22 +9,31 @@ access control, syncs the shadows ShadowManager is configured to sync to a moto 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import statistics
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
+import numpy as np
+
 from device_code.config import ConfigError
+from device_code.model import INSTANTANEOUS, TREND, load_model
+from device_code.sea_level import ALTITUDE_RANGE_M
+from infra import config as app_config
 from infra.synthesized import SynthesizedStack, TemplateError
 
 from .cloud import CloudUnavailable, MotoCloud
 from .core import SimulatedCore
 from .fleet import run_fleet
 from .replay import load_test_period, select_window
+from .report import DemoReport
 from .simulation import EdgeSimulation, SimulationSettings, Step
 
 DEFAULT_PLOT = Path("build/demo/rain_demo.png")
+# The project whose cdk.json says where each device stands (stationAltitudes), as device-setup reads it.
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 # Each simulated core runs four threads; beyond this the process spends its time switching them.
 MAX_FLEET = 500
 
@@ -36,6 +45,26 @@ def resolve_model_dir(path: Path) -> Path:
             return candidate
     raise SystemExit(f"no trained model in {path} (expected metadata.json there or in rain_model/): "
                      "run `make train` (`make demo` does it for you)")
+
+
+def altitude(text: str) -> float:
+    low, high = ALTITUDE_RANGE_M
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not low <= value <= high:
+        raise argparse.ArgumentTypeError(f"{text!r} is not metres above sea level from {low:g} to {high:g}")
+    return value
+
+
+def station_altitudes(project_root: Path) -> dict[str, float]:
+    """stationAltitudes of the project's cdk.json (validated as for the stack)."""
+    try:
+        config = app_config.RainEdgeConfig.from_context(app_config.read_cdk_context(project_root))
+    except app_config.ConfigError as error:
+        raise SystemExit(f"simulator: cdk.json: {error}") from None
+    return dict(config.station_altitudes)
 
 
 def utc_time(text: str) -> datetime:
@@ -57,8 +86,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              "airport and window; prints one line per device")
     parser.add_argument("--origin", default="JFK", help="airport whose observations are replayed (EWR, JFK, LGA)")
     parser.add_argument("--start", type=utc_time,
-                        help="first replayed hour, e.g. 2013-11-01T00:00 (default: the test-period window "
-                             "with the most rain onsets)")
+                        help="first replayed hour, e.g. 2013-11-01T00:00 (default: of the windows starting at "
+                             "00:00 UTC, the one whose share of rainy hours is closest to the test period's)")
+    parser.add_argument("--altitude", type=altitude,
+                        help="station altitude of the simulated core(s) in metres: its station file holds it and "
+                             "the chip measures the pressure there (default: the core's stationAltitudes entry in "
+                             "cdk.json, else 0)")
     parser.add_argument("--steps", type=int, default=96, help="replayed hours = readings (default 96)")
     parser.add_argument("--step-seconds", type=float, default=0.25,
                         help="wall-clock seconds per replayed hour (default 0.25)")
@@ -104,21 +137,19 @@ def progress_line(step: Step) -> str:
     actual = "rain" if row.rain else "dry "
     mark = "ok" if bool(prediction["raining"]) == bool(row.rain) else "--"
     return (f"{row.time:%Y-%m-%d %H:%M}  {reading['temperature']:6.2f} °C {reading['humidity']:6.2f} %RH "
-            f"{reading['pressure']:7.2f} hPa  ->  P(rain) {prediction['probability']:.3f} {verdict}  "
-            f"actual {actual} {mark}  ({step.latency_s * 1000:.1f} ms)")
+            f"{reading['pressure']:7.2f} hPa  ->  P(rain) {prediction['probability']:.3f} {verdict} "
+            f"({prediction['model']:<13})  actual {actual} {mark}  ({step.latency_s * 1000:.1f} ms)")
 
 
-def summary(sim: EdgeSimulation, cloud_matches: dict[str, bool], wall_s: float) -> list[str]:
+def summary(sim: EdgeSimulation, report: DemoReport, cloud_matches: dict[str, bool], wall_s: float) -> list[str]:
     done = [s for s in sim.steps if s.prediction is not None]
-    tp, fp, fn, tn = sim.confusion()
     latencies = sorted(s.latency_s * 1000 for s in done)
     model = done[0].prediction if done else {}
     lines = [
         f"replayed {len(sim.steps)} hours ({sim.steps[0].observation.time:%Y-%m-%d %H:%M} .. "
-        f"{sim.steps[-1].observation.time:%Y-%m-%d %H:%M} UTC) in {wall_s:.1f} s; predictions {len(done)}",
-        f"model {model.get('model_version')} on {model.get('runtime')}, threshold {model.get('threshold')}",
-        f"accuracy {(tp + tn) / max(1, len(done)):.3f}  (rain predicted & observed {tp}, false alarm {fp}, "
-        f"missed rain {fn}, dry & dry {tn})",
+        f"{sim.steps[-1].observation.time:%Y-%m-%d %H:%M} UTC) in {wall_s:.1f} s",
+        f"model {model.get('model_version')} on {model.get('runtime')}",
+        *report.lines(),
     ]
     if latencies:
         lines.append(f"reading -> prediction latency: median {statistics.median(latencies):.1f} ms, "
@@ -136,25 +167,31 @@ def summary(sim: EdgeSimulation, cloud_matches: dict[str, bool], wall_s: float) 
     return lines
 
 
-def write_plot(sim: EdgeSimulation, path: Path) -> None:
+def write_plot(sim: EdgeSimulation, report: DemoReport, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    done = [s for s in sim.steps if s.prediction is not None]
     times = [s.observation.time for s in sim.steps]
     fig, ax = plt.subplots(figsize=(11, 4))
     ax.fill_between(times, 0, [s.observation.rain for s in sim.steps], step="mid", alpha=0.25,
                     color="tab:blue", label="observed rain")
-    ax.plot([s.observation.time for s in done], [s.prediction["probability"] for s in done],
-            marker=".", color="tab:red", label="predicted P(rain)")
-    if done:
-        ax.axhline(done[0].prediction["threshold"], linestyle="--", color="grey", label="decision threshold")
+    if report.times:
+        ax.plot(report.times, report.instantaneous, linestyle=":", color="tab:gray",
+                label="instantaneous model alone")
+        ax.plot(report.times, report.probability, color="tab:red", linewidth=1, alpha=0.6)
+        for name, marker, face in ((TREND, "o", "tab:red"), (INSTANTANEOUS, "s", "none")):
+            mine = report.model == name
+            if mine.any():
+                ax.plot(np.array(report.times)[mine], report.probability[mine], linestyle="none", marker=marker,
+                        markersize=4, markerfacecolor=face, color="tab:red", label=f"P(rain) shown, {name} model")
+        ax.step(report.times, report.threshold, where="mid", linestyle="--", color="grey",
+                label="threshold of the model that answered")
     ax.set_ylim(-0.02, 1.02)
     ax.set_ylabel("probability / rain")
     ax.set_title(f"rainedge simulator: {sim.steps[0].observation.time:%Y-%m-%d} .. "
-                 f"{sim.steps[-1].observation.time:%Y-%m-%d} (held-out test period)")
+                 f"{sim.steps[-1].observation.time:%Y-%m-%d} (held-out test period), station at {sim.altitude_m:g} m")
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.autofmt_xdate()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -173,7 +210,7 @@ def simulate_fleet(stack: SynthesizedStack, settings: SimulationSettings, args: 
     print(f"rainedge simulator: a fleet of {args.devices} cores provisioned by claim from {args.cdk_out}, "
           f"{args.steps} hours each, {args.step_seconds} s per hour")
     # One line per device: the functions' start-up warnings of N cores would drown them.
-    settings = SimulationSettings(settings.model_dir, settings.step_seconds, log_level="ERROR")
+    settings = dataclasses.replace(settings, log_level="ERROR")
     with start_cloud(args.moto_port) as cloud:
         try:
             run = run_fleet(stack, settings, args.devices, args.steps, cloud,
@@ -190,7 +227,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     model_dir = resolve_model_dir(args.model)
-    settings = SimulationSettings(model_dir, args.step_seconds)
+    settings = SimulationSettings(model_dir, args.step_seconds, altitude_m=args.altitude,
+                                  station_altitudes=station_altitudes(PROJECT_ROOT))
     try:
         stack = SynthesizedStack.load(args.cdk_out)
     except OSError as error:
@@ -208,7 +246,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"rainedge simulator: {args.steps} hours at {args.origin}, {args.step_seconds} s per hour; "
           f"model {model_dir}")
     print(f"deployment: {', '.join(core.components)} from {args.cdk_out}, as core {core.thing_name}; "
-          f"simulator sets {', '.join(sorted(settings.overrides()))}")
+          f"simulator sets {', '.join(sorted(settings.overrides(Path())))}")
+    source = "--altitude" if args.altitude is not None else (
+        "stationAltitudes in cdk.json" if core.thing_name in settings.station_altitudes else "no stationAltitudes entry")
+    print(f"station file: altitude {settings.altitude_of(core.thing_name):g} m ({source}); the chip measures the "
+          "pressure there")
     with start_cloud(args.moto_port) as cloud:
         cloud.create_thing(core.thing_name)
         print(f"cloud: moto server at {cloud.endpoint}")
@@ -231,11 +273,12 @@ def main(argv: list[str] | None = None) -> int:
             synced = sim.stop()
         wall_s = (datetime.now() - began).total_seconds()
         matches = sim.cloud_matches(cloud, synced)
+    report = DemoReport.of(sim.steps, load_model(model_dir))
     print()
-    for line in summary(sim, matches, wall_s):
+    for line in summary(sim, report, matches, wall_s):
         print(line)
     try:
-        write_plot(sim, args.plot)
+        write_plot(sim, report, args.plot)
     except OSError as error:
         raise SystemExit(f"simulator: could not write the plot {args.plot}: {error.strerror}") from None
     print(f"plot: {args.plot}")

@@ -4,8 +4,10 @@
    (real bme680 driver, simulated chip) through shadow_writer to an inference prediction in the
    rain shadow, with the sensor sampling as fast as it can.
 2. The inference function alone, in a process of its own (so the number is its memory, not the
-   simulator's): model load time, per-cycle latency (weather document -> prediction -> rain shadow
-   update) and resident memory.
+   simulator's): model load time, per-cycle latency (weather document -> reading history ->
+   prediction -> rain shadow update) and resident memory. One reading a minute (the default
+   sampleIntervalSeconds): the first day of cycles is answered by the instantaneous model while
+   the history fills, the cycles after it by the trend model; both are timed, each on its own.
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ import logging
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from datetime import datetime, timedelta, timezone
@@ -24,8 +27,10 @@ from pathlib import Path
 from device_code import config as env
 from device_code.bme680_sensor import Bme680Sensor
 from device_code.config import load_inference_config, load_sensor_config, load_shadow_writer_config
-from device_code.contracts import RAIN_SHADOW, READINGS_TOPIC, shadow_topic
+from device_code.contracts import RAIN_SHADOW, READINGS_TOPIC, format_timestamp, shadow_topic
+from device_code.features import HISTORY_WINDOW_S
 from device_code.inference import InferenceService
+from device_code.model import INSTANTANEOUS, TREND
 from device_code.sensor import SensorService
 from device_code.shadow_writer import ShadowWriter
 
@@ -36,6 +41,8 @@ from .greengrass import LocalGreengrass
 
 THING = "rainedge-bench-core"
 START = datetime(2013, 11, 1, tzinfo=timezone.utc)
+# One reading a minute, as the default sampleIntervalSeconds has it.
+CYCLE_S = 60
 
 
 class SteppingClock:
@@ -56,13 +63,30 @@ class SteppingClock:
         return stop.wait(seconds)
 
 
-def environment(model_dir: Path) -> dict[str, str]:
-    """Inputs never go stale here: the clock steps one second per read, at any rate."""
-    return standalone_environment(THING, model_dir, **{env.LOG_LEVEL: "WARNING", env.MAX_INPUT_AGE_S: "1e9"})
+class SetClock:
+    """A clock the benchmark sets to each reading's time."""
+
+    def __init__(self) -> None:
+        self.current = START
+
+    def now(self) -> datetime:
+        return self.current
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def wait(self, stop: threading.Event, seconds: float) -> bool:
+        return stop.wait(seconds)
 
 
-def pipeline_throughput(model_dir: Path, readings: int) -> dict[str, float]:
-    env, clock, greengrass = environment(model_dir), SteppingClock(), LocalGreengrass()
+def environment(model_dir: Path, folder: Path) -> dict[str, str]:
+    """Inputs never go stale here; the reading history lives in `folder`."""
+    return standalone_environment(THING, model_dir, **{env.LOG_LEVEL: "WARNING", env.MAX_INPUT_AGE_S: "1e9",
+                                                       env.HISTORY_FILE: str(folder / "reading_history.json")})
+
+
+def pipeline_throughput(model_dir: Path, readings: int, folder: Path) -> dict[str, float]:
+    env, clock, greengrass = environment(model_dir, folder), SteppingClock(), LocalGreengrass()
     weather = iter(itertools.cycle([(5.0, 95.0, 1002.0), (18.0, 45.0, 1022.0), (11.0, 80.0, 1010.0)]))
     chip = SimulatedBme680(lambda: next(weather))
     sensor = SensorService(load_sensor_config(env), greengrass, clock,
@@ -84,28 +108,34 @@ def pipeline_throughput(model_dir: Path, readings: int) -> dict[str, float]:
             "readings_per_second": round(readings / elapsed, 1)}
 
 
-def inference_cycles(model_dir: Path, cycles: int) -> dict[str, float]:
+def inference_cycles(model_dir: Path, cycles: int, folder: Path) -> dict:
     """Runs in its own process (see main): only what the inference function imports."""
-    env, clock, greengrass = environment(model_dir), SteppingClock(), LocalGreengrass()
+    env, clock, greengrass = environment(model_dir, folder), SetClock(), LocalGreengrass()
     began = time.perf_counter()
     service = InferenceService(load_inference_config(env), greengrass, clock)
     service.heartbeat()
     load_ms = (time.perf_counter() - began) * 1000
     rss_after_load = _memory_mib("VmRSS")
-    latencies = []
-    for cycle in range(cycles):
+    latencies: dict[str, list[float]] = {INSTANTANEOUS: [], TREND: []}
+    # A day of readings fills the history (instantaneous model), then `cycles` more (trend model).
+    for cycle in range(HISTORY_WINDOW_S // CYCLE_S + 1 + cycles):
+        clock.current = START + timedelta(seconds=cycle * CYCLE_S)
+        pressure = 1000.0 + cycle % 30
         document = {"state": {"reported": {"temperature": 10.0 + cycle % 7, "humidity": 60.0 + cycle % 40,
-                                           "pressure": 1000.0 + cycle % 30,
-                                           "sampled_at": clock.now().isoformat()}}}
+                                           "pressure": pressure, "sea_level_pressure": pressure,
+                                           "sampled_at": format_timestamp(clock.current)}}}
         started = time.perf_counter()
-        service.evaluate(document)
-        latencies.append((time.perf_counter() - started) * 1000)
-    latencies.sort()
-    return {"runtime": service.model.runtime, "cycles": cycles, "model_load_ms": round(load_ms, 1),
-            "cycle_ms_p50": round(statistics.median(latencies), 3),
-            "cycle_ms_p95": round(latencies[int(0.95 * len(latencies))], 3),
-            "cycle_ms_max": round(latencies[-1], 3),
+        reported = service.evaluate(document)
+        latencies[reported["model"]].append((time.perf_counter() - started) * 1000)
+    return {"runtime": service.model.runtime, "model_load_ms": round(load_ms, 1),
+            "cycles": {name: _percentiles(values) for name, values in latencies.items()},
             "rss_mib_after_load": rss_after_load, "rss_mib_peak": _memory_mib("VmHWM")}
+
+
+def _percentiles(milliseconds: list[float]) -> dict[str, float]:
+    ordered = sorted(milliseconds)
+    return {"count": len(ordered), "p50_ms": round(statistics.median(ordered), 3),
+            "p95_ms": round(ordered[int(0.95 * len(ordered))], 3), "max_ms": round(ordered[-1], 3)}
 
 
 def _memory_mib(field: str) -> float:
@@ -132,21 +162,25 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.ERROR)  # the warm-up's "no input yet" status is expected
     model_dir = resolve_model_dir(args.model)
     if args.inference_only:
-        print(json.dumps(inference_cycles(model_dir, args.cycles)))
+        with tempfile.TemporaryDirectory(prefix="rainedge-bench-") as folder:
+            print(json.dumps(inference_cycles(model_dir, args.cycles, Path(folder))))
         return 0
     child = subprocess.run([sys.executable, "-m", "device_code.simulator.bench", "--model", str(model_dir),
                             "--cycles", str(args.cycles), "--inference-only"],
                            capture_output=True, text=True, check=True)
-    results = {"pipeline": pipeline_throughput(model_dir, args.readings),
-               "inference": json.loads(child.stdout.strip().splitlines()[-1])}
+    with tempfile.TemporaryDirectory(prefix="rainedge-bench-") as folder:
+        results = {"pipeline": pipeline_throughput(model_dir, args.readings, Path(folder)),
+                   "inference": json.loads(child.stdout.strip().splitlines()[-1])}
     pipeline, inference = results["pipeline"], results["inference"]
     print("edge benchmark (device_code)")
     print(f"  pipeline sensor -> shadow_writer -> inference (simulator, one process): "
           f"{pipeline['readings_per_second']:.0f} readings/s "
           f"({pipeline['readings']} readings, {pipeline['predictions']} predictions, {pipeline['seconds']} s)")
     print(f"  inference function ({inference['runtime']}, own process): model load {inference['model_load_ms']} ms; "
-          f"per cycle p50 {inference['cycle_ms_p50']} ms, p95 {inference['cycle_ms_p95']} ms, "
-          f"max {inference['cycle_ms_max']} ms over {inference['cycles']} cycles")
+          f"one reading a minute")
+    for name, cycle in inference["cycles"].items():
+        print(f"    {name} model: per cycle p50 {cycle['p50_ms']} ms, p95 {cycle['p95_ms']} ms, max {cycle['max_ms']} ms "
+              f"over {cycle['count']} cycles")
     print(f"  inference function RSS: {inference['rss_mib_after_load']} MiB after model load, "
           f"peak {inference['rss_mib_peak']} MiB")
     if args.json:

@@ -6,6 +6,8 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from device_code.sea_level import sea_level_pressure
+
 HOUR_S = 3600.0
 
 
@@ -48,20 +50,20 @@ def load_test_period(origin: str) -> list[Observation]:
                         float(row.pressure), int(row.rain)) for row in rows.itertuples()]
 
 
-def rainiest_window_start(observations: list[Observation], hours: int) -> int:
-    """Index of the first window of `hours` rows with the most rain onsets (dry -> rain); earliest wins."""
-    onsets = [int(b.rain and not a.rain) for a, b in zip(observations, observations[1:])]
-    best, best_count = 0, -1
-    for start in range(0, max(1, len(observations) - hours + 1)):
-        count = sum(onsets[start:start + hours - 1])
-        if count > best_count:
-            best, best_count = start, count
-    return best
+def representative_window_start(observations: list[Observation], hours: int) -> int:
+    """Index of the default window: of the windows of `hours` hours that start at 00:00 UTC, the one
+    whose share of rainy hours is closest to the whole period's (the earliest of equals). A rule that
+    picks neither the rainiest nor the driest stretch."""
+    period_rate = sum(row.rain for row in observations) / len(observations)
+    starts = [index for index, row in enumerate(observations[:len(observations) - hours + 1])
+              if row.time.hour == 0 and row.time.minute == 0] or [0]
+    return min(starts, key=lambda start: (abs(sum(row.rain for row in observations[start:start + hours]) / hours
+                                              - period_rate), start))
 
 
 def select_window(observations: list[Observation], start: datetime | None, hours: int) -> list[Observation]:
     if start is None:
-        index = rainiest_window_start(observations, hours)
+        index = representative_window_start(observations, hours)
     else:
         index = next((i for i, row in enumerate(observations) if row.time >= start), None)
         if index is None:
@@ -78,16 +80,18 @@ class WeatherReplay:
     """The environment of the simulated chip: one observation per published reading, in order.
 
     Advancing on each reading (not on the clock) keeps one reading per replayed hour even when a
-    busy machine delays the sensor thread.
+    busy machine delays the sensor thread. The observations give sea-level pressure; a chip at
+    `altitude_m` measures the station pressure that reduces to it (the reduction is proportional to
+    the pressure, so the inverse is a division by the reduction of 1 hPa).
     """
 
-    def __init__(self, window: list[Observation]) -> None:
-        self.window = window
+    def __init__(self, window: list[Observation], altitude_m: float = 0.0) -> None:
+        self.window, self.altitude_m = window, altitude_m
         self.position = 0
 
     def environment(self) -> tuple[float, float, float]:
         row = self.window[min(self.position, len(self.window) - 1)]
-        return row.temperature, row.humidity, row.pressure
+        return row.temperature, row.humidity, row.pressure / sea_level_pressure(1.0, self.altitude_m, row.temperature)
 
     def advance(self) -> None:
         self.position += 1

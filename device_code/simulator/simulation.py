@@ -8,14 +8,17 @@ sync to a cloud shadow service (a moto server) while it is reachable and the IoT
 """
 from __future__ import annotations
 
+import json
+import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable, Mapping
 
 from device_code import config as env
 from device_code import runtime
-from device_code.contracts import RAIN_SHADOW, READINGS_TOPIC, shadow_topic
+from device_code.contracts import (ALTITUDE_M, DEFAULT_ALTITUDE_M, RAIN_SHADOW, READINGS_TOPIC, WEATHER_SHADOW,
+                                   shadow_topic)
 from device_code.port import ShadowNotFound
 
 from .chip import SimulatedBme680
@@ -25,11 +28,21 @@ from .replay import HOUR_S, Observation, SimClock, WeatherReplay
 from .sync import CloudShadowSync
 
 
+def confusion(predicted: Iterable[Any], rain: Iterable[Any]) -> tuple[int, int, int, int]:
+    """(rain predicted & observed, false alarms, missed rain, dry & dry)."""
+    pairs = [(bool(p), bool(a)) for p, a in zip(predicted, rain)]
+    tp = sum(p and a for p, a in pairs)
+    fp = sum(p and not a for p, a in pairs)
+    fn = sum(a and not p for p, a in pairs)
+    return tp, fp, fn, len(pairs) - tp - fp - fn
+
+
 @dataclass
 class Step:
     observation: Observation
     reading: dict[str, Any] | None = None
     published_at: float | None = None
+    weather: dict[str, Any] | None = None  # the weather shadow's state the reading became
     prediction: dict[str, Any] | None = None
     latency_s: float | None = None
 
@@ -40,12 +53,23 @@ class SimulationSettings:
     step_seconds: float = 0.25  # wall seconds per replayed hour
     log_level: str = "WARNING"
     extra_environment: dict[str, str] = field(default_factory=dict)
+    # The station altitude of every simulated core (--altitude), else its stationAltitudes entry, else 0 m.
+    altitude_m: float | None = None
+    station_altitudes: Mapping[str, float] = field(default_factory=dict)
 
-    def overrides(self) -> dict[str, str]:
-        """The variables the simulator sets instead of the template's: the model's host path, and
-        a schedule in simulated hours: one reading per replayed hour, a heartbeat every half hour,
-        input stale after 6 hours (still well above a busy machine's thread delays at this speed)."""
+    def altitude_of(self, thing_name: str) -> float:
+        if self.altitude_m is not None:
+            return self.altitude_m
+        return self.station_altitudes.get(thing_name, DEFAULT_ALTITUDE_M)
+
+    def overrides(self, core_folder: Path) -> dict[str, str]:
+        """The variables the simulator sets instead of the template's: host paths (the model, and the
+        station file and reading history in the simulated core's own folder), and a schedule in
+        simulated hours: one reading per replayed hour, a heartbeat every half hour, input stale
+        after 6 hours (still well above a busy machine's thread delays at this speed)."""
         return {env.LOG_LEVEL: self.log_level, env.MODEL_DIR: str(self.model_dir),
+                env.STATION_FILE: str(core_folder / "station.json"),
+                env.HISTORY_FILE: str(core_folder / "reading_history.json"),
                 env.SAMPLE_INTERVAL_S: str(HOUR_S), env.INFERENCE_INTERVAL_S: str(HOUR_S / 2),
                 env.MAX_INPUT_AGE_S: str(6 * HOUR_S), **self.extra_environment}
 
@@ -56,7 +80,12 @@ class EdgeSimulation:
         self.window, self.settings, self.core = window, settings, core
         self.thing_name = core.thing_name
         self.clock = SimClock(window[0].time, speed=HOUR_S / settings.step_seconds)
-        self.replay = WeatherReplay(window)
+        # The core's own folder: its station file, as install.sh writes it, and its reading history.
+        self._folder = tempfile.TemporaryDirectory(prefix=f"rainedge-{core.thing_name}-")
+        self.folder = Path(self._folder.name)
+        self.altitude_m = settings.altitude_of(core.thing_name)
+        Path(settings.overrides(self.folder)[env.STATION_FILE]).write_text(json.dumps({ALTITUDE_M: self.altitude_m}))
+        self.replay = WeatherReplay(window, self.altitude_m)
         self.chip = SimulatedBme680(self.replay.environment)
         self.greengrass = LocalGreengrass()
         self.steps = [Step(row) for row in window]
@@ -72,7 +101,7 @@ class EdgeSimulation:
 
     def start(self) -> None:
         """Build every function of the deployment for this core, then run it as Greengrass would."""
-        overrides = self.settings.overrides()
+        overrides = self.settings.overrides(self.folder)
         wiring = runtime.Wiring(environ=lambda function: self.core.environment(function, overrides),
                                 connect=lambda function: self.core.port(self.greengrass, function),
                                 clock=self.clock, open_i2c_bus=lambda bus: self.chip)
@@ -96,6 +125,7 @@ class EdgeSimulation:
             if hasattr(service, "stop"):
                 service.stop()
         self.greengrass.bus.drain()
+        self._folder.cleanup()
         if self.sync is None:
             return False
         synced = self.sync.wait_until_synced(sync_timeout_s)
@@ -121,6 +151,12 @@ class EdgeSimulation:
                 step.reading, step.published_at = message, published_at
                 self._step_of_reading[message["sampled_at"]] = step
             self.replay.advance()
+        elif topic == shadow_topic(self.thing_name, WEATHER_SHADOW, "update/documents"):
+            reported = message["current"]["state"].get("reported", {})
+            step = self._step_of_reading.get(reported.get("sampled_at"))
+            if step is not None:
+                step.weather = reported
+            return
         elif topic == shadow_topic(self.thing_name, RAIN_SHADOW, "update/documents"):
             reported = message["current"]["state"].get("reported", {})
             step = self._step_of_reading.get(reported.get("input_sampled_at"))
@@ -133,12 +169,9 @@ class EdgeSimulation:
             self._progress.notify_all()
 
     def confusion(self) -> tuple[int, int, int, int]:
-        """(rain predicted & observed, false alarms, missed rain, dry & dry) over the predicted hours."""
-        pairs = [(bool(s.prediction["raining"]), bool(s.observation.rain)) for s in self.steps if s.prediction]
-        tp = sum(p and a for p, a in pairs)
-        fp = sum(p and not a for p, a in pairs)
-        fn = sum(a and not p for p, a in pairs)
-        return tp, fp, fn, len(pairs) - tp - fp - fn
+        """confusion() over the predicted hours."""
+        done = [step for step in self.steps if step.prediction]
+        return confusion([step.prediction["raining"] for step in done], [step.observation.rain for step in done])
 
     def cloud_matches(self, cloud: Any, synced: bool) -> dict[str, bool]:
         """For each synced shadow: does the cloud's reported state equal the local one?"""

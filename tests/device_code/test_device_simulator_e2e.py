@@ -2,10 +2,12 @@
 cloud on 127.0.0.1."""
 import json
 import re
+from datetime import timedelta
 
 import pytest
 
-from device_code.contracts import RAIN_SHADOW, READINGS_TOPIC, WEATHER_SHADOW, shadow_topic
+from device_code.contracts import RAIN_SHADOW, READINGS_TOPIC, WEATHER_SHADOW, Reading, parse_timestamp, shadow_topic
+from device_code.history import ReadingHistory
 from device_code.model import load_model
 from device_code.simulator.__main__ import main
 from device_code.simulator.cloud import MotoCloud
@@ -34,12 +36,25 @@ def core(synthesized):
     return SimulatedCore.listed(SynthesizedStack.load(synthesized[0]), THING_NAME)
 
 
-def simulation(trained_model_dir, test_period, cloud, core, hours):
+def simulation(trained_model_dir, test_period, cloud, core, hours, step_seconds=0.1, altitude_m=None):
     window = select_window(test_period, None, hours)
     # A day of input age tolerates a test machine whose threads stall while others compile or train.
-    settings = SimulationSettings(trained_model_dir / "rain_model", step_seconds=0.1,
-                                  extra_environment={"MAX_INPUT_AGE_S": "86400"})
+    settings = SimulationSettings(trained_model_dir / "rain_model", step_seconds=step_seconds,
+                                  extra_environment={"MAX_INPUT_AGE_S": "86400"}, altitude_m=altitude_m)
     return EdgeSimulation(window, settings, core, cloud.client("iot-data"))
+
+
+def as_the_device_predicts(model, steps):
+    """Each step's prediction computed again as the inference function makes it: the weather shadow's
+    reading with its sea-level pressure, and a reading history filled one reading at a time."""
+    history, expected = ReadingHistory(None), []
+    for step in steps:
+        weather = step.weather
+        reading = Reading(weather["temperature"], weather["humidity"], weather["sea_level_pressure"],
+                          parse_timestamp(weather["sampled_at"]))
+        history.add(reading, reading.sampled_at + timedelta(seconds=1))
+        expected.append(model.predict(reading, history.series()))
+    return expected
 
 
 def test_predictions_reach_the_local_and_the_cloud_shadow(trained_model_dir, test_period, cloud, core):
@@ -50,16 +65,17 @@ def test_predictions_reach_the_local_and_the_cloud_shadow(trained_model_dir, tes
     finally:
         assert sim.stop() is True  # the synchroniser caught up
     model = load_model(trained_model_dir / "rain_model")
-    for step in sim.steps:
+    for step, expected in zip(sim.steps, as_the_device_predicts(model, sim.steps)):
         reading, prediction = step.reading, step.prediction
         # The reading is the replayed hour as the BME680 driver measured it ...
         assert reading["temperature"] == pytest.approx(step.observation.temperature, abs=0.011)
         assert reading["humidity"] == pytest.approx(step.observation.humidity, abs=0.05)
-        assert reading["pressure"] == pytest.approx(step.observation.pressure, abs=0.05)
-        # ... and the prediction is the model's answer to exactly that reading.
-        expected = model.probability(reading["temperature"], reading["humidity"], reading["pressure"])
-        assert prediction["probability"] == round(expected, 4)
-        assert prediction["raining"] == (expected >= model.metadata.threshold)
+        # The driver's integer compensation against the chip's float inversion: up to 0.08 hPa over Oct-Dec.
+        assert reading["pressure"] == pytest.approx(step.observation.pressure, abs=0.1)
+        assert step.weather["sea_level_pressure"] == pytest.approx(reading["pressure"], abs=0.01)  # at 0 m
+        # ... and the prediction is the model's answer to exactly that reading (half a day: no trend yet).
+        assert (prediction["probability"], prediction["model"]) == (round(expected.probability, 4), "instantaneous")
+        assert (prediction["raining"], prediction["threshold"]) == (expected.raining, expected.threshold)
         assert (prediction["runtime"], prediction["model_version"]) == ("litert", model.metadata.version)
         assert prediction["input_sampled_at"] == reading["sampled_at"]
         assert 0 <= step.latency_s < 5
@@ -103,9 +119,39 @@ def test_demo_prints_progress_summary_and_writes_the_plot(trained_model_dir, syn
                       "--step-seconds", "0.1", "--plot", str(plot)])
     out = capsys.readouterr().out
     assert exit_code == 0
-    assert out.count("P(rain)") == 6 and "accuracy" in out and "latency" in out
+    assert out.count("P(rain)") == 6 and out.count("(instantaneous)") == 6 and "latency" in out
+    assert "station file: altitude 0 m (no stationAltitudes entry)" in out
+    assert "predictions 6: trend model 0, instantaneous model 6" in out
+    for predictor in ("rainedge (as shown)", "instantaneous model alone", "always dry"):
+        assert re.search(rf"^  {re.escape(predictor)} +(-|\d\.\d{{3}}) +\d\.\d{{3}} +\d\.\d{{3}} +\d\.\d{{3}}", out,
+                         re.MULTILINE)
+    assert "calibration of the probabilities shown: mean " in out and "Brier score" in out
     assert "cloud shadow 'rain' equals local shadow: yes" in out
     assert plot.read_bytes().startswith(b"\x89PNG")
+
+
+def test_a_core_high_up_measures_station_pressure_and_predicts_as_at_sea_level(trained_model_dir, test_period, cloud,
+                                                                             core):
+    """The simulated station at 1500 m: the chip measures ~850 hPa, the shadow writer reduces it back, and
+    every prediction (the instantaneous model's first, the trend model's once a day of history is kept)
+    is the device's answer to the sea-level pressure. 0.25 s per hour keeps the accelerated clock's
+    jitter well inside the trend model's 15-minute lag tolerance."""
+    sim = simulation(trained_model_dir, test_period, cloud, core, hours=27, step_seconds=0.25, altitude_m=1500.0)
+    sim.start()
+    try:
+        assert sim.wait_for_predictions(27, timeout_s=60)
+    finally:
+        sim.stop()
+    model = load_model(trained_model_dir / "rain_model")
+    for step, expected in zip(sim.steps, as_the_device_predicts(model, sim.steps)):
+        weather = step.weather
+        assert weather["pressure"] < 880 and (weather["altitude_m"], weather["altitude_source"]) == (1500,
+                                                                                                   "station_file")
+        assert weather["sea_level_pressure"] == pytest.approx(step.observation.pressure, abs=0.1)
+        assert (step.prediction["probability"], step.prediction["model"]) == (round(expected.probability, 4),
+                                                                              expected.model)
+    models = [step.prediction["model"] for step in sim.steps]
+    assert models[:24] == ["instantaneous"] * 24 and "trend" in models[24:]
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -132,8 +178,18 @@ def test_window_options_are_validated(test_period):
         select_window(test_period, datetime(2014, 6, 1, tzinfo=timezone.utc), 10)
     with pytest.raises(ValueError, match="smaller --steps"):
         select_window(test_period, datetime(2013, 12, 30, tzinfo=timezone.utc), 48)
-    window = select_window(test_period, None, 48)
-    assert any(row.rain for row in window) and not all(row.rain for row in window)
+
+
+@pytest.mark.parametrize("hours", [48, 96])
+def test_the_default_window_is_the_one_whose_rain_rate_is_nearest_the_test_periods(test_period, hours):
+    period_rate = sum(row.rain for row in test_period) / len(test_period)
+    window = select_window(test_period, None, hours)
+    rate = sum(row.rain for row in window) / hours
+    starts = [i for i, row in enumerate(test_period[:len(test_period) - hours + 1]) if row.time.hour == 0]
+    nearest = min(abs(sum(row.rain for row in test_period[i:i + hours]) / hours - period_rate) for i in starts)
+    assert window[0].time.hour == 0 and abs(rate - period_rate) == nearest
+    assert 0 < rate < 1 and window[0].time == min(test_period[i].time for i in starts if abs(
+        sum(row.rain for row in test_period[i:i + hours]) / hours - period_rate) == nearest)
 
 
 def test_every_ipc_call_is_granted_and_every_grant_is_used(trained_model_dir, test_period, cloud, core):
