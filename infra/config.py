@@ -10,12 +10,15 @@ from __future__ import annotations
 import difflib
 import json
 import re
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path, PurePosixPath
+from types import MappingProxyType
 from typing import Any, Mapping
 
-from device_code.contracts import shown
+from device_code.contracts import finite_number, shown
 from device_code.functions import FUNCTIONS
+from device_code.sea_level import ALTITUDE_RANGE_M
+from infra.fleet_hook.handler import SERIAL_PARAMETER, decide
 
 # Shared by the stack and the lifecycle tools (which find the app's resources by them).
 STACK_NAME = "RainEdge"
@@ -106,6 +109,9 @@ class RainEdgeConfig:
     fleet_provisioning: bool = True
     # A Raspberry Pi's serial number (/proc/device-tree/serial-number) is 16 hex digits.
     serial_number_pattern: str = "[0-9a-f]{16}"
+    # Where each Pi is installed: thing name -> metres above sea level, for listed and fleet devices
+    # alike; install.sh writes it into the device's station file. A device not named here: 0 m.
+    station_altitudes: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
 
     # ---- derived names (the stack's output contract) ------------------------------------
     @property
@@ -155,6 +161,17 @@ class RainEdgeConfig:
         model_folder = str(PurePosixPath(self.model_zip).parent)
         return {**ASSET_SOURCES, model_folder: f"the folder of modelZip ({self.model_zip}), uploaded as an asset"}
 
+    def station_altitude(self, thing_name: str) -> float | None:
+        """The configured altitude of a device (metres), or None when stationAltitudes does not name it."""
+        return self.station_altitudes.get(thing_name)
+
+    def fleet_thing(self, thing_name: str) -> bool:
+        """Whether fleet provisioning would give a device this thing name (infra/fleet_hook)."""
+        prefix = f"{self.name_prefix}-"
+        serial = {SERIAL_PARAMETER: thing_name.removeprefix(prefix)}
+        return (self.fleet_provisioning and thing_name.startswith(prefix)
+                and decide(serial, self.serial_number_pattern, self.name_prefix, lambda name: False)[0])
+
     @property
     def station_file(self) -> str:
         return station_file(self.greengrass_root)
@@ -183,6 +200,12 @@ class RainEdgeConfig:
         return config
 
     def _check_relations(self) -> None:
+        unknown = [name for name in self.station_altitudes if name not in self.devices and not self.fleet_thing(name)]
+        if unknown:
+            fleet = (f" nor a fleet device {self.name_prefix}-<serial matching {self.serial_number_pattern}>"
+                     if self.fleet_provisioning else " (fleetProvisioning is off)")
+            raise ConfigError(f"stationAltitudes names {unknown[0]!r}, which is neither a listed device "
+                              f"({', '.join(self.devices)}){fleet}: fix the thing name")
         reserved = [name for name in self.devices if name.startswith(f"{self.claim_name}-")]
         if reserved:
             raise ConfigError(f"devices must not start with {self.claim_name}- (the claim certificate's client ids); "
@@ -347,6 +370,30 @@ def _regular_expression(key: str, raw: Any) -> str:
     return raw
 
 
+def _station_altitudes(key: str, raw: Any) -> Mapping[str, float]:
+    low, high = ALTITUDE_RANGE_M
+    example = '-c \'stationAltitudes={"rainedge-core-1": 512}\''
+    if isinstance(raw, str):  # from -c
+        try:
+            raw = json.loads(raw)
+        except (ValueError, RecursionError):
+            raise ConfigError(f"{key} is not a JSON object; write {example}") from None
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{key} must map thing names to metres above sea level, e.g. {example}; got {shown(raw)}")
+    altitudes = {}
+    for name, metres in raw.items():
+        if not isinstance(name, str) or not _THING_NAME.fullmatch(name):
+            raise ConfigError(f"{key} keys must be thing names of 1-{MAX_THING_NAME} characters from a-z A-Z 0-9 _ -; "
+                              f"got {shown(name)}")
+        value = finite_number(metres)
+        if value is None or not low <= value <= high:
+            raise ConfigError(f"{key} of {name} must be metres above sea level from {low:g} to {high:g} "
+                              f"(device_code.sea_level.ALTITUDE_RANGE_M); got {shown(metres)}")
+        # Centimetres are plenty, and install.sh writes at most 2 decimals (+ 0.0 turns -0.0 into 0.0).
+        altitudes[name] = round(value, 2) + 0.0
+    return MappingProxyType(altitudes)
+
+
 def _i2c_address(key: str, raw: Any) -> int:
     value = _integer(0, 0x7F)(key, raw)
     if value not in BME680_I2C_ADDRESSES:
@@ -372,4 +419,5 @@ _PARSERS = {
     "greengrass_root": _path(absolute=True, example="/greengrass/v2"),
     "fleet_provisioning": _boolean,
     "serial_number_pattern": _regular_expression,
+    "station_altitudes": _station_altitudes,
 }

@@ -12,15 +12,16 @@ import os
 import shlex
 import subprocess
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Callable
+from pathlib import Path, PurePosixPath
+from typing import Callable, Mapping
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
-from infra.config import DEFAULT_POSIX_GROUP, DEFAULT_POSIX_USER, LAMBDA_RUNTIMES
+from device_code.sea_level import ALTITUDE_RANGE_M
+from infra.config import DEFAULT_POSIX_GROUP, DEFAULT_POSIX_USER, LAMBDA_RUNTIMES, station_file
 from infra.lifecycle.aws import AwsClients, LifecycleError, call
 from infra.lifecycle.outputs import Device, StackOutputs
 from infra.lifecycle.settings import AppNames
@@ -123,8 +124,43 @@ RUN_FUNCTION = """run() {
 """
 
 
-def install_script(*, thing_name: str, nucleus_version: str, greengrass_root: str, python: str) -> str:
-    """install.sh: machine checks, OS prerequisites, credentials into the Greengrass root, the installer.
+def station_file_snippet(greengrass_root: str, thing_name: str, altitudes: Mapping[str, float]) -> str:
+    """Shell that writes the station file {"altitude_m": A} (root-owned, mode 0644, in a 0755 folder).
+
+    A is ALTITUDE_M from the environment when set (`sudo ALTITUDE_M=512 ./install.sh`), else the
+    entry of `altitudes` (stationAltitudes) for the thing named by the shell word `thing_name` (a
+    quoted name, or "$THING_NAME" in a script that learns the name on the Pi), else 0. A value that
+    is not metres from -500 to 9000 with at most 2 decimals stops the script before the snippet
+    changes anything: place it after the checks, before the first change. Needs bash and `run`."""
+    q, path = shlex.quote, station_file(greengrass_root)
+    low, high = (round(bound * 100) for bound in ALTITUDE_RANGE_M)
+    cases = "".join(f"  {q(name)}) STATION_ALTITUDE_M={q(f'{metres:.2f}'.rstrip('0').rstrip('.'))}; "
+                    "STATION_ALTITUDE_SOURCE=stationAltitudes ;;\n" for name, metres in altitudes.items())
+    return f"""# The station file: this Pi's altitude, with which the shadow writer reduces the pressure to sea level.
+STATION_ALTITUDE_M=0 STATION_ALTITUDE_SOURCE="default: stationAltitudes has no entry for "{thing_name}
+case {thing_name} in
+{cases}esac
+if [ -n "${{ALTITUDE_M:-}}" ]; then STATION_ALTITUDE_M="$ALTITUDE_M" STATION_ALTITUDE_SOURCE=ALTITUDE_M; fi
+CENTIMETRES=""
+if [[ "$STATION_ALTITUDE_M" =~ ^(-?)(0|[1-9][0-9]{{0,3}})(\\.([0-9]{{1,2}}))?$ ]]; then
+  FRACTION="${{BASH_REMATCH[4]}}0"
+  CENTIMETRES="${{BASH_REMATCH[1]}}$(( BASH_REMATCH[2] * 100 + 10#${{FRACTION:0:2}} ))"
+fi
+if [ -z "$CENTIMETRES" ] || (( CENTIMETRES < {low} || CENTIMETRES > {high} )); then
+  echo "altitude $STATION_ALTITUDE_M ($STATION_ALTITUDE_SOURCE) is not metres from {low // 100} to {high // 100}" \\
+       "with at most 2 decimals, e.g. ALTITUDE_M=512.5" >&2
+  exit 1
+fi
+run install -d -m 0755 -o root -g root {q(str(PurePosixPath(path).parent))}
+run install -m 0644 -o root -g root /dev/stdin {q(path)} <<< "{{\\"altitude_m\\": $STATION_ALTITUDE_M}}"
+echo "station file "{q(path)}": {{\\"altitude_m\\": $STATION_ALTITUDE_M}} ($STATION_ALTITUDE_SOURCE)"
+"""
+
+
+def install_script(*, thing_name: str, nucleus_version: str, greengrass_root: str, python: str,
+                   altitude_m: float | None = None) -> str:
+    """install.sh: machine checks, the station file, OS prerequisites, credentials into the Greengrass
+    root, the installer. `altitude_m`: the device's stationAltitudes entry (None: none).
 
     The installer zip is not in the bundle: the user downloads it on the Pi (the URL is printed).
     Every value from the configuration is shell-quoted.
@@ -149,7 +185,7 @@ if [ ! -f "$INSTALLER_ZIP" ]; then
   echo "download it first: curl -fsSL -o $HERE/{q(zip_name)} {q(url)}" >&2
   exit 1
 fi
-
+{station_file_snippet(greengrass_root, q(thing_name), {} if altitude_m is None else {thing_name: altitude_m})}
 # OS prerequisites: Java for the Nucleus, Python for the Lambda components, I2C for the BME680.
 run apt-get update
 run apt-get install -y --no-install-recommends default-jre-headless python3 python3-venv unzip i2c-tools
@@ -211,7 +247,8 @@ def write_bundle(clients: AwsClients, names: AppNames, outputs: StackOutputs, de
         greengrass_root=names.config.greengrass_root).encode(), 0o644)
     _write(bundle / "install.sh", install_script(
         thing_name=device.thing_name, nucleus_version=names.nucleus_version,
-        greengrass_root=names.config.greengrass_root, python=names.config.python_executable).encode(), 0o700)
+        greengrass_root=names.config.greengrass_root, python=names.config.python_executable,
+        altitude_m=names.config.station_altitude(device.thing_name)).encode(), 0o700)
     return bundle
 
 

@@ -200,3 +200,36 @@ def test_any_context_gives_a_valid_config_or_one_config_error(context):
         return
     assert RainEdgeConfig.from_context(as_context(config)) == config  # what was accepted is valid as it is
     assert all(len(config.component_name(suffix)) <= MAX_COMPONENT_NAME for suffix in COMPONENT_SUFFIXES)
+
+
+# ---- stationAltitudes: where each Pi is installed ----------------------------------------------------
+def test_station_altitudes_name_listed_and_fleet_devices_in_metres():
+    config = RainEdgeConfig.from_context(
+        {"stationAltitudes": '{"rainedge-core-1": 512.345, "rainedge-00000000000000ab": -0.001}'})
+    assert dict(config.station_altitudes) == {"rainedge-core-1": 512.35, "rainedge-00000000000000ab": 0.0}
+    assert config.station_altitude("rainedge-core-1") == 512.35 and config.station_altitude("pi-9") is None
+    assert RainEdgeConfig().station_altitudes == {}  # the default: every device at 0 m
+    with pytest.raises(TypeError):
+        config.station_altitudes["rainedge-core-1"] = 0.0  # type: ignore[index]
+
+
+@pytest.mark.parametrize("context, message", [
+    ({"stationAltitudes": {"rainedge-core-1": 9000.5}}, "stationAltitudes of rainedge-core-1 must be metres above sea "
+                                                        "level from -500 to 9000"),
+    ({"stationAltitudes": {"rainedge-core-1": -501}}, "from -500 to 9000"),
+    ({"stationAltitudes": {"rainedge-core-1": True}}, "got True"),
+    ({"stationAltitudes": {"rainedge-core-1": "512"}}, "got '512'"),
+    ({"stationAltitudes": {"rainedge-core-1": 10**400}}, "from -500 to 9000"),
+    ({"stationAltitudes": {"pi one": 5}}, "stationAltitudes keys must be thing names"),
+    ({"stationAltitudes": [["rainedge-core-1", 5]]}, "must map thing names to metres"),
+    ({"stationAltitudes": "rainedge-core-1=5"}, "is not a JSON object"),
+    ({"stationAltitudes": {"rainedge-core-2": 5}}, "stationAltitudes names 'rainedge-core-2', which is neither a "
+                                                   "listed device (rainedge-core-1) nor a fleet device "
+                                                   "rainedge-<serial matching [0-9a-f]{16}>"),
+    ({"stationAltitudes": {"rainedge-00000000000000ab": 5}, "fleetProvisioning": False}, "fleetProvisioning is off"),
+    ({"stationAltitudes": {"rainedge-00000000000000AB": 5}}, "neither a listed device"),
+])
+def test_station_altitudes_are_validated(context, message):
+    with pytest.raises(ConfigError) as error:
+        RainEdgeConfig.from_context(context)
+    assert message in str(error.value) and "\n" not in str(error.value)

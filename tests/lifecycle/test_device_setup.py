@@ -16,7 +16,7 @@ from infra.lifecycle.__main__ import main
 from infra.lifecycle.device_setup import ROOT_CA, DeviceSetupError, run_device_setup
 from infra.lifecycle.outputs import parse_outputs
 
-from .conftest import REGION, THING
+from .conftest import REGION, THING, project_for
 
 
 def mode(path: Path) -> int:
@@ -100,6 +100,14 @@ def test_install_script_has_prerequisites_and_the_installer_command(clients, nam
     ):
         assert needed in script
     assert "--provision" not in script
+
+
+def test_install_script_writes_the_station_file_of_the_device(clients, deployed, app_default, tmp_path, project_root):
+    names = project_for(app_default, tmp_path / "project", project_root, stationAltitudes={THING: 512.5})
+    run_device_setup(clients, names, parse_outputs(deployed.outputs), echo=lambda _: None)
+    script = (names.bundle_dir(THING) / "install.sh").read_text()
+    assert f"  {THING}) STATION_ALTITUDE_M=512.5; STATION_ALTITUDE_SOURCE=stationAltitudes ;;" in script
+    assert "/dev/stdin /greengrass/v2/rainedge/station.json" in script
 
 
 def test_key_that_does_not_match_the_certificate_is_refused(clients, names, deployed):

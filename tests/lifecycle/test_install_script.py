@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
+import stat
 import subprocess
 import tempfile
 from pathlib import Path
@@ -120,3 +121,80 @@ def test_hostile_values_run_as_a_harmless_user_execute_nothing(as_nobody):
         assert marker.exists()
     finally:
         shutil.rmtree(workdir)
+
+
+# ---- the station file ----------------------------------------------------------------------------------
+def dry_run(tmp_path: Path, altitude_m: float | None = None, **environment: str) -> subprocess.CompletedProcess:
+    """install.sh of a listed device (stationAltitudes entry `altitude_m`) with DRY_RUN=1."""
+    bundle = tmp_path / "bundle"
+    bundle.mkdir(parents=True, exist_ok=True)
+    (bundle / "install.sh").write_text(install_script(thing_name="rainedge-core-1", nucleus_version=NUCLEUS,
+                                                      greengrass_root="/greengrass/v2", python="python3.11",
+                                                      altitude_m=altitude_m))
+    (bundle / f"greengrass-{NUCLEUS}.zip").write_bytes(b"PK")
+    bin_dir = tmp_path / "bin"
+    if not bin_dir.exists():
+        machine(tmp_path, "aarch64", ("python3.11",))
+    return subprocess.run(["/bin/bash", str(bundle / "install.sh")], capture_output=True, text=True, timeout=30,
+                          env={"PATH": str(bin_dir), "DRY_RUN": "1", **environment})
+
+
+STATION_LINE = "station file /greengrass/v2/rainedge/station.json: "
+
+
+@pytest.mark.parametrize("altitude_m, environment, written", [
+    (512.5, {}, '{"altitude_m": 512.5} (stationAltitudes)'),
+    (1200.0, {}, '{"altitude_m": 1200} (stationAltitudes)'),
+    (None, {}, "{\"altitude_m\": 0} (default: stationAltitudes has no entry for rainedge-core-1)"),
+    (512.5, {"ALTITUDE_M": "498.25"}, '{"altitude_m": 498.25} (ALTITUDE_M)'),
+    (None, {"ALTITUDE_M": "-500"}, '{"altitude_m": -500} (ALTITUDE_M)'),
+    (None, {"ALTITUDE_M": "9000"}, '{"altitude_m": 9000} (ALTITUDE_M)'),
+    (None, {"ALTITUDE_M": "-0.5"}, '{"altitude_m": -0.5} (ALTITUDE_M)'),
+])
+def test_install_writes_the_station_file_before_anything_else_changes(tmp_path, altitude_m, environment, written):
+    result = dry_run(tmp_path, altitude_m, **environment)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert STATION_LINE + written in lines
+    changes = [line for line in lines if line.startswith("would run:")]
+    assert changes[:2] == ["would run: install -d -m 0755 -o root -g root /greengrass/v2/rainedge",
+                           "would run: install -m 0644 -o root -g root /dev/stdin "
+                           "/greengrass/v2/rainedge/station.json"]
+
+
+@pytest.mark.parametrize("value", ["9000.01", "-500.5", "10000", "1e3", "007", "12.345", "five", "512,5", " 5",
+                                  "$(touch pwned)", "0x10"])
+def test_an_altitude_that_is_no_metres_in_range_stops_install_before_any_change(tmp_path, value):
+    result = dry_run(tmp_path, 512.5, ALTITUDE_M=value)
+    assert result.returncode == 1
+    assert f"altitude {value} (ALTITUDE_M) is not metres from -500 to 9000" in result.stderr
+    assert "would run" not in result.stdout and not (tmp_path / "bundle" / "pwned").exists()
+
+
+@pytest.fixture
+def as_root() -> None:
+    if os.geteuid() != 0:
+        pytest.skip("install -o root needs root")
+
+
+def test_the_fleet_script_looks_its_thing_up_and_the_file_is_what_the_shadow_writer_reads(tmp_path, as_root):
+    """The snippet as a fleet install.sh would use it, run for real into a scratch Greengrass root."""
+    from device_code.shadow_writer import read_station_altitude
+    from infra.lifecycle.device_setup import RUN_FUNCTION, station_file_snippet
+
+    root = tmp_path / "greengrass"
+    altitudes = {"rainedge-00000000000000aa": 120.0, "rainedge-00000000000000ab": 1499.75}
+    script = "set -euo pipefail\n" + RUN_FUNCTION + station_file_snippet(str(root), '"$THING_NAME"', altitudes)
+
+    def install(thing_name: str) -> dict:
+        result = subprocess.run(["/bin/bash", "-c", script], capture_output=True, text=True, timeout=30,
+                                env={"PATH": os.environ["PATH"], "THING_NAME": thing_name})
+        assert result.returncode == 0, result.stderr
+        station = root / "rainedge" / "station.json"
+        assert stat.S_IMODE(station.stat().st_mode) == 0o644 and station.stat().st_uid == 0
+        assert stat.S_IMODE(station.parent.stat().st_mode) == 0o755
+        return read_station_altitude(station)
+
+    found = install("rainedge-00000000000000ab")
+    assert (found.altitude_m, found.source) == (1499.75, "station_file")
+    assert install("rainedge-00000000000000ff").altitude_m == 0  # not in stationAltitudes: 0 m
