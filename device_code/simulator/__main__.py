@@ -29,22 +29,13 @@ from .core import SimulatedCore
 from .fleet import run_fleet
 from .replay import load_test_period, select_window
 from .report import DemoReport
-from .simulation import EdgeSimulation, SimulationSettings, Step
+from .simulation import EdgeSimulation, SimulationSettings, Step, resolve_model_dir
 
 DEFAULT_PLOT = Path("build/demo/rain_demo.png")
 # The project whose cdk.json says where each device stands (stationAltitudes), as device-setup reads it.
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 # Each simulated core runs four threads; beyond this the process spends its time switching them.
 MAX_FLEET = 500
-
-
-def resolve_model_dir(path: Path) -> Path:
-    """Accept build/model (the training output) or the unpacked artifact folder itself."""
-    for candidate in (path, path / "rain_model"):
-        if (candidate / "metadata.json").is_file():
-            return candidate
-    raise SystemExit(f"no trained model in {path} (expected metadata.json there or in rain_model/): "
-                     "run `make train` (`make demo` does it for you)")
 
 
 def altitude(text: str) -> float:

@@ -34,10 +34,10 @@ from device_code.model import INSTANTANEOUS, TREND
 from device_code.sensor import SensorService
 from device_code.shadow_writer import ShadowWriter
 
-from .__main__ import resolve_model_dir
 from .chip import SimulatedBme680
 from .core import standalone_environment
 from .greengrass import LocalGreengrass
+from .simulation import resolve_model_dir
 
 THING = "rainedge-bench-core"
 START = datetime(2013, 11, 1, tzinfo=timezone.utc)

@@ -28,6 +28,15 @@ from .replay import HOUR_S, Observation, SimClock, WeatherReplay
 from .sync import CloudShadowSync
 
 
+def resolve_model_dir(path: Path) -> Path:
+    """Accept build/model (the training output) or the unpacked artifact folder itself."""
+    for candidate in (path, path / "rain_model"):
+        if (candidate / "metadata.json").is_file():
+            return candidate
+    raise SystemExit(f"no trained model in {path} (expected metadata.json there or in rain_model/): "
+                     "run `make train` (`make demo` does it for you)")
+
+
 def confusion(predicted: Iterable[Any], rain: Iterable[Any]) -> tuple[int, int, int, int]:
     """(rain predicted & observed, false alarms, missed rain, dry & dry)."""
     pairs = [(bool(p), bool(a)) for p, a in zip(predicted, rain)]
