@@ -142,6 +142,10 @@ class SynthesizedStack:
         return {p["PolicyName"]: resolve(p["PolicyDocument"], pseudo)
                 for p in self.of_type("AWS::IoT::Policy").values() if p["PolicyName"] in names}
 
+    def topic_rules(self) -> dict[str, Mapping[str, Any]]:
+        """Rule name -> TopicRulePayload (Sql, AwsIotSqlVersion, Actions, ErrorAction, ...)."""
+        return {p["RuleName"]: p["TopicRulePayload"] for p in self.of_type("AWS::IoT::TopicRule").values()}
+
     @staticmethod
     def _principal(attachment: Mapping[str, Any]) -> str:
         principal = attachment["Principal"]
