@@ -118,11 +118,8 @@ WEATHER_METRICS = ShadowRule(
     purpose="weather_metrics",
     shadow=WEATHER_SHADOW,
     condition=" AND ".join(_present(_number(field)) for field in FEATURES),
-    metrics=(
-        *(Metric(field.capitalize(), "Percent" if field == "humidity" else "None", _number(field))
-          for field in FEATURES),
-        Metric("Readings", "Count", "1"),
-    ),
+    metrics=tuple(Metric(field.capitalize(), "Percent" if field == "humidity" else "None", _number(field))
+                  for field in FEATURES),
 )
 PREDICTION_METRICS = ShadowRule(
     purpose="rain_predictions",
@@ -132,7 +129,6 @@ PREDICTION_METRICS = ShadowRule(
         Metric("Probability", "None", _number("probability")),
         Metric("Threshold", "None", _number("threshold")),
         Metric("Raining", "None", _number("raining")),
-        Metric("Predictions", "Count", "1"),
         Metric("ModelFault", "None", "0"),
     ),
 )
@@ -159,9 +155,13 @@ def per_device(statistic: str, metric: str, namespace: str, *, by_status: bool =
     return f'SELECT {statistic}({metric}) FROM SCHEMA("{namespace}", {dimensions}) GROUP BY {dimensions}'
 
 
+# Each weather record carries one value of each reading: counting the temperatures counts readings.
+READING_COUNTER = FEATURES[0].capitalize()
+
+
 def silence_query(namespace: str) -> str:
     # At most 500 series per query ("Metrics Insights quotas"): ascending order keeps the quietest.
-    return f"{per_device('COUNT', 'Readings', namespace)} ORDER BY COUNT() ASC"
+    return f"{per_device('COUNT', READING_COUNTER, namespace)} ORDER BY COUNT() ASC"
 
 
 def fault_query(namespace: str) -> str:

@@ -211,7 +211,7 @@ class Monitoring(Construct):
             f"{', '.join(fm.FAULT_STATUSES)}. Device logs: `/aws/greengrass/UserComponent/<region>/<component>`.")))
         dashboard.add_widgets(
             cloudwatch.AlarmStatusWidget(title="Alarms", alarms=list(self.alarms.values()), width=8, height=6),
-            per_device("Readings per minute (silence)", ("COUNT", "Readings")),
+            per_device("Readings per minute (silence)", ("COUNT", fm.READING_COUNTER)),
             cloudwatch.GraphWidget(title="Greengrass deployment failures", width=8, height=6,
                                    left=[self.alarms["deployment-failed"].metric]),
         )

@@ -172,10 +172,10 @@ def dashboard_body(template) -> dict:
 
 def test_the_dashboard_shows_every_metric_per_device_the_alarms_and_deployment_health(template):
     body = flatten(dashboard_body(template))
-    for metric in ("Temperature", "Humidity", "Pressure", "Probability", "Threshold", "Raining", "Readings"):
-        assert json.dumps(fm.per_device("AVG" if metric in ("Temperature", "Humidity", "Pressure") else
-                                        "COUNT" if metric == "Readings" else "MAX", metric,
-                                        CONFIG.metrics_namespace))[1:-1] in body, metric
+    queries = [("AVG", "Temperature"), ("AVG", "Humidity"), ("AVG", "Pressure"), ("MAX", "Probability"),
+               ("MAX", "Threshold"), ("MAX", "Raining"), ("COUNT", fm.READING_COUNTER)]
+    for statistic, metric in queries:
+        assert json.dumps(fm.per_device(statistic, metric, CONFIG.metrics_namespace))[1:-1] in body, metric
     assert json.dumps(fm.per_device("SUM", "NoPrediction", CONFIG.metrics_namespace, by_status=True))[1:-1] in body
     (alarm_widget,) = [w for w in dashboard_body(template)["widgets"] if w["type"] == "alarm"]
     assert len(alarm_widget["properties"]["alarms"]) == len(ALARMS)
