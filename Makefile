@@ -21,7 +21,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 # TensorFlow's oneDNN notice adds nothing here.
 export TF_ENABLE_ONEDNN_OPTS := 0
 
-.PHONY: help setup keys demo test train bench synth deploy device-setup status destroy clean
+.PHONY: help setup keys demo test train bench synth deploy device-setup status destroy cost clean
 
 help:
 	@echo "make demo          train if needed, synthesise the stack, run the edge functions in the simulator"
@@ -33,6 +33,7 @@ help:
 	@echo "make device-setup  write the install bundle for each device from the stack outputs"
 	@echo "make status        show the cloud shadows and deployment status per device"
 	@echo "make destroy       remove everything this app created, then audit that nothing is left"
+	@echo "make cost          estimated monthly AWS cost per device and for DEVICES=N devices"
 
 $(PY_STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -83,6 +84,9 @@ status: $(PY_STAMP)
 # cdk destroy synthesises the app first, which needs the model and each device CSR.
 destroy: setup $(MODEL) keys
 	$(PY) -m infra.lifecycle destroy --cdk $(CDK)
+
+cost: $(PY_STAMP)
+	$(PY) -m infra.cost $(if $(DEVICES),--devices $(DEVICES))
 
 clean:
 	rm -rf build cdk.out
