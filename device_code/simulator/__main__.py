@@ -20,6 +20,7 @@ from infra.synthesized import SynthesizedStack, TemplateError
 
 from .cloud import MotoCloud
 from .core import SimulatedCore
+from .dashboard import DASHBOARD_FILE, ShadowDocuments, render
 from .replay import load_test_period, select_window
 from .simulation import EdgeSimulation, SimulationSettings, Step
 
@@ -146,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         cloud.create_thing(core.thing_name)
         print(f"cloud: moto server at {cloud.endpoint}")
         sim = EdgeSimulation(window, settings, core, cloud.client("iot-data"))
+        documents = ShadowDocuments.attach(sim)
         timeout_per_step = 10 * args.step_seconds + 5
         began = datetime.now()
         try:
@@ -171,7 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     for line in summary(sim, matches, wall_s):
         print(line)
     write_plot(sim, args.plot)
-    print(f"plot: {args.plot}")
+    render(documents.recorded, stack, args.plot.with_name(DASHBOARD_FILE))
+    print(f"plot: {args.plot}; dashboard: {args.plot.with_name(DASHBOARD_FILE)}")
     healthy = matches and all(matches.values()) and not core.refusals() and not sim.unheard_topics()
     return 0 if healthy and sim.predicted_steps() == len(sim.steps) else 1
 

@@ -106,6 +106,7 @@ def test_demo_prints_progress_summary_and_writes_the_plot(trained_model_dir, syn
     assert out.count("P(rain)") == 6 and "accuracy" in out and "latency" in out
     assert "cloud shadow 'rain' equals local shadow: yes" in out
     assert plot.read_bytes().startswith(b"\x89PNG")
+    assert (tmp_path / "dashboard.png").read_bytes().startswith(b"\x89PNG")
 
 
 @pytest.mark.parametrize("argv, message", [
