@@ -52,6 +52,14 @@ class InferenceService:
     def stop(self) -> None:
         self.loop.stop()
 
+    def handle(self, event: object) -> dict:
+        """An invocation makes sure the loop runs, and takes weather documents as an event source
+        would deliver them (deduplicated with the subscription)."""
+        self.start()
+        if isinstance(event, dict) and "current" in event:
+            self.on_weather_documents(self.documents_topic, event)
+        return {"status": "running"}
+
     def heartbeat(self) -> None:
         if self.model is None:
             self._try_load_model()
@@ -154,11 +162,7 @@ host = runtime.FunctionHost(INFERENCE, build)
 
 
 def handler(event, context):
-    """Also accepts the weather documents as a Lambda event source (deduplicated with the subscription)."""
-    service = host.start()
-    if isinstance(event, dict) and "current" in event:
-        service.on_weather_documents(service.documents_topic, event)
-    return {"status": "running"}
+    return host.get().handle(event)
 
 
 if runtime.running_on_greengrass():

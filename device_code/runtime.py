@@ -202,7 +202,11 @@ Service = TypeVar("Service")
 
 
 class FunctionHost(Generic[Service]):
-    """Holds one function's service for the life of the process (a pinned Lambda's container)."""
+    """Holds one function's service for the life of the process (a pinned Lambda's container).
+
+    Every service has `handle(event)`, which the module's Lambda `handler` calls; a pinned one also
+    has `start()`/`stop()` for its long-lived loop.
+    """
 
     def __init__(self, function: DeviceFunction, build: Callable[[FunctionContext], Service]) -> None:
         self.function, self._build = function, build

@@ -54,6 +54,11 @@ class SensorService:
     def stop(self) -> None:
         self.loop.stop()
 
+    def handle(self, event: object) -> dict:
+        """An invocation only makes sure the loop runs (it is started at import under Greengrass)."""
+        self.start()
+        return {"status": "running"}
+
 
 def build(context: runtime.FunctionContext) -> SensorService:
     config = load_sensor_config(context.environ)
@@ -68,8 +73,7 @@ host = runtime.FunctionHost(SENSOR, build)
 
 
 def handler(event, context):
-    host.start()
-    return {"status": "running"}
+    return host.get().handle(event)
 
 
 if runtime.running_on_greengrass():

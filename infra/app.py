@@ -7,6 +7,7 @@ from pathlib import Path
 
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
+from constructs import Construct
 
 from infra.artifacts import ModelArtifactError
 from infra.config import STACK_NAME, ConfigError, RainEdgeConfig
@@ -14,6 +15,29 @@ from infra.device_keys import DeviceKeyError
 from infra.stack import RainEdgeStack
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+# CloudFormation quotas ("Understand CloudFormation quotas"): resources per template.
+MAX_RESOURCES = 500
+
+
+def _resources(scope: Construct) -> int:
+    return sum(isinstance(child, cdk.CfnResource) for child in scope.node.find_all())
+
+
+def check_stack_size(stack: RainEdgeStack) -> None:
+    """Refuse at synth a list of devices CloudFormation would refuse, naming the largest that fits."""
+    total = _resources(stack)
+    if total <= MAX_RESOURCES:
+        return
+    devices = stack.identity.devices
+    per_device = _resources(devices[0].thing.node.scope)
+    fits = (MAX_RESOURCES - (total - per_device * len(devices))) // per_device
+    raise ConfigError(
+        f"devices: {len(devices)} listed devices make {total} resources, more than the {MAX_RESOURCES} "
+        f"CloudFormation allows in one stack; at most {fits} listed devices fit: list fewer and let the "
+        "others join by fleet provisioning (make fleet-bundle)"
+    )
 
 
 def build_app(app: cdk.App, project_root: Path = PROJECT_ROOT, secrets_dir: Path | None = None) -> RainEdgeStack:
@@ -30,6 +54,7 @@ def build_app(app: cdk.App, project_root: Path = PROJECT_ROOT, secrets_dir: Path
             account=os.environ.get("CDK_DEFAULT_ACCOUNT"), region=os.environ.get("CDK_DEFAULT_REGION")
         ),
     )
+    check_stack_size(stack)
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
     return stack
 

@@ -86,6 +86,10 @@ class RainEdgeConfig:
     log_level: str = "INFO"
     # Must equal the `rootpath` the device was installed with (device-setup writes it).
     greengrass_root: str = "/greengrass/v2"
+    # Fleet provisioning by claim (infra/fleet.py): devices join as <namePrefix>-<serial number>.
+    fleet_provisioning: bool = True
+    # A Raspberry Pi's serial number (/proc/device-tree/serial-number) is 16 hex digits.
+    serial_number_pattern: str = "[0-9a-f]{16}"
 
     # ---- derived names (the stack's output contract) ------------------------------------
     @property
@@ -137,6 +141,19 @@ class RainEdgeConfig:
         """Alarms, the alarm topic, the dashboard and the EventBridge rule: <prefix>-<purpose>."""
         return f"{self.name_prefix}-{purpose}"
 
+    @property
+    def provisioning_template_name(self) -> str:
+        return f"{self.name_prefix}-fleet"
+
+    @property
+    def claim_name(self) -> str:
+        """The claim certificate's key folder and CSR name; claim connections use `<claim_name>-<serial>`."""
+        return f"{self.name_prefix}-claim"
+
+    @property
+    def claim_policy_name(self) -> str:
+        return f"{self.name_prefix}-claim-policy"
+
     def function_name(self, function: str) -> str:
         """`function` is one of sensor, shadow-writer, inference."""
         return f"{self.name_prefix}-{function}"
@@ -169,6 +186,10 @@ class RainEdgeConfig:
         return config
 
     def _check_relations(self) -> None:
+        reserved = [name for name in self.devices if name.startswith(f"{self.claim_name}-")]
+        if reserved:
+            raise ConfigError(f"devices must not start with {self.claim_name}- (the claim certificate's client ids); "
+                              f"got {reserved[0]!r}")
         if self.max_input_age_seconds < self.sample_interval_seconds:
             raise ConfigError(
                 f"maxInputAgeSeconds ({self.max_input_age_seconds}) must be at least "
@@ -284,6 +305,18 @@ def _absolute_path(key: str, raw: Any) -> str:
     return raw.rstrip("/") or "/"
 
 
+def _regular_expression(key: str, raw: Any) -> str:
+    if not isinstance(raw, str) or not 0 < len(raw) <= 100:
+        raise ConfigError(f"{key} must be a regular expression of 1-100 characters; got {raw!r}")
+    try:
+        pattern = re.compile(raw)
+    except re.error as error:
+        raise ConfigError(f"{key} must be a valid regular expression ({error}); got {raw!r}") from None
+    if pattern.fullmatch(""):
+        raise ConfigError(f"{key} must not match an empty serial number; got {raw!r}")
+    return raw
+
+
 def _i2c_address(key: str, raw: Any) -> int:
     value = _integer(0, 0x7F)(key, raw)
     if value not in BME680_I2C_ADDRESSES:
@@ -311,4 +344,6 @@ _PARSERS = {
     "i2c_address": _i2c_address,
     "log_level": _choice(LOG_LEVELS),
     "greengrass_root": _absolute_path,
+    "fleet_provisioning": _boolean,
+    "serial_number_pattern": _regular_expression,
 }

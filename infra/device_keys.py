@@ -81,6 +81,11 @@ def read_csr(secrets_dir: Path, thing_name: str) -> str:
     return pem
 
 
+def key_owners(config: RainEdgeConfig) -> tuple[str, ...]:
+    """Who needs a local key and CSR: each listed device, and the fleet's claim certificate."""
+    return config.devices + ((config.claim_name,) if config.fleet_provisioning else ())
+
+
 def load_project_config(project_root: Path = PROJECT_ROOT) -> RainEdgeConfig:
     return RainEdgeConfig.from_context(read_cdk_context(project_root))
 
@@ -95,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cdk.json: {error}", file=sys.stderr)
         return 2
     secrets_dir = PROJECT_ROOT / config.secrets_dir
-    for thing_name in config.devices:
+    for thing_name in key_owners(config):
         created = ensure_device_keys(secrets_dir, thing_name)
         state = "created" if created else "present"
         print(f"{thing_name}: key and CSR {state} in {device_dir(secrets_dir, thing_name)}")

@@ -12,6 +12,7 @@ from infra.artifacts import ARTIFACT_PREFIX, ArtifactStore
 from infra.components import DeviceComponents
 from infra.config import APP_TAG, STACK_NAME, RainEdgeConfig
 from infra.deployment import CoreDeployment
+from infra.fleet import FleetProvisioning
 from infra.identity import DeviceIdentity
 from infra.monitoring import Monitoring
 from infra.nag import acknowledge, env_placeholders
@@ -48,7 +49,7 @@ class RainEdgeStack(Stack):
         )
         Tags.of(self).add(APP_TAG, config.name_prefix)
         artifacts = ArtifactStore(self, "Artifacts", model_zip=project_root / config.model_zip)
-        identity = DeviceIdentity(
+        self.identity = identity = DeviceIdentity(
             self,
             "Identity",
             config=config,
@@ -66,6 +67,14 @@ class RainEdgeStack(Stack):
         monitoring = Monitoring(self, "Monitoring", config=config, logged_components=logged_components,
                                 deployment_id=deployment.resource.attr_deployment_id)
         self._outputs(config, identity, artifacts, components, deployment, monitoring)
+        if config.fleet_provisioning:
+            fleet = FleetProvisioning(self, "Fleet", config=config, secrets_dir=secrets_dir,
+                                      thing_group_name=config.thing_group_name, role_alias_arn=identity.role_alias_arn)
+            for key, value in {"ProvisioningTemplateName": fleet.template_name,
+                               "ClaimCertificateId": fleet.claim_certificate.attr_id,
+                               "ClaimPolicyName": config.claim_policy_name,
+                               "SerialNumberPattern": config.serial_number_pattern}.items():
+                CfnOutput(self, key, value=value)
         self._acknowledge_cdk_helpers(artifacts)
 
     def _outputs(self, config, identity: DeviceIdentity, artifacts, components, deployment, monitoring) -> None:

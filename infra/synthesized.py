@@ -34,17 +34,19 @@ class Pseudo:
         return values[name]
 
 
-def resolve(value: Any, pseudo: Pseudo) -> Any:
-    """`value` with Fn::Join and Refs to pseudo parameters resolved (what the policies use)."""
+def resolve(value: Any, pseudo: Pseudo, parameters: Mapping[str, str] | None = None) -> Any:
+    """`value` with Fn::Join and Refs resolved: to `parameters` (a provisioning template's), else
+    to pseudo parameters. That is all the policies and the provisioning template use."""
     if isinstance(value, list):
-        return [resolve(item, pseudo) for item in value]
+        return [resolve(item, pseudo, parameters) for item in value]
     if isinstance(value, dict):
         if set(value) == {"Ref"}:
-            return pseudo.value(value["Ref"])
+            name = value["Ref"]
+            return parameters[name] if parameters and name in parameters else pseudo.value(name)
         if set(value) == {"Fn::Join"}:
             separator, parts = value["Fn::Join"]
-            return separator.join(str(resolve(part, pseudo)) for part in parts)
-        return {key: resolve(item, pseudo) for key, item in value.items()}
+            return separator.join(str(resolve(part, pseudo, parameters)) for part in parts)
+        return {key: resolve(item, pseudo, parameters) for key, item in value.items()}
     return value
 
 
@@ -64,6 +66,14 @@ class DeployedVersion:
     version: str
     merge: dict[str, Any]  # the configuration merge, parsed
     posix_user: str | None
+
+
+@dataclass(frozen=True)
+class ProvisionedThing:
+    thing_name: str
+    attributes: dict[str, str]
+    thing_groups: tuple[str, ...]
+    policy_document: dict[str, Any]
 
 
 class SynthesizedStack:
@@ -145,6 +155,34 @@ class SynthesizedStack:
     def topic_rules(self) -> dict[str, Mapping[str, Any]]:
         """Rule name -> TopicRulePayload (Sql, AwsIotSqlVersion, Actions, ErrorAction, ...)."""
         return {p["RuleName"]: p["TopicRulePayload"] for p in self.of_type("AWS::IoT::TopicRule").values()}
+
+    def provisioning_template(self, pseudo: Pseudo) -> tuple[str, dict[str, Any]]:
+        """(name, body) of the fleet provisioning template, body resolved for `pseudo`."""
+        templates = self.of_type("AWS::IoT::ProvisioningTemplate")
+        if len(templates) != 1:
+            raise TemplateError(f"expected one fleet provisioning template, found {len(templates)} "
+                                "(is fleetProvisioning off?)")
+        (properties,) = templates.values()
+        return properties["TemplateName"], json.loads(resolve(properties["TemplateBody"], pseudo))
+
+    def pre_provisioning_hook_settings(self) -> tuple[str, str]:
+        """(serial number pattern, name prefix) the provisioning template's hook function runs with."""
+        (properties,) = self.of_type("AWS::IoT::ProvisioningTemplate").values() or [{}]
+        target = properties.get("PreProvisioningHook", {}).get("TargetArn", {}).get("Fn::GetAtt", [""])[0]
+        if target not in self.resources:
+            raise TemplateError("the fleet provisioning template has no pre-provisioning hook function")
+        variables = self.resources[target]["Properties"]["Environment"]["Variables"]
+        return variables["SERIAL_NUMBER_PATTERN"], variables["NAME_PREFIX"]
+
+    def provisioned_thing(self, parameters: Mapping[str, str], pseudo: Pseudo) -> ProvisionedThing:
+        """What the provisioning template creates for a device that sends `parameters`."""
+        _, body = self.provisioning_template(pseudo)
+        resources = resolve(body["Resources"], pseudo, {"AWS::IoT::Certificate::Id": "<certificate>", **parameters})
+        by_type = {resource["Type"]: resource["Properties"] for resource in resources.values()}
+        thing = by_type["AWS::IoT::Thing"]
+        return ProvisionedThing(thing_name=thing["ThingName"], attributes=thing.get("AttributePayload", {}),
+                                thing_groups=tuple(thing.get("ThingGroups", ())),
+                                policy_document=json.loads(by_type["AWS::IoT::Policy"]["PolicyDocument"]))
 
     @staticmethod
     def _principal(attachment: Mapping[str, Any]) -> str:

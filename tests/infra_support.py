@@ -7,6 +7,8 @@ import os
 import re
 from pathlib import Path
 
+import botocore
+
 # jsii's Node-version banner is noise in test output (the CDK CLI pins its own Node).
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
@@ -15,7 +17,7 @@ import aws_cdk as cdk  # noqa: E402  (after the environment above)
 
 from infra.app import build_app  # noqa: E402
 from infra.config import RainEdgeConfig, read_cdk_context  # noqa: E402
-from infra.device_keys import ensure_device_keys  # noqa: E402
+from infra.device_keys import ensure_device_keys, key_owners  # noqa: E402
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONTEXT = read_cdk_context(PROJECT_ROOT)
@@ -25,8 +27,8 @@ def synthesize(out_dir: Path, secrets_dir: Path, **overrides) -> dict:
     """Synthesise the app into `out_dir` with CSRs made in `secrets_dir`; return the
     RainEdge template. `overrides` are context keys (camelCase)."""
     context = {**DEFAULT_CONTEXT, **overrides}
-    for thing in RainEdgeConfig.from_context(context).devices:
-        ensure_device_keys(secrets_dir, thing)
+    for owner in key_owners(RainEdgeConfig.from_context(context)):
+        ensure_device_keys(secrets_dir, owner)
     app = cdk.App(context=context, outdir=str(out_dir))
     build_app(app, project_root=PROJECT_ROOT, secrets_dir=secrets_dir)
     app.synth()
@@ -65,3 +67,48 @@ def normalise(template: dict) -> dict:
     text = _VERSION_LOGICAL_ID.sub(r"CurrentVersion\1<hash>", text)
     text = _COMPONENT_VERSION.sub("1.0.<content>", text)
     return json.loads(text)
+
+
+SHADOW_SYNC_ACTIONS = ("iot:GetThingShadow", "iot:UpdateThingShadow", "iot:DeleteThingShadow")
+
+
+def core_scope_problems(policies, thing: str, other: str, pseudo) -> list[str]:
+    """What a core's IoT policies allow beyond, or lack within, the scope AWS's rules give a core
+    device `thing` (compared with another core `other`); empty when the scope is right."""
+    from device_code.contracts import SHADOW_NAMES
+    from infra.iot_policy import allows_any
+
+    prefix = f"arn:{pseudo.partition}:iot:{pseudo.region}:{pseudo.account}"
+    must = [(action, f"{prefix}:thing/{thing}/{shadow}") for action in SHADOW_SYNC_ACTIONS for shadow in SHADOW_NAMES]
+    # The nucleus' client ids: <thing>, then <thing>#2, #3 ... per 50 subscriptions (minimal core policy page).
+    must += [("iot:Connect", f"{prefix}:client/{client}") for client in (thing, f"{thing}#2", f"{thing}#13")]
+    own = f"$aws/things/{thing}"
+    must += [("iot:Publish", f"{prefix}:topic/{own}/{topic}") for topic in (
+        "greengrass/health/json", "greengrassv2/health/json", "jobs/notify-namespace-aws-gg-deployment",
+        "shadow/name/AWSManagedGreengrassV2Deployment/update")]
+    must += [("iot:Subscribe", f"{prefix}:topicfilter/{own}/shadow/name/weather/update/accepted")]
+    must_not = [(action, f"{prefix}:thing/{other}/{shadow}") for action in SHADOW_SYNC_ACTIONS for shadow in SHADOW_NAMES]
+    must_not += [(action, f"{prefix}:thing/{thing}{suffix}") for action in SHADOW_SYNC_ACTIONS
+                 for suffix in ("", "/AWSManagedGreengrassV2Deployment")]  # classic shadow: not synced
+    must_not += [("iot:Connect", f"{prefix}:client/{client}") for client in (other, f"{thing}0", f"{other}#2")]
+    must_not += [("iot:Publish", f"{prefix}:topic/$aws/things/{other}/jobs/x"),
+                 ("iot:Subscribe", f"{prefix}:topicfilter/$aws/things/{other}/jobs/x")]
+    policies = list(policies)
+    return ([f"denies {action} on {resource}" for action, resource in must if not allows_any(policies, action, resource)]
+            + [f"allows {action} on {resource}" for action, resource in must_not if allows_any(policies, action, resource)])
+
+
+def worst_case_pseudo():
+    """The longest partition and region names AWS has (botocore's endpoint data), a 12-digit account."""
+    with open(os.path.join(os.path.dirname(botocore.__file__), "data", "endpoints.json")) as handle:
+        partitions = json.load(handle)["partitions"]
+    partition = max((p["partition"] for p in partitions), key=len)
+    region = max((region for p in partitions for region in p["regions"]), key=len)
+    from infra.synthesized import Pseudo
+
+    return Pseudo(partition=partition, region=region, account="123456789012")
+
+
+def things(count: int) -> list[str]:
+    """`count` thing names of the longest length synth accepts (64), alike but for their end."""
+    return [f"{index:04d}".rjust(64, "x") for index in range(count)]

@@ -21,10 +21,13 @@ from infra.synthesized import SynthesizedStack, TemplateError
 from .cloud import MotoCloud
 from .core import SimulatedCore
 from .dashboard import DASHBOARD_FILE, ShadowDocuments, render
+from .fleet import run_fleet
 from .replay import load_test_period, select_window
 from .simulation import EdgeSimulation, SimulationSettings, Step
 
 DEFAULT_PLOT = Path("build/demo/rain_demo.png")
+# Each simulated core runs four threads; beyond this the process spends its time switching them.
+MAX_FLEET = 500
 
 
 def resolve_model_dir(path: Path) -> Path:
@@ -42,7 +45,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--model", type=Path, default=Path("build/model"), help="trained model (default build/model)")
     parser.add_argument("--cdk-out", type=Path, default=Path("cdk.out"),
                         help="the synthesized cloud assembly to run (default cdk.out, written by `make synth`)")
-    parser.add_argument("--thing", help="the core device to simulate (default: the template's first)")
+    parser.add_argument("--thing", help="the listed core device to simulate (default: the template's first)")
+    parser.add_argument("--devices", type=int,
+                        help="simulate a fleet of N cores provisioned by claim instead, each replaying its own "
+                             "airport and window; prints one line per device")
     parser.add_argument("--origin", default="JFK", help="airport whose observations are replayed (EWR, JFK, LGA)")
     parser.add_argument("--start", type=lambda s: datetime.fromisoformat(s).replace(tzinfo=timezone.utc),
                         help="first replayed hour, e.g. 2013-11-01T00:00 (default: the test-period window "
@@ -56,6 +62,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--steps must be at least 2")
     if not 0.01 <= args.step_seconds <= 60:
         parser.error("--step-seconds must be within [0.01, 60]")
+    if args.devices is not None and not 1 <= args.devices <= MAX_FLEET:
+        parser.error(f"--devices must be within [1, {MAX_FLEET}]")
+    if args.devices is not None and args.thing:
+        parser.error("--devices simulates provisioned cores; --thing picks a listed one: give one of them")
     return args
 
 
@@ -71,18 +81,14 @@ def progress_line(step: Step) -> str:
 
 def summary(sim: EdgeSimulation, cloud_matches: dict[str, bool], wall_s: float) -> list[str]:
     done = [s for s in sim.steps if s.prediction is not None]
-    pairs = [(bool(s.prediction["raining"]), bool(s.observation.rain)) for s in done]
-    tp = sum(p and a for p, a in pairs)
-    fp = sum(p and not a for p, a in pairs)
-    fn = sum(a and not p for p, a in pairs)
-    tn = len(pairs) - tp - fp - fn
+    tp, fp, fn, tn = sim.confusion()
     latencies = sorted(s.latency_s * 1000 for s in done)
     model = done[0].prediction if done else {}
     lines = [
         f"replayed {len(sim.steps)} hours ({sim.steps[0].observation.time:%Y-%m-%d %H:%M} .. "
         f"{sim.steps[-1].observation.time:%Y-%m-%d %H:%M} UTC) in {wall_s:.1f} s; predictions {len(done)}",
         f"model {model.get('model_version')} on {model.get('runtime')}, threshold {model.get('threshold')}",
-        f"accuracy {(tp + tn) / max(1, len(pairs)):.3f}  (rain predicted & observed {tp}, false alarm {fp}, "
+        f"accuracy {(tp + tn) / max(1, len(done)):.3f}  (rain predicted & observed {tp}, false alarm {fp}, "
         f"missed rain {fn}, dry & dry {tn})",
     ]
     if latencies:
@@ -127,18 +133,36 @@ def write_plot(sim: EdgeSimulation, path: Path) -> None:
     plt.close(fig)
 
 
+def simulate_fleet(stack: SynthesizedStack, settings: SimulationSettings, args: argparse.Namespace) -> int:
+    print(f"rainedge simulator: a fleet of {args.devices} cores provisioned by claim from {args.cdk_out}, "
+          f"{args.steps} hours each, {args.step_seconds} s per hour")
+    # One line per device: the functions' start-up warnings of N cores would drown them.
+    settings = SimulationSettings(settings.model_dir, settings.step_seconds, log_level="ERROR")
+    with MotoCloud() as cloud:
+        try:
+            run = run_fleet(stack, settings, args.devices, args.steps, cloud,
+                            timeout_s=args.steps * args.step_seconds * 10 + 30)
+        except ConfigError as error:
+            raise SystemExit(f"simulator: a function of the deployment cannot start: {error}") from None
+    for line in run.lines():
+        print(line)
+    return 0 if run.healthy() else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     model_dir = resolve_model_dir(args.model)
+    settings = SimulationSettings(model_dir, args.step_seconds)
     try:
         stack = SynthesizedStack.load(args.cdk_out)
-        core = SimulatedCore(stack, args.thing or next(iter(stack.thing_names()), ""))
+        if args.devices is not None:
+            return simulate_fleet(stack, settings, args)
+        core = SimulatedCore.listed(stack, args.thing or next(iter(stack.thing_names()), ""))
         window = select_window(load_test_period(args.origin), args.start, args.steps)
     except (TemplateError, ValueError) as error:
         raise SystemExit(f"simulator: {error}") from None
-    settings = SimulationSettings(model_dir, args.step_seconds)
     print(f"rainedge simulator: {args.steps} hours at {args.origin}, {args.step_seconds} s per hour; "
           f"model {model_dir}")
     print(f"deployment: {', '.join(core.components)} from {args.cdk_out}, as core {core.thing_name}; "
@@ -165,18 +189,14 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             synced = sim.stop()
         wall_s = (datetime.now() - began).total_seconds()
-        refused = sim.sync.refused if sim.sync else {}
-        matches = {name: synced and name not in refused and sim.local_reported(name) is not None
-                   and cloud.reported(core.thing_name, name) == sim.local_reported(name)
-                   for name in sim.synced_shadows}
+        matches = sim.cloud_matches(cloud, synced)
     print()
     for line in summary(sim, matches, wall_s):
         print(line)
     write_plot(sim, args.plot)
     render(documents.recorded, stack, args.plot.with_name(DASHBOARD_FILE))
     print(f"plot: {args.plot}; dashboard: {args.plot.with_name(DASHBOARD_FILE)}")
-    healthy = matches and all(matches.values()) and not core.refusals() and not sim.unheard_topics()
-    return 0 if healthy and sim.predicted_steps() == len(sim.steps) else 1
+    return 0 if sim.healthy(matches) else 1
 
 
 if __name__ == "__main__":

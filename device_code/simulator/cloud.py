@@ -45,6 +45,14 @@ class MotoCloud:
     def create_thing(self, thing_name: str) -> None:
         self.client("iot").create_thing(thingName=thing_name)
 
+    def thing_exists(self, thing_name: str) -> bool:
+        client = self.client("iot")
+        try:
+            client.describe_thing(thingName=thing_name)
+        except client.exceptions.ResourceNotFoundException:
+            return False
+        return True
+
     def reported(self, thing_name: str, shadow_name: str) -> dict[str, Any] | None:
         """The cloud shadow's reported state; None when the shadow does not exist."""
         client = self.client("iot-data")

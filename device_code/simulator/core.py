@@ -24,6 +24,7 @@ from device_code.contracts import named_shadow
 from device_code.functions import (GET_THING_SHADOW, PUBLISH_TO_TOPIC, PUBSUB, SHADOWS, SUBSCRIBE_TO_TOPIC, THING,
                                    UPDATE_THING_SHADOW, DeviceFunction)
 from device_code.port import GreengrassPort, Message, MessageCallback, PortError
+from infra.fleet_hook.handler import SERIAL_PARAMETER, decide
 from infra.iot_policy import allows_any
 from infra.synthesized import DeployedVersion, LambdaComponent, Pseudo, SynthesizedStack, TemplateError
 
@@ -103,21 +104,41 @@ class AuthorizedPort:
 
 @dataclass
 class SimulatedCore:
-    """One core device `thing_name` running the deployment of `stack`."""
+    """One core device `thing_name` running the deployment of `stack`, with the IoT policies
+    attached to its certificate (resolved for `pseudo`)."""
 
     stack: SynthesizedStack
     thing_name: str
+    policies: dict[str, dict[str, Any]]
     pseudo: Pseudo = field(default_factory=Pseudo)
     calls: list[IpcCall] = field(default_factory=list)
+
+    @classmethod
+    def listed(cls, stack: SynthesizedStack, thing_name: str, pseudo: Pseudo = Pseudo()) -> "SimulatedCore":
+        """A device listed in the stack: its thing and policies are resources of the template."""
+        if thing_name not in stack.thing_names():
+            raise DeploymentError(f"thing {thing_name!r} is not a core device of the template "
+                                  f"(its things: {', '.join(stack.thing_names()) or 'none'})")
+        return cls(stack, thing_name, stack.policies_of_thing(thing_name, pseudo), pseudo)
+
+    @classmethod
+    def provisioned(cls, stack: SynthesizedStack, serial_number: str, thing_exists: Callable[[str], bool],
+                    pseudo: Pseudo = Pseudo()) -> "SimulatedCore":
+        """A device that joins by fleet provisioning: the template's pre-provisioning hook decides
+        (its real code with its synthesized settings), then the provisioning template makes it."""
+        parameters = {SERIAL_PARAMETER: serial_number}
+        pattern, name_prefix = stack.pre_provisioning_hook_settings()
+        allowed, reason = decide(parameters, pattern, name_prefix, thing_exists)
+        if not allowed:
+            raise DeploymentError(f"serial number {serial_number!r} refused by the pre-provisioning hook: {reason}")
+        thing = stack.provisioned_thing(parameters, pseudo)
+        return cls(stack, thing.thing_name, {"(provisioned, named by a hash of its document)": thing.policy_document},
+                   pseudo)
 
     def __post_init__(self) -> None:
         self.deployment: dict[str, DeployedVersion] = self.stack.deployment()
         self.components: dict[str, LambdaComponent] = {
             name: component for name, component in self.stack.lambda_components().items() if name in self.deployment}
-        if self.thing_name not in self.stack.thing_names():
-            raise DeploymentError(f"thing {self.thing_name!r} is not a core device of the template "
-                                  f"(its things: {', '.join(self.stack.thing_names()) or 'none'})")
-        self.policies = self.stack.policies_of_thing(self.thing_name, self.pseudo)
         for component in self.components.values():
             for topic, kind in component.event_sources:
                 if kind == "PUB_SUB" and ("+" in topic or "#" in topic):

@@ -1,8 +1,9 @@
 """The synthesized deployment's handler modules wired to the simulated Greengrass, BME680 and cloud.
 
-Like a core device running the deployment (see core.py): each pinned Lambda component runs its
-long-lived loop, each event source invokes its function, every IPC call goes through the
-component's access control, and the synchroniser pushes the shadows ShadowManager is configured to
+Like a core device running the deployment (see core.py): each Lambda component's service is
+built from its handler module's `build` with the core's own environment and port (several cores can
+run in one process), each pinned one runs its long-lived loop, each event source invokes its
+function, every IPC call goes through the component's access control, and the synchroniser pushes the shadows ShadowManager is configured to
 sync to a cloud shadow service (a moto server) while it is reachable and the IoT policy allows it.
 """
 from __future__ import annotations
@@ -66,30 +67,32 @@ class EdgeSimulation:
                      if iot_data is not None and direction in DEVICE_TO_CLOUD else None)
         self._progress = threading.Condition()
         self._modules = core.handler_modules()
+        self.services: dict[str, Any] = {}
         self.greengrass.bus.tap(self._observe)
 
     def start(self) -> None:
+        """Build every function of the deployment for this core, then run it as Greengrass would."""
         overrides = self.settings.overrides()
-        runtime.install(runtime.Wiring(environ=lambda function: self.core.environment(function, overrides),
-                                       connect=lambda function: self.core.port(self.greengrass, function),
-                                       clock=self.clock, open_i2c_bus=lambda bus: self.chip))
+        wiring = runtime.Wiring(environ=lambda function: self.core.environment(function, overrides),
+                                connect=lambda function: self.core.port(self.greengrass, function),
+                                clock=self.clock, open_i2c_bus=lambda bus: self.chip)
+        # Every function is built (its configuration checked: a missing variable stops the run
+        # naming it) before anything runs, although Greengrass starts an on-demand one only when invoked.
+        self.services = {name: module.build(wiring.context(module.host.function))
+                         for name, module in self._modules.items()}
         if self.sync is not None:
             self.sync.start()
-        # Every function's configuration is checked before anything runs (a missing variable
-        # stops the run naming it), although Greengrass starts an on-demand one only when invoked.
-        for module in self._modules.values():
-            module.host.get()
         for name, component in self.core.components.items():
             for topic, _ in component.event_sources:
-                self.greengrass.add_event_source(topic, self._modules[name].handler)
+                self.greengrass.add_event_source(topic, lambda event, context, service=self.services[name]:
+                                                 service.handle(event))
         for name, component in self.core.components.items():
             if component.pinned:
-                self._modules[name].host.start()
+                self.services[name].start()
 
     def stop(self, sync_timeout_s: float = 10.0) -> bool:
         """Stop the functions, deliver what is in flight, let the cloud catch up; True when in sync."""
-        for module in self._modules.values():
-            service = module.host.discard()
+        for service in self.services.values():
             if hasattr(service, "stop"):
                 service.stop()
         self.greengrass.bus.drain()
@@ -128,6 +131,26 @@ class EdgeSimulation:
             return
         with self._progress:
             self._progress.notify_all()
+
+    def confusion(self) -> tuple[int, int, int, int]:
+        """(rain predicted & observed, false alarms, missed rain, dry & dry) over the predicted hours."""
+        pairs = [(bool(s.prediction["raining"]), bool(s.observation.rain)) for s in self.steps if s.prediction]
+        tp = sum(p and a for p, a in pairs)
+        fp = sum(p and not a for p, a in pairs)
+        fn = sum(a and not p for p, a in pairs)
+        return tp, fp, fn, len(pairs) - tp - fp - fn
+
+    def cloud_matches(self, cloud: Any, synced: bool) -> dict[str, bool]:
+        """For each synced shadow: does the cloud's reported state equal the local one?"""
+        refused = self.sync.refused if self.sync else {}
+        return {name: synced and name not in refused and self.local_reported(name) is not None
+                and cloud.reported(self.thing_name, name) == self.local_reported(name)
+                for name in self.synced_shadows}
+
+    def healthy(self, matches: dict[str, bool]) -> bool:
+        """Every hour predicted, every synced shadow equal in the cloud, nothing refused or unheard."""
+        return (self.predicted_steps() == len(self.steps) and bool(matches) and all(matches.values())
+                and not self.core.refusals() and not self.unheard_topics())
 
     def unheard_topics(self) -> dict[str, int]:
         """Our topics whose messages reached nobody (the shadow service's own topics often do)."""

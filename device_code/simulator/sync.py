@@ -49,7 +49,8 @@ class CloudShadowSync:
         self._stop.set()
         with self._changed:
             self._changed.notify_all()
-        self._thread.join(5)
+        if self._thread.ident is not None:  # a run that failed to start never started it
+            self._thread.join(5)
 
     def wait_until_synced(self, timeout_s: float) -> bool:
         with self._changed:

@@ -2,20 +2,18 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
-import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from infra.config import ConfigError
-from infra.lifecycle.audit import AppScope, audit
-from infra.lifecycle.aws import AwsClients
-from infra.lifecycle.destroy import destroy, run_cdk_destroy
-from infra.lifecycle.device_setup import DeviceSetupError, run_device_setup
-from infra.lifecycle.outputs import OutputsError, load, read_stack_outputs
+from infra.lifecycle.audit import audit
+from infra.lifecycle.aws import AwsClients, LifecycleError, require_region, session_from_environment
+from infra.lifecycle.destroy import destroy, run_cdk
+from infra.lifecycle.device_setup import run_device_setup
 from infra.lifecycle.preflight import preflight
+from infra.lifecycle.scope import app_scope, find_app_stack
 from infra.lifecycle.settings import load_names
 from infra.lifecycle.status import show_status
 
@@ -44,9 +42,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None, clients: AwsClients | None = None) -> int:
     args = parse_args(argv)
     root = args.project_root
-    # The CDK CLI honours AWS_REGION; boto3 reads only AWS_DEFAULT_REGION and the profile.
-    clients = clients or AwsClients(boto3.session.Session(region_name=os.environ.get("AWS_REGION")))
     try:
+        clients = clients or AwsClients(session_from_environment())
+        require_region(clients.region)
         names = load_names(root)
         if args.command == "preflight":
             problems = preflight(clients, names.model_zip, names.bootstrap_qualifier, args.cdk)
@@ -55,18 +53,20 @@ def main(argv: list[str] | None = None, clients: AwsClients | None = None) -> in
             if not problems:
                 print(f"preflight: ready to deploy to {clients.region}")
             return 1 if problems else 0
-        if args.command == "device-setup":
-            run_device_setup(clients, names, read_stack_outputs(clients.cloudformation),
-                             thing_name=args.thing, ssh_host=args.ssh)
-            return 0
-        if args.command == "status":
-            show_status(clients, read_stack_outputs(clients.cloudformation).thing_names)
-            return 0
         if args.command == "destroy":
-            leftovers = destroy(clients, names, root / OUTPUTS_FILE, run_cdk_destroy(args.cdk))
+            leftovers = destroy(clients, names, root / OUTPUTS_FILE, run_cdk(args.cdk, clients.region))
         else:
-            leftovers = audit(clients, AppScope(names, load(root / OUTPUTS_FILE)))
-    except (ConfigError, OutputsError, DeviceSetupError) as error:
+            app = find_app_stack(clients, names, root / OUTPUTS_FILE)
+            if args.command == "device-setup":
+                run_device_setup(clients, names, app.deployed(), thing_name=args.thing, ssh_host=args.ssh)
+                return 0
+            if args.command == "status":
+                show_status(clients, app.deployed().thing_names)
+                return 0
+            if app.foreign:
+                print(f"audit: {app.foreign}: not this app's, not counted", file=sys.stderr)
+            leftovers = audit(clients, app_scope(clients, names, app, echo=print))
+    except (ConfigError, LifecycleError) as error:
         print(f"{args.command}: {error}", file=sys.stderr)
         return 2
     except (ClientError, BotoCoreError) as error:

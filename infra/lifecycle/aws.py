@@ -1,13 +1,15 @@
 """AWS clients with throttling retries, and the 'already gone' rule shared by teardown and audit."""
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, InvalidRegionError
+from botocore.utils import validate_region_name
 
 # Standard-mode retries cover throttling on the wire; `call` adds an outer loop because a
 # teardown that gives up half-way on a burst of throttling is worse than one that waits.
@@ -22,6 +24,29 @@ GONE_CODES = frozenset({
     "ResourceNotFoundException", "NoSuchEntity", "NoSuchBucket", "NotFoundException",
     "ResourceNotFound", "ParameterNotFound",
 })
+
+
+class LifecycleError(Exception):
+    """A problem the user fixes (bad input, missing set-up, a refusal): one line, exit 2."""
+
+
+def session_from_environment(environ: Mapping[str, str] = os.environ) -> boto3.session.Session:
+    """A session in the region the CDK CLI would use: it honours AWS_REGION, which boto3 ignores
+    (boto3 reads AWS_DEFAULT_REGION and the profile)."""
+    region = environ.get("AWS_REGION")
+    if region is not None and not region.strip():
+        raise LifecycleError("AWS_REGION is set but empty: unset it, or set it to the region to work in "
+                             "(for example AWS_REGION=eu-west-1)")
+    return boto3.session.Session(region_name=region)
+
+
+def require_region(region: str) -> None:
+    if not region:
+        raise LifecycleError("no AWS region: set AWS_REGION (or AWS_DEFAULT_REGION, or a region in your AWS profile)")
+    try:
+        validate_region_name(region)
+    except InvalidRegionError:
+        raise LifecycleError(f"{region!r} is not an AWS region name: set AWS_REGION to one such as eu-west-1") from None
 
 
 def error_code(error: ClientError) -> str:

@@ -1,68 +1,91 @@
 """destroy: remove what CloudFormation cannot, `cdk destroy`, sweep, then audit.
 
+It acts only on what scope.py proves is this app's, and refuses before changing anything when the
+stack named RainEdge here is not the app's or the saved outputs belong to another region.
 Order matters: the outputs are read (and saved) first because they vanish with the stack;
 attachments made outside the template are undone before `cdk destroy` because they make the
-certificate and thing-group deletes fail; shadows and core-device records are removed after it
+certificate and thing deletes fail; shadows and core-device records are removed after it
 too, because a still-running device can re-create them until its certificate is gone.
 Every step treats "already gone" as done, so re-running after a partial failure finishes the job.
 """
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Callable, Sequence
 
-from infra.config import STACK_NAME
+from infra.config import APP_TAG, STACK_NAME
 from infra.greengrass import SHADOW_NAMES
 from infra.lifecycle import outputs as stack_outputs
-from infra.lifecycle.audit import AppScope, Leftover, audit, owned_components, owned_deployments, owned_log_groups
-from infra.lifecycle.aws import AwsClients, call, call_unless_gone, delete_if_present, exists, paginate
+from infra.lifecycle.audit import Leftover, audit, owned_components, owned_deployments, owned_log_groups
+from infra.lifecycle.aws import AwsClients, LifecycleError, call, call_unless_gone, delete_if_present, exists, paginate
+from infra.lifecycle.scope import AppScope, Refusal, app_scope, find_app_stack, group_members
 from infra.lifecycle.settings import AppNames
 
 CdkRunner = Callable[[Sequence[str]], int]
+MARKER = ("marker", "nextMarker")  # the continuation token of IoT's policy lists
 
 
-def run_cdk_destroy(cdk: str) -> CdkRunner:
+def run_cdk(cdk: str, region: str) -> CdkRunner:
+    """The CDK CLI, pinned to the region the ownership checks ran in."""
+    executable = shutil.which(cdk)
+    if executable is None:
+        raise LifecycleError(f"--cdk {cdk}: no such executable; run `make setup` to install the CDK CLI "
+                             "into node_modules/.bin, or pass the path of yours")
+
     def run(args: Sequence[str]) -> int:
-        return subprocess.run([cdk, *args], check=False).returncode
+        # The CDK CLI takes its region from the environment (AWS_REGION, AWS_DEFAULT_REGION) before the
+        # profile (aws-cdk, lib/api/aws-auth/awscli-compatible: region lookup order).
+        env = {**os.environ, "AWS_REGION": region, "AWS_DEFAULT_REGION": region}
+        try:
+            return subprocess.run([executable, *args], check=False, env=env).returncode
+        except OSError as error:
+            raise LifecycleError(f"cannot run {executable} ({error.strerror}): "
+                                 "pass a working CDK CLI with --cdk") from None
     return run
 
 
 def detach_outside_attachments(clients: AwsClients, scope: AppScope, echo: Callable[[str], None]) -> None:
-    """Undo thing-group memberships and certificate attachments the template did not make."""
-    iot = clients.iot
-    ours = set(scope.thing_names)
-    group = scope.names.config.thing_group_name
-    members = (paginate(iot.list_things_in_thing_group, "things", thingGroupName=group)
-               if exists(iot.describe_thing_group, thingGroupName=group) else [])
-    for member in members:
-        if member not in ours:
-            call(iot.remove_thing_from_thing_group, thingGroupName=group, thingName=member)
-            echo(f"removed {member} from thing group {group}")
-    for thing in scope.thing_names:
-        for other in _groups_of(clients, thing):
-            if other != group:
-                call(iot.remove_thing_from_thing_group, thingGroupName=other, thingName=thing)
-                echo(f"removed {thing} from thing group {other}")
-    if scope.outputs is None:
+    """Undo attachments the template did not make, on the app's own group, certificates, things and
+    policies: CloudFormation cannot delete a certificate, thing or policy while something else is
+    attached to it (IoT: "Cannot delete. Thing ... is still attached to one or more principals",
+    DeleteConflictException for an attached policy; getmoto/moto#2586, rebuy-de/aws-nuke#374).
+    Others' things leave the app's group; nothing else about them changes."""
+    outputs = scope.outputs
+    if outputs is None:
         return
-    for device in scope.outputs.devices:
+    iot = clients.iot
+    for member in group_members(clients, outputs.thing_group_name):
+        if member not in scope.things:
+            call(iot.remove_thing_from_thing_group, thingGroupName=outputs.thing_group_name, thingName=member)
+            echo(f"removed {member} from thing group {outputs.thing_group_name}")
+    for device in outputs.devices:
         cert_arn = _certificate_arn(clients, device.certificate_id)
-        if cert_arn is None:
-            continue
-        for thing in paginate(iot.list_principal_things, "things", principal=cert_arn):
-            if thing != device.thing_name:
-                call(iot.detach_thing_principal, thingName=thing, principal=cert_arn)
-                echo(f"detached thing {thing} from certificate {device.certificate_id}")
-        for policy in paginate(iot.list_attached_policies, "policies", token=("marker", "nextMarker"),
-                               target=cert_arn):
-            if policy["policyName"] != device.policy_name:
-                call(iot.detach_policy, policyName=policy["policyName"], target=cert_arn)
-                echo(f"detached policy {policy['policyName']} from certificate {device.certificate_id}")
+        if cert_arn is not None:
+            for thing in paginate(iot.list_principal_things, "things", principal=cert_arn):
+                if thing != device.thing_name:
+                    call(iot.detach_thing_principal, thingName=thing, principal=cert_arn)
+                    echo(f"detached thing {thing} from certificate {device.certificate_id}")
+            for policy in paginate(iot.list_attached_policies, "policies", token=MARKER, target=cert_arn):
+                if policy["policyName"] != device.policy_name:
+                    call(iot.detach_policy, policyName=policy["policyName"], target=cert_arn)
+                    echo(f"detached policy {policy['policyName']} from certificate {device.certificate_id}")
+        if exists(iot.describe_thing, thingName=device.thing_name):
+            for principal in paginate(iot.list_thing_principals, "principals", thingName=device.thing_name):
+                if principal != cert_arn:
+                    call(iot.detach_thing_principal, thingName=device.thing_name, principal=principal)
+                    echo(f"detached {principal} from thing {device.thing_name}")
+        if exists(iot.get_policy, policyName=device.policy_name):
+            for target in paginate(iot.list_targets_for_policy, "targets", token=MARKER, policyName=device.policy_name):
+                if target != cert_arn:
+                    call(iot.detach_policy, policyName=device.policy_name, target=target)
+                    echo(f"detached policy {device.policy_name} from {target}")
 
 
 def delete_shadows_and_core_devices(clients: AwsClients, scope: AppScope, echo: Callable[[str], None]) -> None:
-    for thing in scope.thing_names:
+    for thing in scope.things:
         for shadow in SHADOW_NAMES:
             if delete_if_present(clients.iot_data.delete_thing_shadow, thingName=thing, shadowName=shadow):
                 echo(f"deleted shadow {thing}/{shadow}")
@@ -92,19 +115,21 @@ def sweep_after_stack(clients: AwsClients, scope: AppScope, echo: Callable[[str]
 def destroy(clients: AwsClients, names: AppNames, state_file: Path, cdk: CdkRunner,
             echo: Callable[[str], None] = print) -> list[Leftover]:
     """Tear everything down; returns what the final audit still finds (empty = clean)."""
-    stack = stack_outputs.describe_stack(clients.cloudformation)
-    live = stack_outputs.raw_outputs(stack) if stack else {}
-    if live:
-        stack_outputs.save(live, state_file)
+    app = find_app_stack(clients, names, state_file)
+    if app.foreign:
+        raise Refusal(f"{app.foreign}: it is not this app's, so destroy leaves it alone; nothing was changed")
+    if app.live:
+        stack_outputs.save(app.live, state_file)
         echo(f"saved the stack outputs to {state_file} (a re-run after a failure reads them)")
-    scope = AppScope(names, stack_outputs.load(state_file))
+    scope = app_scope(clients, names, app, echo)
     if scope.outputs is None:
-        echo("no stack outputs (live or saved): cleaning up and auditing by the configured names only")
+        echo("no stack outputs (live or saved): cleaning up after the things carrying "
+             f"{APP_TAG}={scope.name_prefix} only")
 
     detach_outside_attachments(clients, scope, echo)
     delete_shadows_and_core_devices(clients, scope, echo)
-    if stack is not None:
-        echo(f"running cdk destroy {STACK_NAME}")
+    if app.stack is not None:
+        echo(f"running cdk destroy {STACK_NAME} in {clients.region}")
         code = cdk(["destroy", "--force", STACK_NAME])
         if code != 0:
             echo(f"cdk destroy exited {code}; fix the cause and run `make destroy` again")
@@ -112,16 +137,10 @@ def destroy(clients: AwsClients, names: AppNames, state_file: Path, cdk: CdkRunn
         sweep_after_stack(clients, scope, echo)
 
     leftovers = audit(clients, scope)
-    if not leftovers:
-        state_file.unlink(missing_ok=True)
+    if not leftovers and state_file.exists():
+        state_file.unlink()
+        echo(f"removed {state_file}: the audit in {clients.region} found nothing left")
     return leftovers
-
-
-def _groups_of(clients: AwsClients, thing: str) -> list[str]:
-    if not exists(clients.iot.describe_thing, thingName=thing):
-        return []
-    return [group["groupName"]
-            for group in paginate(clients.iot.list_thing_groups_for_thing, "thingGroups", thingName=thing)]
 
 
 def _certificate_arn(clients: AwsClients, certificate_id: str) -> str | None:

@@ -16,10 +16,12 @@ from pathlib import Path
 from typing import Callable
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
 from infra.config import DEFAULT_POSIX_GROUP, DEFAULT_POSIX_USER, LAMBDA_RUNTIMES
-from infra.lifecycle.aws import AwsClients, call
+from infra.lifecycle.aws import AwsClients, LifecycleError, call
 from infra.lifecycle.outputs import Device, StackOutputs
 from infra.lifecycle.settings import AppNames
 
@@ -28,8 +30,8 @@ RUN_AS = f"{DEFAULT_POSIX_USER}:{DEFAULT_POSIX_GROUP}"
 CERT_FILE, KEY_FILE, ROOT_CA_FILE = "device.pem.crt", "private.pem.key", "AmazonRootCA1.pem"
 
 
-class DeviceSetupError(Exception):
-    """A bundle cannot be written (missing key, key/certificate mismatch, inactive certificate)."""
+class DeviceSetupError(LifecycleError):
+    """A bundle cannot be written (missing or unusable key, key/certificate mismatch, inactive certificate)."""
 
 
 @dataclass(frozen=True)
@@ -181,7 +183,7 @@ echo "Greengrass installed; follow it with: sudo tail -f $GG_ROOT/logs/greengras
 def write_bundle(clients: AwsClients, names: AppNames, outputs: StackOutputs, device: Device,
                  endpoints: Endpoints) -> Path:
     key_path = names.private_key_path(device.thing_name)
-    if not key_path.is_file():
+    if not key_path.exists():
         raise DeviceSetupError(f"no private key for {device.thing_name} at {key_path}: run `make keys` "
                                "(then `make deploy`, since the certificate is made from its CSR)")
     described = call(clients.iot.describe_certificate, certificateId=device.certificate_id)["certificateDescription"]
@@ -189,8 +191,12 @@ def write_bundle(clients: AwsClients, names: AppNames, outputs: StackOutputs, de
         raise DeviceSetupError(f"certificate {device.certificate_id} of {device.thing_name} is "
                                f"{described['status']}, expected ACTIVE")
     certificate_pem = described["certificatePem"]
-    key_pem = key_path.read_bytes()
-    _check_key_matches(device, certificate_pem, key_pem, key_path)
+    try:
+        key_pem = key_path.read_bytes()
+    except OSError as error:
+        raise DeviceSetupError(f"cannot read {key_path} ({error.strerror}): make it readable by you "
+                               "(`make keys` writes it with mode 0600)") from None
+    _check_key_matches(device, certificate_pem, _private_key(key_pem, key_path), key_path)
 
     bundle = names.bundle_dir(device.thing_name)
     bundle.mkdir(parents=True, exist_ok=True)
@@ -246,9 +252,20 @@ def run_device_setup(clients: AwsClients, names: AppNames, outputs: StackOutputs
     return bundles
 
 
-def _check_key_matches(device: Device, certificate_pem: str, key_pem: bytes, key_path: Path) -> None:
+def _private_key(key_pem: bytes, key_path: Path) -> PrivateKeyTypes:
+    remake = "move it away and run `make keys` to make a new key, then `make deploy` to issue its certificate"
+    try:
+        return serialization.load_pem_private_key(key_pem, password=None)
+    except TypeError:
+        # cryptography raises TypeError for an encrypted key loaded without a password.
+        raise DeviceSetupError(f"{key_path} is encrypted, but Greengrass reads its key without a passphrase: "
+                               f"replace it with its decrypted form (`openssl pkey`), or {remake}") from None
+    except (ValueError, UnsupportedAlgorithm):
+        raise DeviceSetupError(f"{key_path} is not a PEM private key: {remake}") from None
+
+
+def _check_key_matches(device: Device, certificate_pem: str, key: PrivateKeyTypes, key_path: Path) -> None:
     certificate = x509.load_pem_x509_certificate(certificate_pem.encode())
-    key = serialization.load_pem_private_key(key_pem, password=None)
     raw = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     if certificate.public_key().public_bytes(*raw) != key.public_key().public_bytes(*raw):
         raise DeviceSetupError(

@@ -11,17 +11,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from infra.config import STACK_NAME
-from infra.lifecycle.aws import call_unless_gone
+from infra.config import APP_TAG, STACK_NAME
+from infra.lifecycle.aws import LifecycleError, call_unless_gone
 
 REQUIRED_KEYS = (
-    "ThingNames", "ThingGroupName", "RoleAliasName", "TokenExchangeRoleName", "ArtifactBucketName",
-    "Region", "DeploymentId", "ComponentNames", "FunctionNames", "NamePrefix", "ComponentPrefix", "Devices",
+    "NamePrefix", "ComponentPrefix", "ThingNames", "ThingGroupName", "RoleAliasName", "TokenExchangeRoleName",
+    "ArtifactBucketName", "Region", "DeploymentId", "ComponentNames", "FunctionNames", "Devices",
 )
+DEVICE_KEYS = ("thingName", "certificateId", "policyName")
 
 
-class OutputsError(Exception):
-    """The stack is missing, or its outputs do not follow the contract."""
+class OutputsError(LifecycleError):
+    """The stack is missing, or its outputs (live or saved) do not follow the contract."""
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,8 @@ class Device:
 
 @dataclass(frozen=True)
 class StackOutputs:
+    name_prefix: str
+    component_prefix: str
     thing_names: tuple[str, ...]
     thing_group_name: str
     role_alias_name: str
@@ -42,17 +45,19 @@ class StackOutputs:
     deployment_id: str
     component_names: tuple[str, ...]
     function_names: tuple[str, ...]
-    name_prefix: str
-    component_prefix: str
     devices: tuple[Device, ...]
 
 
-def parse_outputs(outputs: dict[str, str]) -> StackOutputs:
+def parse_outputs(outputs: Any) -> StackOutputs:
+    if not isinstance(outputs, dict) or not all(isinstance(value, str) for value in outputs.values()):
+        raise OutputsError(f"the outputs of stack {STACK_NAME} must map each key to a string")
     missing = [key for key in REQUIRED_KEYS if key not in outputs]
     if missing:
         raise OutputsError(f"stack {STACK_NAME} lacks the outputs {', '.join(missing)} "
                            f"(expected keys: {', '.join(REQUIRED_KEYS)})")
     return StackOutputs(
+        name_prefix=outputs["NamePrefix"],
+        component_prefix=outputs["ComponentPrefix"],
         thing_names=_split(outputs["ThingNames"]),
         thing_group_name=outputs["ThingGroupName"],
         role_alias_name=outputs["RoleAliasName"],
@@ -62,8 +67,6 @@ def parse_outputs(outputs: dict[str, str]) -> StackOutputs:
         deployment_id=outputs["DeploymentId"],
         component_names=_split(outputs["ComponentNames"]),
         function_names=_split(outputs["FunctionNames"]),
-        name_prefix=outputs["NamePrefix"],
-        component_prefix=outputs["ComponentPrefix"],
         devices=_parse_devices(outputs["Devices"]),
     )
 
@@ -75,19 +78,14 @@ def describe_stack(cloudformation: Any) -> dict[str, Any] | None:
     return stacks[0] if stacks and stacks[0]["StackStatus"] != "DELETE_COMPLETE" else None
 
 
+def app_tag(stack: dict[str, Any]) -> str | None:
+    """The value of the stack's rainedge:app tag (the namePrefix it was deployed with), if any."""
+    return next((tag["Value"] for tag in stack.get("Tags", []) if tag["Key"] == APP_TAG), None)
+
+
 def raw_outputs(stack: dict[str, Any]) -> dict[str, str]:
     """The stack's outputs as key -> value; empty while it has none (a create that rolled back)."""
     return {item["OutputKey"]: item["OutputValue"] for item in stack.get("Outputs", [])}
-
-
-def read_stack_outputs(cloudformation: Any) -> StackOutputs:
-    """The deployed stack's outputs, for commands that need a deployed stack."""
-    stack = describe_stack(cloudformation)
-    raw = raw_outputs(stack) if stack else {}
-    if not raw:
-        raise OutputsError(f"stack {STACK_NAME} is not deployed in this account/region "
-                           "(or has no outputs): run `make deploy` first")
-    return parse_outputs(raw)
 
 
 def save(raw: dict[str, str], path: Path) -> None:
@@ -97,13 +95,23 @@ def save(raw: dict[str, str], path: Path) -> None:
 
 def load(path: Path) -> StackOutputs | None:
     """Outputs saved by `cdk deploy --outputs-file` or by an earlier destroy; None if absent."""
-    if not path.is_file():
+    if not path.exists():
         return None
+    fix = f"fix or remove {path}, then run again"
     try:
-        raw = json.loads(path.read_text())[STACK_NAME]
-    except (ValueError, KeyError) as error:
-        raise OutputsError(f"{path} is not a `cdk deploy --outputs-file` file with a {STACK_NAME} entry") from error
-    return parse_outputs(raw)
+        document = json.loads(path.read_bytes())
+    except IsADirectoryError:
+        raise OutputsError(f"{path} is a folder, not the saved stack outputs: {fix}") from None
+    except OSError as error:
+        raise OutputsError(f"cannot read {path} ({error.strerror}): {fix}") from None
+    except ValueError:
+        raise OutputsError(f"{path} is not JSON: {fix}") from None
+    if not isinstance(document, dict) or not isinstance(document.get(STACK_NAME), dict):
+        raise OutputsError(f"{path} is not a `cdk deploy --outputs-file` file with a {STACK_NAME} entry: {fix}")
+    try:
+        return parse_outputs(document[STACK_NAME])
+    except OutputsError as error:
+        raise OutputsError(f"{path}: {error}; {fix}") from None
 
 
 def _split(value: str) -> tuple[str, ...]:
@@ -113,9 +121,11 @@ def _split(value: str) -> tuple[str, ...]:
 def _parse_devices(value: str) -> tuple[Device, ...]:
     try:
         raw = json.loads(value)
-        return tuple(Device(thing_name=item["thingName"], certificate_id=item["certificateId"],
-                            policy_name=item["policyName"]) for item in raw)
-    except (ValueError, TypeError, KeyError) as error:
-        raise OutputsError(
-            'output Devices must be a JSON list of {"thingName", "certificateId", "policyName"} objects, '
-            f"got {value[:80]!r}") from error
+    except ValueError:
+        raw = None
+    if not isinstance(raw, list) or not all(
+            isinstance(item, dict) and all(isinstance(item.get(key), str) for key in DEVICE_KEYS) for item in raw):
+        raise OutputsError('output Devices must be a JSON list of {"thingName", "certificateId", "policyName"} '
+                           f"strings, got {value[:80]!r}")
+    return tuple(Device(thing_name=item["thingName"], certificate_id=item["certificateId"],
+                        policy_name=item["policyName"]) for item in raw)

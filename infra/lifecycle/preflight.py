@@ -4,7 +4,7 @@ from __future__ import annotations
 import zipfile
 from pathlib import Path
 
-from botocore.exceptions import ClientError, NoCredentialsError, NoRegionError
+from botocore.exceptions import ClientError, NoCredentialsError
 
 from infra.lifecycle.aws import AwsClients, call, call_unless_gone, error_code
 
@@ -28,12 +28,10 @@ def check_model(model_zip: Path) -> list[str]:
 
 
 def check_account(clients: AwsClients, bootstrap_qualifier: str, cdk: str) -> list[str]:
-    """Credentials, region and CDK bootstrap; stops at the first missing layer."""
-    if not clients.region:
-        return ["no AWS region: set AWS_REGION (or AWS_DEFAULT_REGION, or a region in your AWS profile)"]
+    """Credentials and CDK bootstrap (main has checked the region); stops at the first missing layer."""
     try:
         account = call(clients.sts.get_caller_identity)["Account"]
-    except (NoCredentialsError, NoRegionError):
+    except NoCredentialsError:
         return ["no AWS credentials found: run `aws configure` or `aws sso login`, "
                 "or set AWS_PROFILE / AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"]
     except ClientError as error:

@@ -1,13 +1,12 @@
 """What the lifecycle tools need to know about the app: its validated config (from the CDK
 context in cdk.json, through infra.config, the same object the stack is built from) and the
-names derived from it. The audit finds leftovers by these names, so they must be the stack's.
+paths derived from it. Teardown takes the names of AWS resources from the stack's outputs, not from here.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
-from device_code.functions import FUNCTIONS
 from infra.config import RainEdgeConfig, read_cdk_context
 from infra.device_keys import PRIVATE_KEY_FILE, device_dir
 from infra.greengrass import NUCLEUS, PUBLIC_COMPONENT_VERSIONS
@@ -34,10 +33,6 @@ class AppNames:
         """The installer must be the nucleus version the deployment pins, or the first
         deployment would replace the nucleus right after installation."""
         return PUBLIC_COMPONENT_VERSIONS[NUCLEUS]
-
-    @property
-    def function_names(self) -> tuple[str, ...]:
-        return tuple(self.config.function_name(function.name) for function in FUNCTIONS)
 
     def private_key_path(self, thing_name: str) -> Path:
         return device_dir(self.secrets_dir, thing_name) / PRIVATE_KEY_FILE

@@ -31,7 +31,7 @@ def cloud():
 
 @pytest.fixture
 def core(synthesized):
-    return SimulatedCore(SynthesizedStack.load(synthesized[0]), THING_NAME)
+    return SimulatedCore.listed(SynthesizedStack.load(synthesized[0]), THING_NAME)
 
 
 def simulation(trained_model_dir, test_period, cloud, core, hours):
@@ -245,3 +245,27 @@ def test_the_demo_refuses_a_deployment_a_core_would_not_run(trained_model_dir, s
 def test_the_demo_says_to_synthesise_first(trained_model_dir, tmp_path):
     with pytest.raises(SystemExit, match="run `make synth` first"):
         main(["--model", str(trained_model_dir), "--cdk-out", str(tmp_path)])
+
+
+def test_a_simulated_fleet_provisions_each_core_and_syncs_every_shadow(trained_model_dir, synthesized, capsys):
+    exit_code = main(["--model", str(trained_model_dir), "--cdk-out", str(synthesized[0]), "--devices", "4",
+                      "--steps", "6", "--step-seconds", "0.1"])
+    out = capsys.readouterr().out
+    assert exit_code == 0, out
+    lines = [line for line in out.splitlines() if line.startswith("rainedge-1")]
+    assert [line.split()[0] for line in lines] == [f"rainedge-{0x1000000000000000 + i:016x}" for i in range(4)]
+    assert [line.split()[1] for line in lines] == ["EWR", "JFK", "LGA", "EWR"]
+    assert all("predictions 6/6" in line and "cloud shadows equal local: yes" in line for line in lines)
+    assert "fleet of 4 provisioned cores: 24/24 hours predicted" in out
+
+
+def test_a_fleet_core_the_hook_refuses_is_not_provisioned(synthesized, tmp_path):
+    from device_code.simulator.core import DeploymentError
+    stack = SynthesizedStack.load(synthesized[0])
+    with pytest.raises(DeploymentError, match="refused by the pre-provisioning hook: .* already exists"):
+        SimulatedCore.provisioned(stack, "1000000000000000", thing_exists=lambda name: True)
+    with pytest.raises(DeploymentError, match="does not match"):
+        SimulatedCore.provisioned(stack, "not-a-serial", thing_exists=lambda name: False)
+    core = SimulatedCore.provisioned(stack, "1000000000000000", thing_exists=lambda name: False)
+    assert core.thing_name == "rainedge-1000000000000000"
+    assert core.cloud_refusal("weather") is None and core.cloud_refusal("rain") is None

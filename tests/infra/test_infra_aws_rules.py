@@ -6,44 +6,28 @@ accept a template that AWS IoT or Greengrass would refuse or misread at deploy o
 from __future__ import annotations
 
 import json
-import os
 import re
 
-import botocore
 import pytest
 import semantic_version
 
 from device_code.contracts import SHADOW_NAMES
 from device_code.functions import FUNCTIONS
+from infra_support import core_scope_problems, things, worst_case_pseudo
 from infra.config import MAX_SILENCE_SECONDS
 from infra.greengrass import (DOCUMENTED_REQUIREMENTS, INTERPOLATION_MIN_NUCLEUS, LOG_MANAGER,
                               LOG_MANAGER_RECOMMENDED, LOG_MANAGER_UPLOADS_ACTIVE_FILE, NUCLEUS,
                               PUBLIC_COMPONENT_VERSIONS, SHADOW_MANAGER)
-from infra.iot_policy import MAX_DOCUMENT_CHARACTERS, allows_any, document_size
+from infra.iot_policy import MAX_DOCUMENT_CHARACTERS, document_size
 from infra.synthesized import Pseudo, SynthesizedStack
 
 pytestmark = pytest.mark.slow
 
-SHADOW_ACTIONS = ("iot:GetThingShadow", "iot:UpdateThingShadow", "iot:DeleteThingShadow")
 # CloudFormation resource schema of AWS::IoT::TopicRule: RuleName "pattern": "^[a-zA-Z0-9_]+$", 1-128.
 TOPIC_RULE_NAME = re.compile(r"^[a-zA-Z0-9_]{1,128}$")
 # CloudFormation quotas ("Understand CloudFormation quotas"): resources per template, and the largest
 # template body CloudFormation accepts (from S3; cdk deploy uploads large templates there).
 MAX_RESOURCES, MAX_TEMPLATE_BYTES = 500, 1_000_000
-
-
-def worst_case_pseudo() -> Pseudo:
-    """The longest partition and region names AWS has (botocore's endpoint data), a 12-digit account."""
-    with open(os.path.join(os.path.dirname(botocore.__file__), "data", "endpoints.json")) as handle:
-        partitions = json.load(handle)["partitions"]
-    partition = max((p["partition"] for p in partitions), key=len)
-    region = max((region for p in partitions for region in p["regions"]), key=len)
-    return Pseudo(partition=partition, region=region, account="123456789012")
-
-
-def things(count: int) -> list[str]:
-    """`count` thing names of the longest length synth accepts (64), alike but for their end."""
-    return [f"{index:04d}".rjust(64, "x") for index in range(count)]
 
 
 # The longest namePrefix (it names the role alias in every policy).
@@ -78,39 +62,13 @@ def test_every_iot_policy_fits_createpolicy_at_worst_case_arn_lengths(synth_vari
         assert document_size(document) <= MAX_DOCUMENT_CHARACTERS, thing
 
 
-def test_each_core_may_sync_its_own_named_shadows_and_no_other(fleet_of_50):
-    # "AWS IoT Core action resources": a named shadow is thing/<thing>/<shadow>, the classic one thing/<thing>.
-    pseudo = Pseudo()
+def test_each_core_may_sync_its_own_named_shadows_and_talk_only_as_itself(fleet_of_50):
+    # "AWS IoT Core action resources": a named shadow is thing/<thing>/<shadow>, the classic one
+    # thing/<thing>; the client ids and topics are those of AWS's minimal core-device policy.
     names = fleet_of_50.thing_names()
-    prefix = f"arn:{pseudo.partition}:iot:{pseudo.region}:{pseudo.account}"
     for index, thing in enumerate(names):
-        policies = fleet_of_50.policies_of_thing(thing, pseudo).values()
-        other = names[(index + 1) % len(names)]
-        for action in SHADOW_ACTIONS:
-            for shadow in SHADOW_NAMES:
-                assert allows_any(policies, action, f"{prefix}:thing/{thing}/{shadow}")
-                assert not allows_any(policies, action, f"{prefix}:thing/{other}/{shadow}")
-            assert not allows_any(policies, action, f"{prefix}:thing/{thing}")  # classic: not synced
-            assert not allows_any(policies, action, f"{prefix}:thing/{thing}/AWSManagedGreengrassV2Deployment")
-
-
-def test_each_core_connects_and_talks_only_as_itself(fleet_of_50):
-    pseudo = Pseudo()
-    prefix = f"arn:{pseudo.partition}:iot:{pseudo.region}:{pseudo.account}"
-    first, second = fleet_of_50.thing_names()[:2]
-    policies = fleet_of_50.policies_of_thing(first, pseudo).values()
-    # The nucleus' client ids: <thing>, then <thing>#2, #3 ... per 50 subscriptions (minimal core policy page).
-    for client in (first, f"{first}#2", f"{first}#13"):
-        assert allows_any(policies, "iot:Connect", f"{prefix}:client/{client}")
-    for client in (second, f"{first}0", f"{second}#2"):
-        assert not allows_any(policies, "iot:Connect", f"{prefix}:client/{client}")
-    own = f"$aws/things/{first}"
-    for topic in ("greengrass/health/json", "greengrassv2/health/json", "jobs/notify-namespace-aws-gg-deployment",
-                  "shadow/name/AWSManagedGreengrassV2Deployment/update"):
-        assert allows_any(policies, "iot:Publish", f"{prefix}:topic/{own}/{topic}")
-        assert not allows_any(policies, "iot:Publish", f"{prefix}:topic/$aws/things/{second}/{topic}")
-    assert allows_any(policies, "iot:Subscribe", f"{prefix}:topicfilter/{own}/shadow/name/weather/update/accepted")
-    assert not allows_any(policies, "iot:Subscribe", f"{prefix}:topicfilter/$aws/things/{second}/jobs/x")
+        policies = fleet_of_50.policies_of_thing(thing, Pseudo()).values()
+        assert core_scope_problems(policies, thing, names[(index + 1) % len(names)], Pseudo()) == [], thing
 
 
 def test_no_pub_sub_event_source_has_an_mqtt_wildcard(template):

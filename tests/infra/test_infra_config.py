@@ -112,6 +112,12 @@ def test_derived_names_follow_the_contract():
          ["silenceAlarmIntervals x sampleIntervalSeconds", "18000", "3 hours"]),
         ({"shadowSyncStrategy": "periodic", "shadowSyncDelaySeconds": 3000},
          ["silenceAlarmIntervals x max(sampleIntervalSeconds, shadowSyncDelaySeconds)", "15000"]),
+        ({"devices": ["p" * 65]}, ["devices", "1-64 characters"]),
+        ({"devices": ["rainedge-claim-7"]}, ["devices", "rainedge-claim-"]),
+        ({"fleetProvisioning": "sometimes"}, ["fleetProvisioning", "true or false"]),
+        ({"serialNumberPattern": "[0-9a-f"}, ["serialNumberPattern", "valid regular expression"]),
+        ({"serialNumberPattern": "[0-9]*"}, ["serialNumberPattern", "empty serial number"]),
+        ({"serialNumberPattern": "x" * 101}, ["serialNumberPattern", "1-100 characters"]),
     ],
 )
 def test_invalid_value_names_the_key_and_what_is_allowed(context, names):

@@ -98,9 +98,9 @@ def test_each_rule_writes_its_records_into_the_metrics_group_and_failures_into_t
         (action,) = payload["Actions"]
         assert action["CloudwatchLogs"]["LogGroupName"] == {"Ref": metrics_group}
         assert payload["ErrorAction"]["CloudwatchLogs"]["LogGroupName"] == {"Ref": errors_group}
-    (role,) = [k for k, v in resources_of(template, "AWS::IAM::Role").items()
-               if v["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] ==
-               {"Service": "iot.amazonaws.com"}]
+    role = next(iter(rules.values()))["Actions"][0]["CloudwatchLogs"]["RoleArn"]["Fn::GetAtt"][0]
+    trust = template["Resources"][role]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert [statement["Principal"] for statement in trust] == [{"Service": "iot.amazonaws.com"}]
     (policy,) = [v["Properties"] for v in resources_of(template, "AWS::IAM::Policy").values()
                  if v["Properties"]["Roles"] == [{"Ref": role}]]
     (statement,) = policy["PolicyDocument"]["Statement"]

@@ -52,7 +52,7 @@ def test_identity_resources_for_one_core(template):
         "AWS::IoT::Certificate",
         {"CertificateSigningRequest": Match.string_like_regexp("BEGIN CERTIFICATE REQUEST"), "Status": "ACTIVE"},
     )
-    assertions.resource_count_is("AWS::IoT::PolicyPrincipalAttachment", 1)
+    assertions.resource_count_is("AWS::IoT::PolicyPrincipalAttachment", 2)  # the device's and the fleet claim's
     assertions.resource_count_is("AWS::IoT::ThingPrincipalAttachment", 1)
     assertions.has_resource_properties("AWS::IoT::Policy", {"PolicyName": "rainedge-device-rainedge-core-1"})
     assertions.has_resource_properties("AWS::IoT::RoleAlias", {"RoleAlias": "rainedge-tes-role-alias"})
@@ -71,7 +71,8 @@ def test_identity_resources_for_one_core(template):
 
 
 def test_iot_policy_names_the_things_and_never_star_for_mqtt(template):
-    (policy,) = resources_of(template, "AWS::IoT::Policy").values()
+    (policy,) = [p for p in resources_of(template, "AWS::IoT::Policy").values()
+                 if p["Properties"]["PolicyName"] == "rainedge-device-rainedge-core-1"]
     statements = policy["Properties"]["PolicyDocument"]["Statement"]
     mqtt = {"iot:Connect", "iot:Publish", "iot:Subscribe", "iot:Receive"}
     seen = set()
@@ -243,7 +244,8 @@ def test_cdk_helper_functions_log_into_groups_the_stack_owns(template):
 
 
 def test_fleet_config_change_and_sync_direction(synth_variant, template):
-    fleet = synth_variant(devices=["pi-a", "pi-b"], sampleIntervalSeconds=30, shadowSyncDirection="deviceToCloud")
+    fleet = synth_variant(devices=["pi-a", "pi-b"], sampleIntervalSeconds=30, shadowSyncDirection="deviceToCloud",
+                          fleetProvisioning="false")
     assert len(resources_of(fleet, "AWS::IoT::Thing")) == 2
     assert len(resources_of(fleet, "AWS::IoT::Certificate")) == 2
     assert len(resources_of(fleet, "AWS::IoT::Policy")) == 2

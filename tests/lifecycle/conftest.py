@@ -1,18 +1,27 @@
 """A moto account holding what the RainEdge stack deploys, plus a Stubber for GreengrassV2
-(moto has no GreengrassV2). `FakeCloudFormation` plays CloudFormation's part: it creates the
-template's resources and deletes them the way CloudFormation would, failing where it would."""
+(moto has no GreengrassV2). `FakeCloudFormation` plays CloudFormation's part for the real
+synthesised template: it creates each resource of the template in moto, in dependency order,
+with the stack tags CDK puts in the cloud assembly, and deletes them in reverse the way
+CloudFormation would, failing where it would."""
 from __future__ import annotations
 
+import io
 import json
+import re
 import shutil
+import socket
+import uuid
+import zipfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Sequence
-
 from datetime import datetime, timedelta, timezone
+from graphlib import TopologicalSorter
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
 
 import boto3
 import pytest
+from botocore import xform_name
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 from cryptography import x509
@@ -21,16 +30,14 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from moto import mock_aws
 
-from device_code.functions import FUNCTIONS
-from infra.config import APP_TAG, STACK_NAME
-from infra.device_keys import ensure_device_keys, read_csr
+from infra.config import STACK_NAME
 from infra.lifecycle.aws import AwsClients
 from infra.lifecycle.settings import AppNames, load_names
+from infra_support import synthesize
 
 REGION = "eu-west-1"
+OTHER_REGION = "us-east-1"
 ACCOUNT = "123456789012"  # moto's default account
-# The stack's components (infra.components), for the ComponentNames output.
-COMPONENT_SUFFIXES = ("Sensor", "ShadowWriter", "Inference", "RainModel", "DeviceRuntime")
 
 
 def sign_csr(csr_pem: bytes) -> str:
@@ -47,12 +54,45 @@ def sign_csr(csr_pem: bytes) -> str:
     return certificate.public_bytes(serialization.Encoding.PEM).decode()
 
 
+# ---- the synthesised app ----------------------------------------------------------------------
+@dataclass(frozen=True)
+class SynthesizedApp:
+    """The RainEdge template and stack tags of one configuration, and the keys its CSRs came from."""
+
+    template: dict[str, Any]
+    stack_tags: dict[str, str]
+    secrets_dir: Path
+
+
+def stack_tags(out_dir: Path) -> dict[str, str]:
+    """The tags `cdk deploy` puts on the stack: CDK writes them into the cloud assembly's manifest."""
+    manifest = json.loads((out_dir / "manifest.json").read_text())
+    return manifest["artifacts"][STACK_NAME]["properties"]["tags"]
+
+
+@pytest.fixture(scope="session")
+def app_default(synthesized, secrets_dir) -> SynthesizedApp:
+    """The app as cdk.json configures it."""
+    out_dir, template = synthesized
+    return SynthesizedApp(template, stack_tags(out_dir), secrets_dir)
+
+
+@pytest.fixture(scope="session")
+def app_wx(trained_model_dir, tmp_path_factory) -> SynthesizedApp:
+    """The app deployed with `-c namePrefix=wx -c componentPrefix=com.wx`."""
+    folder = tmp_path_factory.mktemp("app-wx")
+    template = synthesize(folder / "cdk.out", folder / "secrets", namePrefix="wx", componentPrefix="com.wx")
+    return SynthesizedApp(template, stack_tags(folder / "cdk.out"), folder / "secrets")
+
+
+# ---- the account ------------------------------------------------------------------------------
 @pytest.fixture
 def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """Fake credentials only: nothing here may reach a real account."""
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    monkeypatch.delenv("AWS_REGION", raising=False)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
 
 
@@ -84,11 +124,21 @@ class GreengrassStub:
         self.answer("list_deployments", {"deployments": []}, {"historyFilter": "ALL"})
         self.answer("list_components", {"components": []}, {"scope": "PRIVATE"})
 
-    def clean_audit(self, things: Sequence[str]) -> None:
+    def components_deleted(self, listed: Sequence[str], ours: dict[str, str]) -> None:
+        """list_components finds `listed`; each of `ours` (name -> version) has its version deleted."""
+        self.answer("list_components", {"components": [{"arn": component_arn(name), "componentName": name}
+                                                       for name in listed]}, {"scope": "PRIVATE"})
+        for name, version in ours.items():
+            versions = [{"componentName": name, "componentVersion": version, "arn": component_arn(name, version)}]
+            self.answer("list_component_versions", {"componentVersions": versions}, {"arn": component_arn(name)})
+            self.answer("delete_component", {}, {"arn": component_arn(name, version)})
+
+    def clean_audit(self, things: Sequence[str], with_outputs: bool = True) -> None:
         for thing in things:
             self.gone("get_core_device", {"coreDeviceThingName": thing})
-        self.answer("list_components", {"components": []}, {"scope": "PRIVATE"})
-        self.answer("list_deployments", {"deployments": []}, {"historyFilter": "ALL"})
+        if with_outputs:
+            self.answer("list_components", {"components": []}, {"scope": "PRIVATE"})
+            self.answer("list_deployments", {"deployments": []}, {"historyFilter": "ALL"})
 
 
 @pytest.fixture
@@ -103,11 +153,35 @@ def clients(session: boto3.session.Session, greengrass: GreengrassStub) -> AwsCl
     return AwsClients(session, overrides={"greengrassv2": greengrass.client})
 
 
+def project_for(app: SynthesizedApp, root: Path, project_root: Path, **context: Any) -> AppNames:
+    """A scratch project root: the real cdk.json (with `context` changes) and the app's device keys."""
+    cdk_json = json.loads((project_root / "cdk.json").read_text())
+    cdk_json["context"].update(context)
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "cdk.json").write_text(json.dumps(cdk_json))
+    names = load_names(root)
+    shutil.copytree(app.secrets_dir, names.secrets_dir, dirs_exist_ok=True)
+    return names
+
+
 @pytest.fixture
-def names(tmp_path: Path, project_root: Path) -> AppNames:
+def names(tmp_path: Path, project_root: Path, app_default: SynthesizedApp) -> AppNames:
     """The app's names, read from a copy of the real cdk.json in a scratch project root."""
-    shutil.copy(project_root / "cdk.json", tmp_path / "cdk.json")
-    return load_names(tmp_path)
+    return project_for(app_default, tmp_path, project_root)
+
+
+# ---- CloudFormation's part --------------------------------------------------------------------
+PSEUDO_PARAMETERS = {"AWS::Region": REGION, "AWS::AccountId": ACCOUNT, "AWS::Partition": "aws",
+                     "AWS::URLSuffix": "amazonaws.com", "AWS::StackName": STACK_NAME}
+_SUB = re.compile(r"\$\{([^}]+)\}")
+
+
+@dataclass
+class Physical:
+    """What Ref and Fn::GetAtt give for a created resource."""
+
+    ref: str
+    attrs: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -115,99 +189,344 @@ class FakeCloudFormation:
     """Creates the RainEdge template's resources in moto and deletes them like CloudFormation."""
 
     clients: AwsClients
-    names: AppNames
-    certificates: dict[str, dict[str, str]] = field(default_factory=dict)
-    bucket: str = "rainedge-artifactsbucket-0123abcd"
+    app: SynthesizedApp
+    physical: dict[str, Physical] = field(default_factory=dict)
+    components: dict[str, str] = field(default_factory=dict)  # component name -> version (GreengrassV2 is stubbed)
+    order: list[str] = field(default_factory=list)  # creation order; deletes run in reverse
+    outputs: dict[str, str] = field(default_factory=dict)
     calls: list[list[str]] = field(default_factory=list)
 
     @property
-    def devices(self) -> tuple[str, ...]:
-        return self.names.config.devices
+    def resources(self) -> dict[str, dict[str, Any]]:
+        return self.app.template["Resources"]
 
     def deploy(self) -> dict[str, str]:
-        iot, config = self.clients.iot, self.names.config
-        role_arn = self.clients.iam.create_role(
-            RoleName=config.token_exchange_role_name,
-            AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [{
-                "Effect": "Allow", "Principal": {"Service": "credentials.iot.amazonaws.com"},
-                "Action": "sts:AssumeRole"}]}))["Role"]["Arn"]
-        iot.create_role_alias(roleAlias=config.role_alias_name, roleArn=role_arn)
-        iot.create_thing_group(thingGroupName=config.thing_group_name)
-        for thing in self.devices:
-            ensure_device_keys(self.names.secrets_dir, thing)
-            csr = read_csr(self.names.secrets_dir, thing).encode()
-            cert = iot.register_certificate_without_ca(certificatePem=sign_csr(csr), status="ACTIVE")
-            self.certificates[thing] = {"id": cert["certificateId"], "arn": cert["certificateArn"]}
-            iot.create_thing(thingName=thing, attributePayload={"attributes": {APP_TAG: config.name_prefix}})
-            iot.create_policy(policyName=config.device_policy_name(thing), policyDocument=json.dumps(
-                {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "iot:Connect", "Resource": "*"}]}))
-            iot.attach_policy(policyName=config.device_policy_name(thing), target=cert["certificateArn"])
-            iot.attach_thing_principal(thingName=thing, principal=cert["certificateArn"])
-            iot.add_thing_to_thing_group(thingGroupName=config.thing_group_name, thingName=thing)
-        bucket = self.bucket
-        self.clients.s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
-        self.clients.s3.put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": [
-            {"Key": APP_TAG, "Value": config.name_prefix}]})
-        self.clients.s3.put_object(Bucket=bucket, Key="models/rain_model-abc.zip", Body=b"model")
-        outputs = {
-            "ThingNames": ",".join(self.devices),
-            "ThingGroupName": config.thing_group_name,
-            "RoleAliasName": config.role_alias_name,
-            "TokenExchangeRoleName": config.token_exchange_role_name,
-            "ArtifactBucketName": bucket,
-            "Region": REGION,
-            "DeploymentId": "11111111-2222-3333-4444-555555555555",
-            "ComponentNames": ",".join(config.component_name(suffix) for suffix in COMPONENT_SUFFIXES),
-            "FunctionNames": ",".join(config.function_name(function.name) for function in FUNCTIONS),
-            "NamePrefix": config.name_prefix,
-            "ComponentPrefix": config.component_prefix,
-            "Devices": json.dumps([{"thingName": thing, "certificateId": self.certificates[thing]["id"],
-                                    "policyName": config.device_policy_name(thing)} for thing in self.devices]),
-        }
-        template = {
-            "Resources": {"Marker": {"Type": "AWS::SSM::Parameter",
-                                     "Properties": {"Type": "String", "Value": "x", "Name": "/rainedge/marker"}}},
-            "Outputs": {key: {"Value": value} for key, value in outputs.items()},
-        }
-        self.clients.cloudformation.create_stack(StackName=STACK_NAME, TemplateBody=json.dumps(template))
-        return outputs
+        self.order = list(TopologicalSorter({logical: _dependencies(resource)
+                                             for logical, resource in self.resources.items()}).static_order())
+        for logical in self.order:
+            resource = self.resources[logical]
+            handler = HANDLERS.get(resource["Type"])
+            assert handler, f"the stand-in CloudFormation does not model {resource['Type']} ({logical})"
+            self.physical[logical] = handler.create(self, logical, self.resolve(resource.get("Properties", {})))
+        self.outputs = {key: self.resolve(output["Value"]) for key, output in self.app.template["Outputs"].items()}
+        create_stack(self.clients.cloudformation, self.outputs, self.app.stack_tags)
+        return self.outputs
+
+    def device_certificate(self) -> Physical:
+        """The certificate of the listed device, as the Devices output names it."""
+        [device] = json.loads(self.outputs["Devices"])
+        [physical] = [item for item in self.physical.values() if item.ref == device["certificateId"]]
+        return physical
 
     def cdk(self, args: Sequence[str]) -> int:
         """Stands in for `cdk destroy --force RainEdge`: exit 1 when a delete fails, as CloudFormation's would."""
         self.calls.append(list(args))
         assert list(args) == ["destroy", "--force", STACK_NAME]
-        try:
-            self._delete_resources()
-        except ClientError:
-            return 1
+        for logical in reversed(self.order):
+            if logical in self.physical:
+                resource = self.resources[logical]
+                try:
+                    HANDLERS[resource["Type"]].delete(self, self.resolve(resource.get("Properties", {})),
+                                                      self.physical[logical])
+                except ClientError:
+                    return 1
+                del self.physical[logical]
         self.clients.cloudformation.delete_stack(StackName=STACK_NAME)
         return 0
 
-    def _delete_resources(self) -> None:
-        iot, config = self.clients.iot, self.names.config
-        for thing in self.devices:
-            iot.remove_thing_from_thing_group(thingGroupName=config.thing_group_name, thingName=thing)
-        iot.delete_thing_group(thingGroupName=config.thing_group_name)
-        for thing, cert in self.certificates.items():
-            iot.detach_thing_principal(thingName=thing, principal=cert["arn"])
-            iot.detach_policy(policyName=config.device_policy_name(thing), target=cert["arn"])
-            iot.update_certificate(certificateId=cert["id"], newStatus="INACTIVE")
-            iot.delete_certificate(certificateId=cert["id"])
-            iot.delete_thing(thingName=thing)
-            iot.delete_policy(policyName=config.device_policy_name(thing))
-        iot.delete_role_alias(roleAlias=config.role_alias_name)
-        self.clients.iam.delete_role(RoleName=config.token_exchange_role_name)
-        for item in self.clients.s3.list_objects_v2(Bucket=self.bucket).get("Contents", []):
-            self.clients.s3.delete_object(Bucket=self.bucket, Key=item["Key"])
-        self.clients.s3.delete_bucket(Bucket=self.bucket)
+    def resolve(self, value: Any) -> Any:
+        """The template's intrinsic functions, over the created resources."""
+        if isinstance(value, dict) and len(value) == 1:
+            [(function, argument)] = value.items()
+            if function == "Ref":
+                return PSEUDO_PARAMETERS.get(argument) or self.physical[argument].ref
+            if function == "Fn::GetAtt":
+                return self.physical[argument[0]].attrs[argument[1]]
+            if function == "Fn::Join":
+                return argument[0].join(self.resolve(part) for part in argument[1])
+            if function == "Fn::Sub":
+                return _SUB.sub(lambda match: self.resolve(_sub_reference(match.group(1))), argument)
+        if isinstance(value, dict):
+            return {key: self.resolve(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [self.resolve(item) for item in value]
+        return value
+
+
+
+def component_arn(name: str, version: str | None = None) -> str:
+    arn = f"arn:aws:greengrass:{REGION}:{ACCOUNT}:components:{name}"
+    return f"{arn}:versions:{version}" if version else arn
+
+
+def _sub_reference(name: str) -> dict[str, Any]:
+    return {"Fn::GetAtt": name.split(".", 1)} if "." in name else {"Ref": name}
+
+
+def _dependencies(resource: dict[str, Any]) -> set[str]:
+    found: set[str] = set()
+
+    def walk(value: Any) -> None:
+        if isinstance(value, dict):
+            if "Ref" in value and not value["Ref"].startswith("AWS::"):
+                found.add(value["Ref"])
+            if "Fn::GetAtt" in value:
+                found.add(value["Fn::GetAtt"][0])
+            if "Fn::Sub" in value:
+                found.update(name.split(".")[0] for name in _SUB.findall(value["Fn::Sub"]) if "::" not in name)
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item)
+
+    walk(resource.get("Properties", {}))
+    depends_on = resource.get("DependsOn", [])
+    return found | set([depends_on] if isinstance(depends_on, str) else depends_on)
+
+
+def generated_name(logical: str, lower: bool = False) -> str:
+    """CloudFormation's name for a resource the template does not name: stack-logicalId-random."""
+    name = f"{STACK_NAME}-{logical[:38]}-{uuid.uuid4().hex[:12].upper()}"
+    return name.lower() if lower else name
+
+
+def _tag_list(properties: dict[str, Any]) -> list[dict[str, str]]:
+    return properties.get("Tags", [])
+
+
+def _function_zip() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("index.py", "def handler(event, context):\n    return None\n")
+    return buffer.getvalue()
+
+
+@dataclass(frozen=True)
+class Handler:
+    create: Callable[[FakeCloudFormation, str, dict[str, Any]], Physical]
+    delete: Callable[[FakeCloudFormation, dict[str, Any], Physical], Any] = lambda cfn, props, physical: None
+
+
+def _create_role(cfn: FakeCloudFormation, logical: str, props: dict[str, Any]) -> Physical:
+    name = props.get("RoleName") or generated_name(logical)
+    role = cfn.clients.iam.create_role(RoleName=name, Tags=_tag_list(props),
+                                       AssumeRolePolicyDocument=json.dumps(props["AssumeRolePolicyDocument"]))["Role"]
+    return Physical(name, {"Arn": role["Arn"]})
+
+
+def _create_bucket(cfn: FakeCloudFormation, logical: str, props: dict[str, Any]) -> Physical:
+    name = props.get("BucketName") or generated_name(logical, lower=True)
+    cfn.clients.s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": REGION})
+    if _tag_list(props):
+        cfn.clients.s3.put_bucket_tagging(Bucket=name, Tagging={"TagSet": _tag_list(props)})
+    return Physical(name, {"Arn": f"arn:aws:s3:::{name}"})
+
+
+def _upload_model(cfn: FakeCloudFormation, logical: str, props: dict[str, Any]) -> Physical:
+    for key in props["SourceObjectKeys"]:
+        cfn.clients.s3.put_object(Bucket=props["DestinationBucketName"],
+                                  Key=f"{props['DestinationBucketKeyPrefix']}{key}", Body=b"model")
+    return Physical(logical)
+
+
+def _remove_model(cfn: FakeCloudFormation, props: dict[str, Any], physical: Physical) -> None:
+    """BucketDeployment with RetainOnDelete false deletes what it put under its destination prefix."""
+    if not props["RetainOnDelete"]:
+        s3, bucket = cfn.clients.s3, props["DestinationBucketName"]
+        for item in s3.list_objects_v2(Bucket=bucket, Prefix=props["DestinationBucketKeyPrefix"]).get("Contents", []):
+            s3.delete_object(Bucket=bucket, Key=item["Key"])
+
+
+def _create_function(cfn: FakeCloudFormation, logical: str, props: dict[str, Any]) -> Physical:
+    name = props.get("FunctionName") or generated_name(logical)
+    function = cfn.clients.lambda_.create_function(
+        FunctionName=name, Runtime=props["Runtime"], Role=props["Role"], Handler=props["Handler"],
+        Code={"ZipFile": _function_zip()}, Tags={tag["Key"]: tag["Value"] for tag in _tag_list(props)})
+    return Physical(name, {"Arn": function["FunctionArn"]})
+
+
+def _create_log_group(cfn: FakeCloudFormation, logical: str, props: dict[str, Any]) -> Physical:
+    name = props.get("LogGroupName") or generated_name(logical)
+    cfn.clients.logs.create_log_group(logGroupName=name, tags={tag["Key"]: tag["Value"] for tag in _tag_list(props)})
+    return Physical(name, {"Arn": f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{name}:*"})
+
+
+def _create_thing(cfn: FakeCloudFormation, logical: str, props: dict[str, Any]) -> Physical:
+    attributes = props.get("AttributePayload", {}).get("Attributes", {})
+    thing = cfn.clients.iot.create_thing(thingName=props["ThingName"], attributePayload={"attributes": attributes})
+    return Physical(thing["thingName"], {"Arn": thing["thingArn"], "Id": thing["thingId"]})
+
+
+def _create_certificate(cfn: FakeCloudFormation, logical: str, props: dict[str, Any]) -> Physical:
+    certificate = cfn.clients.iot.register_certificate_without_ca(
+        certificatePem=sign_csr(props["CertificateSigningRequest"].encode()), status=props["Status"])
+    return Physical(certificate["certificateId"], {"Id": certificate["certificateId"],
+                                                   "Arn": certificate["certificateArn"]})
+
+
+def _delete_certificate(cfn: FakeCloudFormation, props: dict[str, Any], physical: Physical) -> None:
+    cfn.clients.iot.update_certificate(certificateId=physical.ref, newStatus="INACTIVE")
+    cfn.clients.iot.delete_certificate(certificateId=physical.ref)
+
+
+def _create_policy(cfn: FakeCloudFormation, logical: str, props: dict[str, Any]) -> Physical:
+    policy = cfn.clients.iot.create_policy(policyName=props["PolicyName"],
+                                           policyDocument=json.dumps(props["PolicyDocument"]))
+    return Physical(policy["policyName"], {"Arn": policy["policyArn"], "Id": policy["policyName"]})
+
+
+def _create_thing_group(cfn: FakeCloudFormation, logical: str, props: dict[str, Any]) -> Physical:
+    group = cfn.clients.iot.create_thing_group(
+        thingGroupName=props["ThingGroupName"], tags=_tag_list(props),
+        thingGroupProperties={"thingGroupDescription": props["ThingGroupProperties"]["ThingGroupDescription"]})
+    return Physical(group["thingGroupName"], {"Arn": group["thingGroupArn"], "Id": group["thingGroupId"]})
+
+
+def _create_role_alias(cfn: FakeCloudFormation, logical: str, props: dict[str, Any]) -> Physical:
+    alias = cfn.clients.iot.create_role_alias(roleAlias=props["RoleAlias"], roleArn=props["RoleArn"],
+                                              credentialDurationSeconds=props["CredentialDurationSeconds"])
+    return Physical(alias["roleAlias"], {"RoleAliasArn": alias["roleAliasArn"]})
+
+
+def _sdk_call(cfn: FakeCloudFormation, call_json: str | None) -> None:
+    """What CDK's AwsCustomResource Lambda does with its Create/Delete call."""
+    if call_json:
+        sdk_call = json.loads(call_json)
+        client = getattr(cfn.clients, xform_name(sdk_call["service"]))
+        getattr(client, xform_name(sdk_call["action"]))(**sdk_call["parameters"])
+
+
+def _create_component(cfn: FakeCloudFormation, logical: str, props: dict[str, Any]) -> Physical:
+    if "InlineRecipe" in props:
+        recipe = json.loads(props["InlineRecipe"])
+        name, version = recipe["ComponentName"], recipe["ComponentVersion"]
+    else:
+        name, version = props["LambdaFunction"]["ComponentName"], props["LambdaFunction"]["ComponentVersion"]
+    cfn.components[name] = version
+    return Physical(component_arn(name, version), {"Arn": component_arn(name, version), "ComponentName": name,
+                                                    "ComponentVersion": version})
+
+
+def _attach_policy(cfn: FakeCloudFormation, logical: str, props: dict[str, Any]) -> Physical:
+    cfn.clients.iot.attach_policy(policyName=props["PolicyName"], target=props["Principal"])
+    return Physical(logical)
+
+
+def _attach_thing(cfn: FakeCloudFormation, logical: str, props: dict[str, Any]) -> Physical:
+    cfn.clients.iot.attach_thing_principal(thingName=props["ThingName"], principal=props["Principal"])
+    return Physical(logical)
+
+
+def _create_deployment(cfn: FakeCloudFormation, logical: str, props: dict[str, Any]) -> Physical:
+    deployment_id = str(uuid.uuid4())
+    return Physical(deployment_id, {"DeploymentId": deployment_id})
+
+
+def _only_recorded(cfn: FakeCloudFormation, logical: str, props: dict[str, Any]) -> Physical:
+    """Resources no lifecycle command looks at (inline IAM policies, bucket policies, layers, Lambda
+    permissions) or that moto does not implement (provisioning templates)."""
+    return Physical(f"{logical}-physical-id")
+
+
+def _lambda_version(cfn: FakeCloudFormation, logical: str, props: dict[str, Any]) -> Physical:
+    return Physical(f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{props['FunctionName']}:1", {"Version": "1"})
+
+
+HANDLERS: dict[str, Handler] = {
+    "AWS::IAM::Role": Handler(_create_role, lambda cfn, props, p: cfn.clients.iam.delete_role(RoleName=p.ref)),
+    "AWS::IAM::Policy": Handler(_only_recorded),
+    "AWS::S3::Bucket": Handler(_create_bucket, lambda cfn, props, p: cfn.clients.s3.delete_bucket(Bucket=p.ref)),
+    "AWS::S3::BucketPolicy": Handler(_only_recorded),
+    "Custom::CDKBucketDeployment": Handler(_upload_model, _remove_model),
+    "AWS::Lambda::LayerVersion": Handler(_only_recorded),
+    "AWS::Lambda::Permission": Handler(_only_recorded),
+    "AWS::Lambda::Function": Handler(_create_function,
+                                     lambda cfn, props, p: cfn.clients.lambda_.delete_function(FunctionName=p.ref)),
+    "AWS::Lambda::Version": Handler(_lambda_version),
+    "AWS::Logs::LogGroup": Handler(_create_log_group,
+                                   lambda cfn, props, p: cfn.clients.logs.delete_log_group(logGroupName=p.ref)),
+    "AWS::IoT::Thing": Handler(_create_thing, lambda cfn, props, p: cfn.clients.iot.delete_thing(thingName=p.ref)),
+    "AWS::IoT::Certificate": Handler(_create_certificate, _delete_certificate),
+    "AWS::IoT::Policy": Handler(_create_policy, lambda cfn, props, p: cfn.clients.iot.delete_policy(policyName=p.ref)),
+    "AWS::IoT::PolicyPrincipalAttachment": Handler(_attach_policy, lambda cfn, props, p: cfn.clients.iot.detach_policy(
+        policyName=props["PolicyName"], target=props["Principal"])),
+    "AWS::IoT::ThingPrincipalAttachment": Handler(
+        _attach_thing, lambda cfn, props, p: cfn.clients.iot.detach_thing_principal(
+            thingName=props["ThingName"], principal=props["Principal"])),
+    "AWS::IoT::ThingGroup": Handler(_create_thing_group,
+                                    lambda cfn, props, p: cfn.clients.iot.delete_thing_group(thingGroupName=p.ref)),
+    "AWS::IoT::RoleAlias": Handler(_create_role_alias,
+                                   lambda cfn, props, p: cfn.clients.iot.delete_role_alias(roleAlias=p.ref)),
+    "AWS::IoT::ProvisioningTemplate": Handler(_only_recorded),
+    "Custom::AWS": Handler(lambda cfn, logical, props: _sdk_call(cfn, props.get("Create")) or Physical(logical),
+                           lambda cfn, props, p: _sdk_call(cfn, props.get("Delete"))),
+    "AWS::GreengrassV2::ComponentVersion": Handler(
+        _create_component, lambda cfn, props, p: cfn.components.pop(p.attrs["ComponentName"])),
+    "AWS::GreengrassV2::Deployment": Handler(_create_deployment),
+}
 
 
 @pytest.fixture
-def cloudformation(clients: AwsClients, names: AppNames) -> FakeCloudFormation:
-    return FakeCloudFormation(clients, names)
+def cloudformation(clients: AwsClients, app_default: SynthesizedApp) -> FakeCloudFormation:
+    return FakeCloudFormation(clients, app_default)
 
 
 @pytest.fixture
 def deployed(cloudformation: FakeCloudFormation) -> FakeCloudFormation:
     cloudformation.deploy()
     return cloudformation
+
+
+# ---- helpers shared by the lifecycle tests ---------------------------------------------------
+THING = "rainedge-core-1"  # the device of cdk.json
+# Outputs following the PLAN.md contract, of a two-device deployment.
+EXAMPLE_OUTPUTS = {
+    "NamePrefix": "rainedge", "ComponentPrefix": "com.rainedge",
+    "ThingNames": "core-a,core-b", "ThingGroupName": "rainedge-cores", "RoleAliasName": "rainedge-tes-role-alias",
+    "TokenExchangeRoleName": "rainedge-tes-role", "ArtifactBucketName": "bucket-1", "Region": REGION,
+    "DeploymentId": "d-1", "ComponentNames": "com.rainedge.Sensor,com.rainedge.Inference",
+    "FunctionNames": "rainedge-sensor,rainedge-inference",
+    "Devices": json.dumps([{"thingName": "core-a", "certificateId": "c-a", "policyName": "rainedge-device-core-a"},
+                           {"thingName": "core-b", "certificateId": "c-b", "policyName": "rainedge-device-core-b"}]),
+}
+
+
+def put_shadow(iot_data: Any, thing: str, shadow: str) -> None:
+    iot_data.update_thing_shadow(thingName=thing, shadowName=shadow, payload=json.dumps(
+        {"state": {"reported": {"temperature": 21.5}}}).encode())
+
+
+def shadow_exists(iot_data: Any, thing: str, shadow: str) -> bool:
+    try:
+        iot_data.get_thing_shadow(thingName=thing, shadowName=shadow)
+    except ClientError as error:
+        assert error.response["Error"]["Code"] == "ResourceNotFoundException"
+        return False
+    return True
+
+
+def create_stack(cloudformation: Any, outputs: dict[str, str], tags: dict[str, str]) -> None:
+    """The stack record: a stack named RainEdge with these outputs and tags (its resources, if any,
+    are FakeCloudFormation's to make)."""
+    template = {"Resources": {"Marker": {"Type": "AWS::SSM::Parameter",
+                                         "Properties": {"Type": "String", "Value": "x", "Name": "/marker"}}},
+                "Outputs": {key: {"Value": value} for key, value in outputs.items()}}
+    cloudformation.create_stack(StackName=STACK_NAME, TemplateBody=json.dumps(template),
+                                Tags=[{"Key": key, "Value": value} for key, value in tags.items()])
+
+
+def write_fake_cdk(folder: Path, record: Path) -> Path:
+    """A CDK CLI that records its arguments and region, and deletes nothing."""
+    script = folder / "fake-cdk"
+    script.write_text(f'#!/bin/sh\necho "$AWS_REGION $@" > {record}\n')
+    script.chmod(0o755)
+    return script
+
+
+@contextmanager
+def unreadable_file(path: Path) -> Iterator[Path]:
+    """A path that exists but cannot be read, even by root: a Unix socket (open() fails with ENXIO)."""
+    with socket.socket(socket.AF_UNIX) as server:
+        server.bind(str(path))
+        yield path

@@ -14,11 +14,9 @@ from cryptography.hazmat.primitives import hashes
 from infra.device_keys import CSR_FILE, device_dir, ensure_device_keys
 from infra.lifecycle.__main__ import main
 from infra.lifecycle.device_setup import ROOT_CA, DeviceSetupError, run_device_setup
-from infra.lifecycle.outputs import read_stack_outputs
+from infra.lifecycle.outputs import parse_outputs
 
-from .conftest import REGION
-
-THING = "rainedge-core-1"
+from .conftest import REGION, THING
 
 
 def mode(path: Path) -> int:
@@ -56,7 +54,7 @@ def test_bundle_config_has_the_stack_values(clients, names, deployed, capsys):
 def test_bundle_files_and_permissions(clients, names, deployed):
     assert run_main(clients, names, "device-setup") == 0
     bundle = names.bundle_dir(THING)
-    certificate_id = deployed.certificates[THING]["id"]
+    certificate_id = deployed.device_certificate().ref
     expected_pem = clients.iot.describe_certificate(certificateId=certificate_id)["certificateDescription"]["certificatePem"]
 
     assert mode(bundle) == 0o700
@@ -87,7 +85,7 @@ def test_no_secret_is_printed(clients, names, deployed, capsys):
 
 
 def test_install_script_has_prerequisites_and_the_installer_command(clients, names, deployed):
-    run_device_setup(clients, names, read_stack_outputs(clients.cloudformation), echo=lambda _: None)
+    run_device_setup(clients, names, parse_outputs(deployed.outputs), echo=lambda _: None)
     script = (names.bundle_dir(THING) / "install.sh").read_text()
     for needed in (
         "apt-get install -y --no-install-recommends default-jre-headless",
@@ -110,7 +108,7 @@ def test_key_that_does_not_match_the_certificate_is_refused(clients, names, depl
     (device_dir(names.secrets_dir, THING) / CSR_FILE).unlink()
     ensure_device_keys(names.secrets_dir, THING)  # a new key the certificate was not issued for
     with pytest.raises(DeviceSetupError, match="does not belong to certificate"):
-        run_device_setup(clients, names, read_stack_outputs(clients.cloudformation), echo=lambda _: None)
+        run_device_setup(clients, names, parse_outputs(deployed.outputs), echo=lambda _: None)
     assert not (names.bundle_dir(THING) / "private.pem.key").exists()
 
 
@@ -121,9 +119,10 @@ def test_missing_key_says_make_keys(clients, names, deployed, capsys):
 
 
 def test_inactive_certificate_is_refused(clients, names, deployed):
-    clients.iot.update_certificate(certificateId=deployed.certificates[THING]["id"], newStatus="INACTIVE")
+    certificate_id = deployed.device_certificate().ref
+    clients.iot.update_certificate(certificateId=certificate_id, newStatus="INACTIVE")
     with pytest.raises(DeviceSetupError, match="is INACTIVE, expected ACTIVE"):
-        run_device_setup(clients, names, read_stack_outputs(clients.cloudformation), echo=lambda _: None)
+        run_device_setup(clients, names, parse_outputs(deployed.outputs), echo=lambda _: None)
 
 
 def test_unknown_thing_names_the_allowed_ones(clients, names, deployed, capsys):

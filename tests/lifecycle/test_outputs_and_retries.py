@@ -10,14 +10,8 @@ from infra.lifecycle import aws as aws_module
 from infra.lifecycle.aws import call, delete_if_present, paginate
 from infra.lifecycle.outputs import REQUIRED_KEYS, OutputsError, describe_stack, load, parse_outputs, save
 
-RAW = {
-    "ThingNames": "core-a,core-b", "ThingGroupName": "rainedge-cores", "RoleAliasName": "rainedge-tes-role-alias",
-    "TokenExchangeRoleName": "rainedge-tes-role", "ArtifactBucketName": "bucket-1", "Region": "eu-west-1",
-    "DeploymentId": "d-1", "ComponentNames": "com.rainedge.Sensor,com.rainedge.Inference",
-    "FunctionNames": "rainedge-sensor,rainedge-inference", "NamePrefix": "rainedge", "ComponentPrefix": "com.rainedge",
-    "Devices": json.dumps([{"thingName": "core-a", "certificateId": "c-a", "policyName": "rainedge-device-core-a"},
-                           {"thingName": "core-b", "certificateId": "c-b", "policyName": "rainedge-device-core-b"}]),
-}
+from .conftest import EXAMPLE_OUTPUTS as RAW
+from .conftest import unreadable_file
 
 
 def client_error(code: str) -> ClientError:
@@ -28,7 +22,10 @@ def test_outputs_are_parsed():
     outputs = parse_outputs(RAW)
     assert outputs.thing_names == ("core-a", "core-b")
     assert outputs.component_names == ("com.rainedge.Sensor", "com.rainedge.Inference")
-    assert [(d.thing_name, d.certificate_id) for d in outputs.devices] == [("core-a", "c-a"), ("core-b", "c-b")]
+    assert outputs.function_names == ("rainedge-sensor", "rainedge-inference")
+    assert (outputs.name_prefix, outputs.component_prefix) == ("rainedge", "com.rainedge")
+    assert [(d.thing_name, d.certificate_id, d.policy_name) for d in outputs.devices] == [
+        ("core-a", "c-a", "rainedge-device-core-a"), ("core-b", "c-b", "rainedge-device-core-b")]
 
 
 def test_missing_output_keys_are_named():
@@ -38,9 +35,12 @@ def test_missing_output_keys_are_named():
     assert "Devices" in REQUIRED_KEYS
 
 
-def test_malformed_devices_output():
-    with pytest.raises(OutputsError, match='output Devices must be a JSON list of {"thingName", "certificateId", "policyName"}'):
-        parse_outputs({**RAW, "Devices": '[{"thing": "core-a"}]'})
+@pytest.mark.parametrize("devices", ['[{"thingName": "core-a", "certificateId": "c-a"}]', "5", "null", "{}",
+                                     '[{"thingName": 1, "certificateId": "c", "policyName": "p"}]', "not json"])
+def test_malformed_devices_output(devices):
+    with pytest.raises(OutputsError, match='output Devices must be a JSON list of {"thingName", "certificateId", '
+                                           '"policyName"}'):
+        parse_outputs({**RAW, "Devices": devices})
 
 
 def test_saved_outputs_use_the_cdk_outputs_file_format(tmp_path):
@@ -49,9 +49,30 @@ def test_saved_outputs_use_the_cdk_outputs_file_format(tmp_path):
     assert json.loads(path.read_text()) == {"RainEdge": RAW}
     assert load(path) == parse_outputs(RAW)
     assert load(tmp_path / "absent.json") is None
-    path.write_text('{"OtherStack": {}}')
-    with pytest.raises(OutputsError, match="RainEdge entry"):
+
+
+
+@pytest.mark.parametrize("content, problem", [
+    ("[]", "with a RainEdge entry"), ("null", "with a RainEdge entry"), ('{"OtherStack": {}}', "with a RainEdge entry"),
+    ('{"RainEdge": []}', "with a RainEdge entry"), ("{not json", "is not JSON"), ("\udcff", "is not JSON"),
+    ('{"RainEdge": {"NamePrefix": 7}}', "must map each key to a string"), ('{"RainEdge": {}}', "lacks the outputs"),
+])
+def test_a_broken_saved_outputs_file_is_named_with_the_fix(tmp_path, content, problem):
+    path = tmp_path / "stack-outputs.json"
+    path.write_bytes(content.encode("utf-8", "surrogateescape"))
+    with pytest.raises(OutputsError, match=problem) as raised:
         load(path)
+    assert str(path) in str(raised.value) and f"fix or remove {path}" in str(raised.value)
+
+
+def test_a_folder_or_unreadable_saved_outputs_file_is_named(tmp_path):
+    folder = tmp_path / "stack-outputs.json"
+    folder.mkdir()
+    with pytest.raises(OutputsError, match="is a folder"):
+        load(folder)
+    with unreadable_file(tmp_path / "unreadable.json") as unreadable:
+        with pytest.raises(OutputsError, match=f"cannot read {unreadable} .*: fix or remove"):
+            load(unreadable)
 
 
 def test_missing_stack_is_none(session):

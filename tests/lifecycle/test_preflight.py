@@ -54,7 +54,7 @@ def test_missing_region(names, aws_env, tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("AWS_REGION", raising=False)
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
     clients = AwsClients(boto3.session.Session())
-    assert run_preflight(names, clients) == 1
+    assert run_preflight(names, clients) == 2
     assert "no AWS region: set AWS_REGION" in capsys.readouterr().err
 
 

@@ -5,7 +5,7 @@ import json
 
 from infra.lifecycle.__main__ import main
 
-THING = "rainedge-core-1"
+from .conftest import THING
 
 
 def test_status_shows_shadows_and_deployment(clients, names, deployed, greengrass, capsys):

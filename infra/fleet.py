@@ -1,0 +1,223 @@
+"""Fleet provisioning by claim: any number of Pis join without a stack change.
+
+A device presents the shared claim certificate, sends its own CSR and its serial number; AWS IoT
+asks the pre-provisioning hook, then runs the provisioning template: thing `<prefix>-<serial>` with
+the app's attribute in the core thing group (so the deployment reaches it), a certificate from the
+device's CSR (its private key never leaves it) and its own IoT policy with the same scope as a
+listed device's (AWS IoT developer guide, "Provisioning devices that don't have device certificates
+using fleet provisioning" / "Provisioning templates"; Greengrass V2 developer guide, "Set up AWS
+IoT fleet provisioning for Greengrass core devices").
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from aws_cdk import Duration, Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_iot as iot
+from aws_cdk import aws_lambda as lambda_
+from constructs import Construct
+
+from infra.artifacts import helper_log_group
+from infra.config import APP_TAG, RainEdgeConfig
+from infra.device_keys import read_csr
+from infra.fleet_hook.handler import SERIAL_PARAMETER
+from infra.identity import core_policy_document
+from infra.nag import acknowledge, env_placeholders
+
+HOOK_SOURCE = Path(__file__).with_name("fleet_hook")
+CERTIFICATE_ID_PARAMETER = "AWS::IoT::Certificate::Id"
+# Stands for the device's serial number while the policy is written; replaced by a Ref to it.
+_SERIAL_SLOT = "@SERIAL_NUMBER@"
+# MQTT API of fleet provisioning with JSON payloads, which the Greengrass plugin uses (AWS IoT
+# developer guide, "Device provisioning MQTT API": CreateCertificateFromCsr, RegisterThing).
+CREATE_FROM_CSR = "$aws/certificates/create-from-csr/json"
+
+
+def register_thing_topic(template_name: str) -> str:
+    return f"$aws/provisioning-templates/{template_name}/provision/json"
+
+
+class FleetProvisioning(Construct):
+    """Claim certificate + claim policy, provisioning role, pre-provisioning hook and the template."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: RainEdgeConfig,
+        secrets_dir: Path,
+        thing_group_name: str,
+        role_alias_arn: str,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        stack = Stack.of(self)
+        self.template_name = config.provisioning_template_name
+        template_arn = stack.format_arn(service="iot", resource="provisioningtemplate",
+                                        resource_name=self.template_name)
+        hook = self._hook(config, stack)
+        hook.add_permission(
+            "IotInvokes",
+            principal=iam.ServicePrincipal("iot.amazonaws.com"),
+            source_account=stack.account,
+            source_arn=template_arn,
+        )
+        role = self._provisioning_role(config, stack, thing_group_name)
+        body = provisioning_template_body(config, thing_group_name, lambda resource, name: stack.format_arn(
+            service="iot", resource=resource, resource_name=name), role_alias_arn)
+        self.template = iot.CfnProvisioningTemplate(
+            self,
+            "Template",
+            template_name=self.template_name,
+            description=f"Greengrass core devices of {config.name_prefix}, provisioned by claim",
+            enabled=True,
+            provisioning_role_arn=role.role_arn,
+            template_body=stack.to_json_string(body),
+            pre_provisioning_hook=iot.CfnProvisioningTemplate.ProvisioningHookProperty(
+                target_arn=hook.function_arn, payload_version="2020-04-01"),
+        )
+        self.template.node.add_dependency(hook.permissions_node.find_child("IotInvokes"))
+        self.claim_certificate = iot.CfnCertificate(
+            self,
+            "ClaimCertificate",
+            certificate_signing_request=read_csr(secrets_dir, config.claim_name),
+            status="ACTIVE",
+        )
+        claim_policy = iot.CfnPolicy(
+            self,
+            "ClaimPolicy",
+            policy_name=config.claim_policy_name,
+            policy_document=claim_policy_document(
+                lambda resource, name: stack.format_arn(service="iot", resource=resource, resource_name=name),
+                config, self.template_name),
+        )
+        attachment = iot.CfnPolicyPrincipalAttachment(
+            self, "ClaimPolicyAttachment", policy_name=config.claim_policy_name,
+            principal=self.claim_certificate.attr_arn)
+        attachment.node.add_dependency(claim_policy)
+
+    def _hook(self, config: RainEdgeConfig, stack: Stack) -> lambda_.Function:
+        function = lambda_.Function(
+            self,
+            "PreProvisioningHook",
+            runtime=lambda_.Runtime.PYTHON_3_14,
+            handler="handler.handler",
+            code=lambda_.Code.from_asset(str(HOOK_SOURCE), exclude=["__pycache__", "*.pyc"]),
+            # AWS IoT waits 5 s for the answer ("Pre-provisioning hooks").
+            timeout=Duration.seconds(5),
+            environment={"SERIAL_NUMBER_PATTERN": config.serial_number_pattern, "NAME_PREFIX": config.name_prefix},
+            log_group=helper_log_group(self, "PreProvisioningHookLogs"),
+            description="rainedge fleet provisioning: refuse bad serial numbers and existing things",
+        )
+        function.add_to_role_policy(iam.PolicyStatement(
+            actions=["iot:DescribeThing"],
+            resources=[stack.format_arn(service="iot", resource="thing", resource_name=f"{config.name_prefix}-*")],
+        ))
+        acknowledge(function, "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+                              "AWSLambdaBasicExecutionRole]",
+                    "The hook writes its own logs through the AWS managed AWSLambdaBasicExecutionRole "
+                    "(CloudWatch Logs only), into a log group the stack owns.")
+        acknowledge(function, f"AwsSolutions-IAM5[Resource::{_nag_iot_arn(stack)}:thing/{config.name_prefix}-*]",
+                    "The hook checks whether the thing a serial number would create already exists; "
+                    "provisioned things are named <prefix>-<serial>.")
+        return function
+
+    def _provisioning_role(self, config: RainEdgeConfig, stack: Stack, thing_group_name: str) -> iam.Role:
+        """What AWS IoT needs to carry out the template's three resources, and nothing else: the
+        subset of the managed AWSIoTThingsRegistration policy for a thing in one group, a
+        certificate that already exists, and a new policy attached to it."""
+        def arn(resource: str, name: str) -> str:
+            return stack.format_arn(service="iot", resource=resource, resource_name=name)
+
+        things = arn("thing", f"{config.name_prefix}-*")
+        group = arn("thinggroup", thing_group_name)
+        certificates, policies = arn("cert", "*"), arn("policy", "*")
+        role = iam.Role(
+            self,
+            "ProvisioningRole",
+            assumed_by=iam.ServicePrincipal("iot.amazonaws.com"),
+            description="rainedge fleet provisioning: create <prefix>-<serial> things, attach their certificate and policy",
+        )
+        statements = [
+            iam.PolicyStatement(actions=["iot:CreateThing", "iot:DescribeThing", "iot:UpdateThing",
+                                         "iot:ListThingGroupsForThing", "iot:UpdateThingGroupsForThing",
+                                         "iot:AddThingToThingGroup", "iot:AttachThingPrincipal",
+                                         "iot:ListThingPrincipals"],
+                                resources=[things, group]),
+            iam.PolicyStatement(actions=["iot:DescribeThingGroup"], resources=[group]),
+            iam.PolicyStatement(actions=["iot:DescribeCertificate", "iot:UpdateCertificate", "iot:AttachPolicy",
+                                         "iot:AttachPrincipalPolicy", "iot:ListAttachedPolicies"],
+                                resources=[certificates]),
+            iam.PolicyStatement(actions=["iot:CreatePolicy", "iot:GetPolicy", "iot:AttachPolicy"],
+                                resources=[policies]),
+        ]
+        policy = iam.Policy(self, "ProvisioningPolicy", statements=statements, roles=[role])
+        iot_arn = _nag_iot_arn(stack)
+        reasons = {
+            f"Resource::{iot_arn}:thing/{config.name_prefix}-*":
+                "Provisioned things are named <prefix>-<serial>; the serial is known only when a device joins.",
+            f"Resource::{iot_arn}:cert/*":
+                "The device's certificate is created from its CSR during provisioning; its id is not known before.",
+            f"Resource::{iot_arn}:policy/*":
+                "A policy created from a template's PolicyDocument is named by a hash of the document "
+                "(AWS IoT, Provisioning templates), so its name is not known before.",
+        }
+        for finding, reason in reasons.items():
+            acknowledge(policy, f"AwsSolutions-IAM5[{finding}]", reason)
+        return role
+
+
+def _nag_iot_arn(stack: Stack) -> str:
+    """The start of an IoT ARN as cdk-nag writes it in finding ids."""
+    env = env_placeholders(stack)
+    return f"arn:<AWS::Partition>:iot:{env['region']}:{env['account']}"
+
+
+def provisioning_template_body(config: RainEdgeConfig, thing_group_name: str, iot_arn, role_alias_arn: str) -> dict:
+    """The provisioning template (AWS IoT developer guide, "Provisioning templates"): parameters
+    SerialNumber and the certificate id; a thing, its certificate, and a policy document written
+    like a listed device's, for the thing `<prefix>-<serial>`."""
+    serial = {"Ref": SERIAL_PARAMETER}
+    thing = {"Fn::Join": ["", [f"{config.name_prefix}-", serial]]}
+    slotted = json.dumps(core_policy_document(iot_arn, f"{config.name_prefix}-{_SERIAL_SLOT}", role_alias_arn),
+                         separators=(",", ":"))
+    pieces = slotted.split(_SERIAL_SLOT)
+    parts: list = [pieces[0]]
+    for piece in pieces[1:]:
+        parts += [serial, piece]
+    return {
+        "Parameters": {SERIAL_PARAMETER: {"Type": "String"}, CERTIFICATE_ID_PARAMETER: {"Type": "String"}},
+        "Resources": {
+            "thing": {
+                "Type": "AWS::IoT::Thing",
+                "Properties": {
+                    "ThingName": thing,
+                    "AttributePayload": {APP_TAG: config.name_prefix},
+                    "ThingGroups": [thing_group_name],
+                },
+            },
+            "certificate": {
+                "Type": "AWS::IoT::Certificate",
+                "Properties": {"CertificateId": {"Ref": CERTIFICATE_ID_PARAMETER}, "Status": "Active"},
+            },
+            "policy": {"Type": "AWS::IoT::Policy", "Properties": {"PolicyDocument": {"Fn::Join": ["", parts]}}},
+        },
+    }
+
+
+def claim_policy_document(iot_arn, config: RainEdgeConfig, template_name: str) -> dict:
+    """The claim certificate's policy: connect as `<prefix>-claim-<serial>` (the plugin's deviceId)
+    and use only the fleet-provisioning MQTT API of this template."""
+    apis = [CREATE_FROM_CSR, register_thing_topic(template_name)]
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Action": "iot:Connect", "Resource": iot_arn("client", f"{config.claim_name}-*")},
+            {"Effect": "Allow", "Action": "iot:Publish", "Resource": [iot_arn("topic", api) for api in apis]},
+            {"Effect": "Allow", "Action": "iot:Receive", "Resource": [iot_arn("topic", f"{api}/*") for api in apis]},
+            {"Effect": "Allow", "Action": "iot:Subscribe",
+             "Resource": [iot_arn("topicfilter", f"{api}/*") for api in apis]},
+        ],
+    }

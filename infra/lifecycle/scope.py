@@ -1,0 +1,137 @@
+"""What in the account is provably this app's. destroy and audit act on nothing else.
+
+The proofs, and nothing more (README, "What teardown touches"):
+- the stack RainEdge in the current region, only while it carries the tag rainedge:app=<namePrefix>;
+- the names in that stack's outputs, live or saved in build/stack-outputs.json for the same region,
+  each compared exactly (a name prefix proves nothing);
+- things carrying the thing attribute rainedge:app=<namePrefix>, and devices named in cdk.json that
+  are members of the app's own thing group (the one named in the outputs);
+- what the app's devices leave behind under names derived exactly from those: their shadows and
+  Greengrass core-device records, the log groups of the app's components, deployments to its group.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from infra.config import APP_TAG, STACK_NAME
+from infra.lifecycle.aws import AwsClients, LifecycleError, exists, paginate
+from infra.lifecycle.outputs import (OutputsError, StackOutputs, app_tag, describe_stack, load, parse_outputs,
+                                     raw_outputs)
+from infra.lifecycle.settings import AppNames
+
+
+class Refusal(LifecycleError):
+    """Acting would touch what is not provably this app's; nothing was changed."""
+
+
+@dataclass(frozen=True)
+class AppStack:
+    """The RainEdge stack of this region if it is this app's, and the outputs that name the app's resources."""
+
+    name_prefix: str  # the value of the rainedge:app tag and thing attribute that mark the app's resources
+    stack: dict[str, Any] | None  # the live stack, only when it carries that tag
+    live: dict[str, str]  # its outputs as CloudFormation gives them (saved by destroy)
+    outputs: StackOutputs | None  # the live outputs, else the saved ones
+    foreign: str | None = None  # why a stack named RainEdge here is not the app's
+
+    def deployed(self) -> StackOutputs:
+        """The live outputs, for the commands that need a deployed stack (device-setup, status)."""
+        if self.foreign:
+            raise Refusal(f"{self.foreign}: it is not this app's stack")
+        if not self.live:
+            raise OutputsError(f"stack {STACK_NAME} is not deployed in this account/region "
+                               "(or has no outputs): run `make deploy` first")
+        return parse_outputs(self.live)
+
+
+def find_app_stack(clients: AwsClients, names: AppNames, saved_file: Path) -> AppStack:
+    """Read the saved outputs and the live stack, and decide which of them are the app's."""
+    saved = load(saved_file)
+    if saved is not None and saved.region != clients.region:
+        raise Refusal(f"{saved_file} records a deployment in {saved.region}, but the current region is "
+                      f"{clients.region}: run again with AWS_REGION={saved.region} (the file is kept)")
+    # The saved outputs are this checkout's own deployment; without them cdk.json says what to expect.
+    prefix, source = (saved.name_prefix, str(saved_file)) if saved else (names.config.name_prefix, "cdk.json")
+    stack = describe_stack(clients.cloudformation)
+    if stack is None:
+        return AppStack(prefix, None, {}, saved)
+    tag = app_tag(stack)
+    if tag != prefix:
+        carries = f"the tag {APP_TAG}={tag}" if tag is not None else f"no {APP_TAG} tag"
+        return AppStack(prefix, None, {}, saved, foreign=(
+            f"stack {STACK_NAME} in {clients.region} carries {carries}, not {APP_TAG}={prefix} "
+            f"(the namePrefix in {source})"))
+    live = raw_outputs(stack)
+    outputs = parse_outputs(live) if live else saved
+    if live and outputs.name_prefix != tag:
+        raise Refusal(f"stack {STACK_NAME} carries {APP_TAG}={tag} but its NamePrefix output is "
+                      f"{outputs.name_prefix}: it does not follow this app's contract; nothing was changed")
+    return AppStack(prefix, stack, live, outputs)
+
+
+@dataclass(frozen=True)
+class AppScope:
+    """Everything destroy and audit may act on, by exact name."""
+
+    region: str
+    name_prefix: str
+    outputs: StackOutputs | None
+    things: tuple[str, ...]
+
+    @property
+    def certificate_ids(self) -> tuple[str, ...]:
+        return tuple(device.certificate_id for device in self.outputs.devices) if self.outputs else ()
+
+    @property
+    def component_names(self) -> tuple[str, ...]:
+        return self.outputs.component_names if self.outputs else ()
+
+    @property
+    def log_group_names(self) -> tuple[str, ...]:
+        """Greengrass's log manager writes /aws/greengrass/UserComponent/<region>/<component> (Greengrass V2
+        developer guide, "Log manager"; PLAN.md contract); a Lambda function logs to /aws/lambda/<function>."""
+        if self.outputs is None:
+            return ()
+        return (tuple(f"/aws/greengrass/UserComponent/{self.region}/{name}" for name in self.outputs.component_names)
+                + tuple(f"/aws/lambda/{name}" for name in self.outputs.function_names))
+
+    def owns_deployment(self, deployment: dict[str, Any]) -> bool:
+        """The stack's deployment, or one whose target is the app's thing group."""
+        if self.outputs is None:
+            return False
+        # An ARN is arn:partition:service:region:account-id:resource, the resource of a thing group
+        # being thinggroup/<name> (AWS General Reference, "Amazon Resource Names"; IoT's ARN formats);
+        # list_deployments lists this account and region only.
+        target = deployment.get("targetArn", "").split(":", 5)[-1]
+        return (deployment.get("deploymentId") == self.outputs.deployment_id
+                or target == f"thinggroup/{self.outputs.thing_group_name}")
+
+
+def app_scope(clients: AwsClients, names: AppNames, app: AppStack, echo: Callable[[str], None]) -> AppScope:
+    outputs = app.outputs
+    if outputs is not None and (outputs.name_prefix, outputs.component_prefix) != (
+            names.config.name_prefix, names.config.component_prefix):
+        echo(f"the stack's outputs name namePrefix {outputs.name_prefix} and componentPrefix "
+             f"{outputs.component_prefix}, cdk.json {names.config.name_prefix} and {names.config.component_prefix}: "
+             "acting on the names in the outputs")
+    return AppScope(clients.region, app.name_prefix, outputs, proven_things(clients, names, app.name_prefix, outputs))
+
+
+def proven_things(clients: AwsClients, names: AppNames, prefix: str, outputs: StackOutputs | None) -> tuple[str, ...]:
+    """Things named in the outputs, things carrying the app's attribute, and devices of cdk.json
+    that are members of the app's thing group. A thing merely named in cdk.json is not the app's."""
+    # ListThings: without usePrefixAttributeValue only attribute values matching the entire
+    # attributeValue are returned (AWS IoT API reference, ListThings).
+    attributed = [item["thingName"] for item in paginate(
+        clients.iot.list_things, "things", attributeName=APP_TAG, attributeValue=prefix, usePrefixAttributeValue=False)]
+    members = set(group_members(clients, outputs.thing_group_name)) if outputs else set()
+    grouped = [thing for thing in names.config.devices if thing in members]
+    return tuple(dict.fromkeys([*(outputs.thing_names if outputs else ()), *attributed, *grouped]))
+
+
+def group_members(clients: AwsClients, group: str) -> list[str]:
+    if not exists(clients.iot.describe_thing_group, thingGroupName=group):
+        return []
+    return paginate(clients.iot.list_things_in_thing_group, "things", thingGroupName=group)

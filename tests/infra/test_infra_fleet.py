@@ -1,0 +1,154 @@
+"""Fleet provisioning by claim, checked on the synthesized template against AWS's rules."""
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+
+from infra_support import core_scope_problems, resources_of, things, worst_case_pseudo
+from infra.config import ConfigError
+from infra.fleet_hook.handler import decide, handler
+from infra.iot_policy import MAX_DOCUMENT_CHARACTERS, allows_any, document_size
+from infra.synthesized import Pseudo, SynthesizedStack, resolve
+
+pytestmark = pytest.mark.slow
+
+SERIAL = "10000000a1b2c3d4"
+# AWS IoT quotas: "Maximum size of a fleet provisioning template | 10 KiB".
+MAX_PROVISIONING_TEMPLATE_BYTES = 10 * 1024
+
+
+def provisioned(stack: SynthesizedStack, serial: str, pseudo: Pseudo = Pseudo()):
+    return stack.provisioned_thing({"SerialNumber": serial}, pseudo)
+
+
+def test_the_template_is_enabled_and_asks_the_hook_first(template):
+    (properties,) = [r["Properties"] for r in resources_of(template, "AWS::IoT::ProvisioningTemplate").values()]
+    assert properties["Enabled"] is True and properties["TemplateName"] == "rainedge-fleet"
+    hook_id = properties["PreProvisioningHook"]["TargetArn"]["Fn::GetAtt"][0]
+    assert template["Resources"][hook_id]["Type"] == "AWS::Lambda::Function"
+    # "Pre-provisioning hooks": the function must answer within 5 seconds; IoT invokes it.
+    assert template["Resources"][hook_id]["Properties"]["Timeout"] == 5
+    (permission,) = [r["Properties"] for r in resources_of(template, "AWS::Lambda::Permission").values()
+                     if r["Properties"]["FunctionName"] == {"Fn::GetAtt": [hook_id, "Arn"]}]
+    assert permission["Principal"] == "iot.amazonaws.com" and permission["SourceAccount"] == {"Ref": "AWS::AccountId"}
+    assert json.dumps(permission["SourceArn"]).endswith(':provisioningtemplate/rainedge-fleet"]]}')
+
+
+def test_a_provisioned_device_is_a_core_of_the_group_with_a_listed_devices_scope(template):
+    stack = SynthesizedStack(template)
+    device = provisioned(stack, SERIAL)
+    assert device.thing_name == f"rainedge-{SERIAL}"
+    assert device.attributes == {"rainedge:app": "rainedge"}
+    assert device.thing_groups == ("rainedge-cores",)  # the deployment's target: it reaches the device
+    other = provisioned(stack, "10000000ffffffff").thing_name
+    assert core_scope_problems([device.policy_document], device.thing_name, other, Pseudo()) == []
+    assert core_scope_problems([device.policy_document], device.thing_name, "rainedge-core-1", Pseudo()) == []
+
+
+def test_the_certificate_comes_from_the_devices_own_csr(template):
+    _, body = SynthesizedStack(template).provisioning_template(Pseudo())
+    (certificate,) = [r for r in body["Resources"].values() if r["Type"] == "AWS::IoT::Certificate"]
+    # "Only certificate IDs can be used with a fleet provisioning template": the plugin's CSR
+    # becomes the certificate through CreateCertificateFromCsr, whose id the template receives.
+    assert certificate["Properties"]["CertificateId"] == {"Ref": "AWS::IoT::Certificate::Id"}
+    assert "AWS::IoT::Certificate::Id" in body["Parameters"]
+
+
+def test_sizes_fit_aws_quotas_at_worst_case_lengths(synth_variant):
+    stack = SynthesizedStack(synth_variant(namePrefix="r" * 30, serialNumberPattern="[0-9a-f]{33}"))
+    pseudo = worst_case_pseudo()
+    serial = "f" * 33  # with the 30-character prefix and '-': the longest thing name, 64
+    device = provisioned(stack, serial, pseudo)
+    assert len(device.thing_name) == 64
+    assert document_size(device.policy_document) <= MAX_DOCUMENT_CHARACTERS
+    (properties,) = stack.of_type("AWS::IoT::ProvisioningTemplate").values()
+    assert len(resolve(properties["TemplateBody"], pseudo).encode()) <= MAX_PROVISIONING_TEMPLATE_BYTES
+
+
+def test_the_claim_may_only_provision_through_this_template(template):
+    stack = SynthesizedStack(template)
+    (claim,) = [p["PolicyDocument"] for p in stack.of_type("AWS::IoT::Policy").values()
+                if p["PolicyName"] == "rainedge-claim-policy"]
+    pseudo = Pseudo()
+    document = resolve(claim, pseudo)
+    prefix = f"arn:{pseudo.partition}:iot:{pseudo.region}:{pseudo.account}"
+    csr = "$aws/certificates/create-from-csr/json"
+    register = "$aws/provisioning-templates/rainedge-fleet/provision/json"
+    allowed = [("iot:Connect", f"client/rainedge-claim-{SERIAL}"),
+               ("iot:Publish", f"topic/{csr}"), ("iot:Publish", f"topic/{register}"),
+               ("iot:Receive", f"topic/{csr}/accepted"), ("iot:Receive", f"topic/{register}/rejected"),
+               ("iot:Subscribe", f"topicfilter/{csr}/accepted"), ("iot:Subscribe", f"topicfilter/{register}/accepted")]
+    refused = [("iot:Connect", f"client/rainedge-{SERIAL}"),  # would cut a provisioned core's connection
+               ("iot:Connect", "client/rainedge-core-1"),
+               ("iot:Publish", "topic/$aws/certificates/create/json"),  # keys made in the cloud: not ours
+               ("iot:Publish", "topic/$aws/provisioning-templates/other-template/provision/json"),
+               ("iot:Publish", "topic/$aws/things/rainedge-core-1/shadow/name/rain/update"),
+               ("iot:Subscribe", "topicfilter/$aws/things/rainedge-core-1/jobs/*"),
+               ("iot:UpdateThingShadow", "thing/rainedge-core-1/rain"),
+               ("iot:AssumeRoleWithCertificate", "rolealias/rainedge-tes-role-alias")]
+    for action, resource in allowed:
+        assert allows_any([document], action, f"{prefix}:{resource}"), (action, resource)
+    for action, resource in refused:
+        assert not allows_any([document], action, f"{prefix}:{resource}"), (action, resource)
+
+
+def test_listed_devices_beyond_the_stack_limit_fail_at_synth_naming_the_largest_fleet_that_fits(synth_variant):
+    with pytest.raises(ConfigError) as error:
+        synth_variant(devices=json.dumps([f"pi-{i}" for i in range(100)]))
+    message = str(error.value)
+    assert message.startswith("devices: 100 listed devices make ") and "fleet provisioning" in message
+    fits = int(message.split("at most ")[1].split()[0])
+    assert len(synth_variant(devices=json.dumps([f"pi-{i}" for i in range(fits)]))["Resources"]) <= 500
+    with pytest.raises(ConfigError, match=f"^devices: {fits + 1} listed devices"):
+        synth_variant(devices=json.dumps([f"pi-{i}" for i in range(fits + 1)]))
+
+
+def test_fleet_resources_do_not_grow_with_the_fleet(template, synth_variant):
+    without = synth_variant(fleetProvisioning="false")
+    three = synth_variant(devices=json.dumps(things(3)))
+    three_without = synth_variant(devices=json.dumps(things(3)), fleetProvisioning="false")
+    assert len(template["Resources"]) - len(without["Resources"]) == \
+        len(three["Resources"]) - len(three_without["Resources"]) > 0
+    assert not resources_of(without, "AWS::IoT::ProvisioningTemplate")
+    assert "ClaimCertificateId" not in without["Outputs"]
+
+
+# ---- the pre-provisioning hook ------------------------------------------------------------
+@pytest.mark.parametrize("parameters, exists, allowed, reason", [
+    ({"SerialNumber": SERIAL}, False, True, f"provisioning rainedge-{SERIAL}"),
+    ({"SerialNumber": SERIAL}, True, False, "already exists"),
+    ({"SerialNumber": SERIAL.upper()}, False, False, "does not match"),
+    ({"SerialNumber": SERIAL + "0"}, False, False, "does not match"),
+    ({"SerialNumber": "core-1"}, False, False, "does not match"),
+    ({"SerialNumber": 12}, False, False, "does not match"),
+    ({}, False, False, "does not match"),
+    (None, False, False, "does not match"),
+])
+def test_the_hook_decides_from_the_serial_number(parameters, exists, allowed, reason):
+    outcome = decide(parameters, "[0-9a-f]{16}", "rainedge", lambda name: exists)
+    assert outcome[0] is allowed and reason in outcome[1]
+
+
+def test_the_hook_refuses_names_aws_iot_or_the_app_cannot_use():
+    assert decide({"SerialNumber": "a:b"}, ".+", "rainedge", lambda name: False)[0] is False
+    assert decide({"SerialNumber": "a" * 60}, ".+", "rainedge", lambda name: False)[0] is False
+
+
+def test_the_hook_asks_aws_iot_whether_the_thing_exists(monkeypatch):
+    monkeypatch.setenv("SERIAL_NUMBER_PATTERN", "[0-9a-f]{16}")
+    monkeypatch.setenv("NAME_PREFIX", "rainedge")
+    client = boto3.client("iot", region_name="eu-west-1", aws_access_key_id="x", aws_secret_access_key="x")
+    stub = Stubber(client)
+    stub.add_client_error("describe_thing", "ResourceNotFoundException", http_status_code=404,
+                          expected_params={"thingName": f"rainedge-{SERIAL}"})
+    stub.add_response("describe_thing", {"thingName": f"rainedge-{SERIAL}"},
+                      expected_params={"thingName": f"rainedge-{SERIAL}"})
+    monkeypatch.setattr(boto3, "client", lambda service: client)
+    event = {"parameters": {"SerialNumber": SERIAL}, "certificateId": "c", "claimCertificateId": "k"}
+    with stub:
+        assert handler(event, SimpleNamespace()) == {"allowProvisioning": True}
+        assert handler(event, SimpleNamespace()) == {"allowProvisioning": False}
