@@ -150,7 +150,8 @@ def usage(config: RainEdgeConfig, device_log_mb: float, model_bytes: int) -> lis
              metrics_per_device + STATUSES_PER_DEVICE, "cw_metric"),
         Line(f"CloudWatch Logs ingestion (metric records + {device_log_mb:g} MB device logs)", logs_gb,
              "cw_logs_ingest"),
-        Line("CloudWatch Logs storage (upper bound: a month kept, uncompressed)", logs_gb, "cw_logs_storage"),
+        # Device log groups have no retention: this is what each month adds to the stored total.
+        Line("CloudWatch Logs storage added per month (uncompressed)", logs_gb, "cw_logs_storage"),
         Line("Dashboard", 1, "cw_dashboard", fleet_wide=True),
         Line("Alarm on EventBridge's failed-deployment count", 1, "cw_alarm_metric", fleet_wide=True),
         Line("Alarms on Metrics Insights queries (silence, model fault)", 2, "cw_insights_alarm", fleet_wide=True),

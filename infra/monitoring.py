@@ -35,7 +35,6 @@ DEPLOYMENT_ALARM_PERIOD = Duration.minutes(5)
 # The records behind the metrics are for debugging a rule; the metrics themselves stay 15 months.
 SHADOW_METRICS_RETENTION = logs.RetentionDays.TWO_WEEKS
 RULE_ERRORS_RETENTION = logs.RetentionDays.ONE_MONTH
-DEVICE_LOGS_RETENTION = logs.RetentionDays.ONE_MONTH
 # "Greengrass V2 Effective Deployment Status Change" events (deployment health notifications page).
 GREENGRASS_SOURCE = "aws.greengrass"
 DEPLOYMENT_STATUS_EVENT = "Greengrass V2 Effective Deployment Status Change"
@@ -60,11 +59,10 @@ class Monitoring(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         self.config = config
-        region = Stack.of(self).region
-        self.device_log_groups = [
-            self._log_group(f"DeviceLogs{index}", device_log_group_name(region, name), DEVICE_LOGS_RETENTION)
-            for index, name in enumerate(logged_components)
-        ]
+        # LogManager creates these groups itself (CreateLogGroup in its uploader); the stack does not own
+        # them, so a device still uploading after `cdk destroy` cannot make the next deploy fail on a
+        # group that already exists. Teardown deletes them by name.
+        self.device_log_group_names = [device_log_group_name(Stack.of(self).region, name) for name in logged_components]
         self.shadow_metrics = self._log_group(
             "ShadowMetrics", config.monitoring_log_group_name("shadow-metrics"), SHADOW_METRICS_RETENTION)
         self.rule_errors = self._log_group(
@@ -246,6 +244,6 @@ class Monitoring(Construct):
             "EventRuleName": self.deployment_events.rule_name,
             "MonitoringLogGroupNames": ",".join(
                 group.log_group_name for group in (self.shadow_metrics, self.rule_errors)),
-            "DeviceLogGroupNames": ",".join(group.log_group_name for group in self.device_log_groups),
+            "DeviceLogGroupNames": ",".join(self.device_log_group_names),
             "MetricsNamespace": self.config.metrics_namespace,
         }
