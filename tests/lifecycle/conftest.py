@@ -429,6 +429,46 @@ def _only_recorded(cfn: FakeCloudFormation, logical: str, props: dict[str, Any])
     return Physical(f"{logical}-physical-id")
 
 
+def _create_topic(cfn: FakeCloudFormation, logical: str, props: dict[str, Any]) -> Physical:
+    arn = cfn.clients.sns.create_topic(Name=props["TopicName"], Tags=_tag_list(props))["TopicArn"]
+    return Physical(arn, {"TopicArn": arn, "TopicName": props["TopicName"]})
+
+
+def _create_topic_rule(cfn: FakeCloudFormation, logical: str, props: dict[str, Any]) -> Physical:
+    payload = props["TopicRulePayload"]
+    cfn.clients.iot.create_topic_rule(ruleName=props["RuleName"], topicRulePayload={
+        "sql": payload["Sql"], "awsIotSqlVersion": payload["AwsIotSqlVersion"], "ruleDisabled": payload["RuleDisabled"],
+        "actions": [{"cloudwatchLogs": {"logGroupName": action["CloudwatchLogs"]["LogGroupName"],
+                                        "roleArn": action["CloudwatchLogs"]["RoleArn"]}}
+                    for action in payload["Actions"]]})
+    return Physical(props["RuleName"], {"Arn": f"arn:aws:iot:{REGION}:{ACCOUNT}:rule/{props['RuleName']}"})
+
+
+def _create_event_rule(cfn: FakeCloudFormation, logical: str, props: dict[str, Any]) -> Physical:
+    arn = cfn.clients.events.put_rule(Name=props["Name"], EventPattern=json.dumps(props["EventPattern"]),
+                                      State=props["State"], Tags=_tag_list(props))["RuleArn"]
+    cfn.clients.events.put_targets(Rule=props["Name"], Targets=[{"Id": target["Id"], "Arn": target["Arn"]}
+                                                                 for target in props["Targets"]])
+    return Physical(props["Name"], {"Arn": arn})
+
+
+def _delete_event_rule(cfn: FakeCloudFormation, props: dict[str, Any], physical: Physical) -> None:
+    cfn.clients.events.remove_targets(Rule=physical.ref, Ids=[target["Id"] for target in props["Targets"]])
+    cfn.clients.events.delete_rule(Name=physical.ref)
+
+
+def _create_alarm(cfn: FakeCloudFormation, logical: str, props: dict[str, Any]) -> Physical:
+    settings = {key: props[key] for key in ("AlarmName", "ComparisonOperator", "EvaluationPeriods", "Threshold",
+                                            "AlarmActions", "OKActions", "TreatMissingData", "Tags") if key in props}
+    if "Metrics" in props:
+        settings["Metrics"] = [{key: query[key] for key in ("Id", "Expression", "Period", "ReturnData")}
+                               for query in props["Metrics"]]
+    else:
+        settings.update({key: props[key] for key in ("Namespace", "MetricName", "Dimensions", "Statistic", "Period")})
+    cfn.clients.cloudwatch.put_metric_alarm(**settings)
+    return Physical(props["AlarmName"], {"Arn": f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{props['AlarmName']}"})
+
+
 def _lambda_version(cfn: FakeCloudFormation, logical: str, props: dict[str, Any]) -> Physical:
     return Physical(f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{props['FunctionName']}:1", {"Version": "1"})
 
@@ -464,6 +504,18 @@ HANDLERS: dict[str, Handler] = {
     "AWS::GreengrassV2::ComponentVersion": Handler(
         _create_component, lambda cfn, props, p: cfn.components.pop(p.attrs["ComponentName"])),
     "AWS::GreengrassV2::Deployment": Handler(_create_deployment),
+    "AWS::SNS::Topic": Handler(_create_topic, lambda cfn, props, p: cfn.clients.sns.delete_topic(TopicArn=p.ref)),
+    "AWS::SNS::TopicPolicy": Handler(_only_recorded),
+    "AWS::IoT::TopicRule": Handler(_create_topic_rule,
+                                   lambda cfn, props, p: cfn.clients.iot.delete_topic_rule(ruleName=p.ref)),
+    "AWS::Events::Rule": Handler(_create_event_rule, _delete_event_rule),
+    "AWS::CloudWatch::Alarm": Handler(_create_alarm,
+                                      lambda cfn, props, p: cfn.clients.cloudwatch.delete_alarms(AlarmNames=[p.ref])),
+    "AWS::CloudWatch::Dashboard": Handler(
+        lambda cfn, logical, props: cfn.clients.cloudwatch.put_dashboard(
+            DashboardName=props["DashboardName"], DashboardBody=props["DashboardBody"]) and Physical(
+            props["DashboardName"]),
+        lambda cfn, props, p: cfn.clients.cloudwatch.delete_dashboards(DashboardNames=[p.ref])),
 }
 
 
