@@ -21,7 +21,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 # TensorFlow's oneDNN notice adds nothing here.
 export TF_ENABLE_ONEDNN_OPTS := 0
 
-.PHONY: help setup keys demo test train bench synth deploy device-setup status destroy clean
+.PHONY: help setup keys demo test train bench synth deploy device-setup status revoke-claim destroy clean
 
 help:
 	@echo "make demo          train if needed, synthesise the stack, run the edge functions in the simulator"
@@ -32,6 +32,7 @@ help:
 	@echo "make deploy        deploy to the AWS account in your environment"
 	@echo "make device-setup  write the install bundle for each device from the stack outputs"
 	@echo "make status        show the cloud shadows and deployment status per device"
+	@echo "make revoke-claim  deactivate the fleet's claim certificate (a leaked bundle), nothing else"
 	@echo "make destroy       remove everything this app created, then audit that nothing is left"
 
 $(PY_STAMP): pyproject.toml
@@ -79,6 +80,9 @@ device-setup: $(PY_STAMP)
 
 status: $(PY_STAMP)
 	$(PY) -m infra.lifecycle status
+
+revoke-claim: $(PY_STAMP)
+	$(PY) -m infra.lifecycle revoke-claim
 
 # cdk destroy synthesises the app first, which needs the model and each device CSR.
 destroy: setup $(MODEL) keys
