@@ -21,7 +21,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 # TensorFlow's oneDNN notice adds nothing here.
 export TF_ENABLE_ONEDNN_OPTS := 0
 
-.PHONY: help setup keys demo test train bench synth deploy device-setup status revoke-claim destroy clean
+.PHONY: help setup keys demo test train bench synth deploy device-setup fleet-bundle status revoke-claim destroy clean
 
 help:
 	@echo "make demo          train if needed, synthesise the stack, run the edge functions in the simulator"
@@ -31,6 +31,7 @@ help:
 	@echo "make synth         synthesise the CloudFormation templates into cdk.out/ (offline)"
 	@echo "make deploy        deploy to the AWS account in your environment"
 	@echo "make device-setup  write the install bundle for each device from the stack outputs"
+	@echo "make fleet-bundle  write the one bundle with which any number of Pis join by fleet provisioning"
 	@echo "make status        show the cloud shadows and deployment status per device"
 	@echo "make revoke-claim  deactivate the fleet's claim certificate (a leaked bundle), nothing else"
 	@echo "make destroy       remove everything this app created, then audit that nothing is left"
@@ -77,6 +78,9 @@ deploy: setup $(MODEL) keys
 
 device-setup: $(PY_STAMP)
 	$(PY) -m infra.lifecycle device-setup $(if $(SSH),--ssh $(SSH))
+
+fleet-bundle: $(PY_STAMP)
+	$(PY) -m infra.lifecycle fleet-bundle
 
 status: $(PY_STAMP)
 	$(PY) -m infra.lifecycle status

@@ -1,5 +1,5 @@
-"""python -m infra.lifecycle preflight | device-setup [--ssh HOST] [--thing NAME] | status | revoke-claim
-| destroy --cdk PATH | audit"""
+"""python -m infra.lifecycle preflight | device-setup [--ssh HOST] [--thing NAME] | fleet-bundle | status
+| revoke-claim | destroy --cdk PATH | audit"""
 from __future__ import annotations
 
 import argparse
@@ -13,6 +13,7 @@ from infra.lifecycle.audit import audit
 from infra.lifecycle.aws import AwsClients, LifecycleError, require_region, session_from_environment
 from infra.lifecycle.destroy import destroy, run_cdk
 from infra.lifecycle.device_setup import run_device_setup
+from infra.lifecycle.fleet_bundle import run_fleet_bundle
 from infra.lifecycle.outputs import StackOutputs
 from infra.lifecycle.preflight import preflight
 from infra.lifecycle.provisioned import claim_name, deactivate_claim
@@ -35,6 +36,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     setup = commands.add_parser("device-setup", help="write each device's Greengrass install bundle")
     setup.add_argument("--thing", help="only this device (required with --ssh when there are several)")
     setup.add_argument("--ssh", metavar="HOST", help="also copy the bundle to HOST (user@pi) with scp")
+    commands.add_parser("fleet-bundle", help="write the one install bundle with which Pis join by fleet provisioning")
     commands.add_parser("status", help="show the cloud shadows and deployment status per device")
     commands.add_parser("revoke-claim", help="deactivate the fleet's claim certificate; nothing else changes")
     teardown = commands.add_parser("destroy", help="remove everything this app created, then audit")
@@ -63,6 +65,9 @@ def main(argv: list[str] | None = None, clients: AwsClients | None = None) -> in
             app = find_app_stack(clients, names, root / OUTPUTS_FILE)
             if args.command == "device-setup":
                 run_device_setup(clients, names, app.deployed(), thing_name=args.thing, ssh_host=args.ssh)
+                return 0
+            if args.command == "fleet-bundle":
+                run_fleet_bundle(clients, names, app.deployed())
                 return 0
             if args.command == "status":
                 show_status(clients, app.deployed().thing_names)
