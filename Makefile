@@ -21,7 +21,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 # TensorFlow's oneDNN notice adds nothing here.
 export TF_ENABLE_ONEDNN_OPTS := 0
 
-.PHONY: help setup keys demo test train bench synth deploy device-setup fleet-bundle status revoke-claim destroy clean
+.PHONY: help setup keys demo test train bench synth deploy device-setup fleet-bundle status logs revoke-claim destroy clean
 
 help:
 	@echo "make demo          train if needed, synthesise the stack, run the edge functions in the simulator"
@@ -32,7 +32,8 @@ help:
 	@echo "make deploy        deploy to the AWS account in your environment"
 	@echo "make device-setup  write the install bundle for each device from the stack outputs"
 	@echo "make fleet-bundle  write the one bundle with which any number of Pis join by fleet provisioning"
-	@echo "make status        show the cloud shadows and deployment status per device"
+	@echo "make status        one table of every core device: status, deployment, last reading, rain"
+	@echo "make logs          device logs from CloudWatch [THING=name] [COMPONENT=Sensor|...|system] [SINCE=1h] [FOLLOW=1]"
 	@echo "make revoke-claim  deactivate the fleet's claim certificate (a leaked bundle), nothing else"
 	@echo "make destroy       remove everything this app created, then audit that nothing is left"
 
@@ -84,6 +85,12 @@ fleet-bundle: $(PY_STAMP)
 
 status: $(PY_STAMP)
 	$(PY) -m infra.lifecycle status
+
+# The values reach the command through the environment, so the shell never parses them.
+export THING COMPONENT SINCE FOLLOW
+logs: $(PY_STAMP)
+	$(PY) -m infra.lifecycle logs $(if $(THING),--thing "$$THING") $(if $(COMPONENT),--component "$$COMPONENT") \
+		$(if $(SINCE),--since "$$SINCE") $(if $(FOLLOW),--follow)
 
 revoke-claim: $(PY_STAMP)
 	$(PY) -m infra.lifecycle revoke-claim

@@ -11,8 +11,8 @@ from infra.lifecycle.__main__ import OUTPUTS_FILE, main
 
 from .conftest import THING, unreadable_file
 
-COMMANDS = (("preflight",), ("device-setup",), ("fleet-bundle",), ("status",), ("revoke-claim",), ("destroy",),
-            ("audit",))
+COMMANDS = (("preflight",), ("device-setup",), ("fleet-bundle",), ("status",), ("logs",), ("revoke-claim",),
+            ("destroy",), ("audit",))
 
 
 def run(clients, names, *command: str) -> int:
@@ -27,7 +27,8 @@ def one_line(capsys) -> str:
 
 
 @pytest.mark.parametrize("content", ["[]", "null", "{}", '{"RainEdge": null}', "{", "\x00\xff"])
-@pytest.mark.parametrize("command", ["destroy", "audit", "status", "device-setup", "fleet-bundle", "revoke-claim"])
+@pytest.mark.parametrize("command", ["destroy", "audit", "status", "device-setup", "fleet-bundle", "logs",
+                                     "revoke-claim"])
 def test_a_broken_saved_outputs_file(clients, names, greengrass, capsys, content, command):
     state = names.project_root / OUTPUTS_FILE
     state.parent.mkdir(parents=True)
@@ -111,7 +112,7 @@ def test_an_unreadable_private_key(clients, names, deployed, capsys):
         assert f"cannot read {key}" in one_line(capsys)
 
 
-@pytest.mark.parametrize("command", ["fleet-bundle", "revoke-claim", "status"])
+@pytest.mark.parametrize("command", ["fleet-bundle", "logs", "revoke-claim", "status"])
 def test_without_a_stack_says_deploy_first(clients, names, greengrass, capsys, command):
     assert run(clients, names, command) == 2
     assert "run `make deploy` first" in one_line(capsys)

@@ -270,7 +270,7 @@ def test_audit_notes_a_foreign_stack_without_counting_it(clients, names, greengr
     assert "not this app's, not counted" in one_line(captured.err)
 
 
-@pytest.mark.parametrize("command", ["status", "device-setup", "fleet-bundle", "revoke-claim"])
+@pytest.mark.parametrize("command", ["status", "device-setup", "fleet-bundle", "logs", "revoke-claim"])
 def test_status_and_device_setup_refuse_a_foreign_stack(clients, names, greengrass, capsys, command):
     create_stack(clients.cloudformation, EXAMPLE_OUTPUTS, {"rainedge:app": "other"})
     assert run(clients, names, command) == 2
