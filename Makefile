@@ -49,9 +49,9 @@ $(CDK_STAMP): package.json package-lock.json
 
 setup: $(PY_STAMP) $(CDK_STAMP)
 
-# The model is rebuilt only when the training code changes (including the sensor contract it
-# takes feature order and valid ranges from).
-$(MODEL): $(wildcard model_training/*.py) device_code/contracts.py | $(PY_STAMP)
+# The model is rebuilt only when the training code changes, including the device code it shares:
+# the sensor contract (quantities, valid ranges), the feature definitions and the model contract.
+$(MODEL): $(wildcard model_training/*.py) device_code/contracts.py device_code/features.py device_code/model.py | $(PY_STAMP)
 	$(PY) -m model_training train --out build/model
 
 train: $(MODEL)

@@ -61,12 +61,13 @@ class Bme680Sensor:
                 raise SensorUnavailable("the BME680 reported no new data after a forced conversion")
             data = self._driver.data
             return data.temperature, data.humidity, data.pressure
-        except (OSError, RuntimeError) as error:
-            # The driver turns a failed chip-id read into RuntimeError; bus errors are OSError.
+        except Exception as error:
+            # Bus errors are OSError, a failed chip-id read is the driver's RuntimeError, a chip
+            # answering garbage can make it raise anything: each releases the bus and is retried.
             self._disconnect()
             if isinstance(error, SensorUnavailable):
                 raise
-            raise SensorUnavailable(f"BME680 at 0x{self._address:02x}: {error}") from error
+            raise SensorUnavailable(f"BME680 at 0x{self._address:02x}: {type(error).__name__}: {error}") from error
 
     def _disconnect(self) -> None:
         """Close the bus (an smbus2.SMBus holds /dev/i2c-N open) so a retry starts clean."""
@@ -74,5 +75,5 @@ class Bme680Sensor:
         if bus is not None:
             try:
                 bus.close()
-            except OSError:
+            except Exception:  # closing is best effort; the next read opens a new handle
                 pass

@@ -30,6 +30,9 @@ MAX_INPUT_AGE_S = "MAX_INPUT_AGE_S"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 I2C_ADDRESSES = (0x76, 0x77)
 COMPENSATION_MODES = ("off", "on")
+# Upper bound of an interval a loop waits for: more than the stack ever sets, far less than a wait
+# that overflows the platform's timer (threading.Event.wait(1e308) raises OverflowError).
+MAX_INTERVAL_S = 7 * 86_400
 # AWS IoT thing names: 1-128 of these characters (MQTT wildcards are not among them).
 _THING_NAME = re.compile(r"^[A-Za-z0-9:_-]{1,128}$")
 
@@ -88,14 +91,15 @@ def _log_level(env: Mapping[str, str]) -> str:
     return raw.upper()
 
 
-def _positive_seconds(env: Mapping[str, str], key: str) -> float:
-    raw = _required(env, key, "a number of seconds greater than 0")
+def _positive_seconds(env: Mapping[str, str], key: str, maximum: float = math.inf) -> float:
+    allowed = "a number of seconds greater than 0" + (f" and at most {maximum:.0f}" if maximum < math.inf else "")
+    raw = _required(env, key, allowed)
     try:
         value = float(raw)
     except ValueError:
         value = math.nan
-    if not math.isfinite(value) or value <= 0:
-        raise ConfigError(f"{key}={raw!r} is not allowed: use a number of seconds greater than 0")
+    if not 0 < value < math.inf or value > maximum:
+        raise ConfigError(f"{key}={raw!r} is not allowed: use {allowed}")
     return value
 
 
@@ -108,7 +112,7 @@ def _choice(env: Mapping[str, str], key: str, allowed: tuple[str, ...]) -> str:
 
 def load_sensor_config(env: Mapping[str, str]) -> SensorConfig:
     raw_bus = _required(env, I2C_BUS, "the I2C bus number, e.g. 1 for /dev/i2c-1")
-    if not raw_bus.isdigit():
+    if not re.fullmatch(r"[0-9]{1,3}", raw_bus):
         raise ConfigError(f"{I2C_BUS}={raw_bus!r} is not allowed: use the bus number, e.g. 1 for /dev/i2c-1")
     raw_address = _required(env, I2C_ADDRESS, "0x76 or 0x77")
     try:
@@ -120,7 +124,7 @@ def load_sensor_config(env: Mapping[str, str]) -> SensorConfig:
     return SensorConfig(
         thing_name=_thing_name(env),
         log_level=_log_level(env),
-        sample_interval_s=_positive_seconds(env, SAMPLE_INTERVAL_S),
+        sample_interval_s=_positive_seconds(env, SAMPLE_INTERVAL_S, MAX_INTERVAL_S),
         i2c_bus=int(raw_bus),
         i2c_address=address,
     )
@@ -143,6 +147,6 @@ def load_inference_config(env: Mapping[str, str]) -> InferenceConfig:
         thing_name=_thing_name(env),
         log_level=_log_level(env),
         model_dir=Path(raw_dir),
-        inference_interval_s=_positive_seconds(env, INFERENCE_INTERVAL_S),
+        inference_interval_s=_positive_seconds(env, INFERENCE_INTERVAL_S, MAX_INTERVAL_S),
         max_input_age_s=_positive_seconds(env, MAX_INPUT_AGE_S),
     )

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import reprlib
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Mapping
@@ -23,6 +24,14 @@ SENSOR_RANGES: dict[str, tuple[float, float]] = {
 }
 # Clocks of a Pi without RTC drift until NTP syncs: tolerate a little future, refuse more.
 MAX_CLOCK_SKEW_S = 120.0
+# How a rejected value is quoted in a message: its repr, cut short and never deeper than a few
+# levels, so a message stays one short line (and a `detail` stays far below the 8 KiB shadow limit).
+_SHORT_REPR = reprlib.Repr()
+_SHORT_REPR.maxstring = _SHORT_REPR.maxother = 80
+
+
+def shown(value: Any) -> str:
+    return _SHORT_REPR.repr(value)
 
 
 def named_shadow(thing_name: str, shadow_name: str) -> str:
@@ -61,14 +70,35 @@ def format_timestamp(moment: datetime) -> str:
 
 def parse_timestamp(value: Any, field: str = "sampled_at") -> datetime:
     if not isinstance(value, str):
-        raise InvalidReading(f"{field} must be an ISO-8601 UTC string, got {value!r}")
+        raise InvalidReading(f"{field} must be an ISO-8601 UTC string, got {shown(value)}")
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise InvalidReading(f"{field}={value!r} is not an ISO-8601 timestamp") from None
+        raise InvalidReading(f"{field}={shown(value)} is not an ISO-8601 timestamp") from None
     if moment.tzinfo is None:
-        raise InvalidReading(f"{field}={value!r} has no time zone: use UTC, e.g. 2013-10-01T05:00:00Z")
-    return moment.astimezone(timezone.utc)
+        raise InvalidReading(f"{field}={shown(value)} has no time zone: use UTC, e.g. 2013-10-01T05:00:00Z")
+    try:
+        return moment.astimezone(timezone.utc)
+    except OverflowError:  # e.g. 0001-01-01T00:30:00+01:00 is before year 1 in UTC
+        raise InvalidReading(f"{field}={shown(value)} is outside the years 1-9999 in UTC") from None
+
+
+def in_future(moment: datetime, now: datetime) -> bool:
+    """Later than `now` by more than the tolerated clock skew. Such a time is no valid reading, and a
+    stored one (a cloud-side edit synced down, a clock that jumped back) is no reference for "newer"."""
+    return (moment - now).total_seconds() > MAX_CLOCK_SKEW_S
+
+
+def finite_number(value: Any) -> float | None:
+    """`value` as a float when it is a finite JSON number (bool is an int in Python, but `true` is no
+    temperature; 10**400 is an int no float holds); else None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 def parse_reading(
@@ -83,18 +113,17 @@ def parse_reading(
     for field in FEATURES:
         if field not in payload:
             raise InvalidReading(f"{field} is missing (required: {', '.join(FEATURES)}, sampled_at)")
-        value = payload[field]
-        # bool is an int in Python, but `true` is no temperature.
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise InvalidReading(f"{field}={value!r} is not a finite number")
+        value = finite_number(payload[field])
+        if value is None:
+            raise InvalidReading(f"{field}={shown(payload[field])} is not a finite number")
         low, high = ranges[field]
         if not low <= value <= high:
-            raise InvalidReading(f"{field}={value} is outside the valid range [{low}, {high}]")
-        values[field] = float(value)
+            raise InvalidReading(f"{field}={shown(payload[field])} is outside the valid range [{low}, {high}]")
+        values[field] = value
     sampled_at = parse_timestamp(payload.get("sampled_at"))
-    if (sampled_at - now).total_seconds() > MAX_CLOCK_SKEW_S:
+    if in_future(sampled_at, now):
         raise InvalidReading(
-            f"sampled_at={payload['sampled_at']} is in the future (now {format_timestamp(now)})"
+            f"sampled_at={shown(payload['sampled_at'])} is in the future (now {format_timestamp(now)})"
         )
     return Reading(sampled_at=sampled_at, **values)
 

@@ -17,8 +17,8 @@ from typing import Any, Callable
 
 from . import runtime
 from .config import InferenceConfig, load_inference_config
-from .contracts import (RAIN_SHADOW, WEATHER_SHADOW, InvalidReading, format_timestamp, parse_reading,
-                        reported_state, shadow_topic)
+from .contracts import (RAIN_SHADOW, WEATHER_SHADOW, InvalidReading, format_timestamp, in_future,
+                        parse_reading, reported_state, shadow_topic)
 from .functions import INFERENCE
 from .model import ModelUnavailable, RainModel, load_model
 from .port import GreengrassPort, Message, PortError, ShadowNotFound
@@ -127,7 +127,8 @@ class InferenceService:
             reading = parse_reading(state, now, self.model.metadata.valid_ranges)
         except InvalidReading as error:
             return self._status(INVALID_INPUT, str(error), None, now)
-        if self._newest_input is not None and reading.sampled_at < self._newest_input:
+        newest = self._newest_input
+        if newest is not None and not in_future(newest, now) and reading.sampled_at < newest:
             return None, None  # an event overtaken by a newer input: nothing to say
         self._newest_input = reading.sampled_at
         age_s = (now - reading.sampled_at).total_seconds()

@@ -1,22 +1,47 @@
-"""The rain model, loaded once from the unpacked model artifact (MODEL_DIR).
+"""The rain models of one artifact: the only code that loads the artifact and runs it.
 
-LiteRT (`model.tflite`) is preferred: ~50 MiB and microseconds per prediction on a Pi. The
-TensorFlow SavedModel is the fallback (TensorFlow is optional on the device: ~700 MiB). Both use
-the `serving_default` signature with float32 inputs temperature/humidity/pressure -> probability.
+The artifact folder (MODEL_DIR on the device: the unpacked model component) holds two calibrated
+models behind named signatures of one `model.tflite` and one `saved_model/`, described by
+`metadata.json`:
+- `trend` (signature `trend`): the reading plus its changes over the last hours, computed by
+  device_code.features from the device's reading history; it needs that history to reach back
+  `features.HISTORY_WINDOW_S` with a reading within `features.LAG_TOLERANCE_S` of each lag;
+- `instantaneous` (signature `serving_default`): the reading alone; used while the history does not
+  cover the trend model's window (first start, a long gap).
+Both output `probability`, calibrated: of the hours a model gives 0.3, about 30 % are rainy.
+
+Runtimes: LiteRT on `model.tflite` (~50 MiB, microseconds per prediction on a Pi) is preferred;
+TensorFlow on `saved_model/` (~700 MiB, optional on the device) is the fallback. model_training's
+evaluate and bench load models through `load_model` too, naming the runtime they want.
 """
 from __future__ import annotations
 
 import json
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Mapping
 
+import numpy as np
+
+from . import features
 from .contracts import FEATURES
+from .features import HasReadingValues, Series
 
 log = logging.getLogger(__name__)
-SIGNATURE = "serving_default"
+
+TREND, INSTANTANEOUS = "trend", "instantaneous"
+OUTPUT_NAME = "probability"
+# What each model needs from the history: the trend model's lags come from device_code.features.
+HISTORY_REQUIREMENTS = {
+    TREND: {"window_s": features.HISTORY_WINDOW_S, "lag_tolerance_s": features.LAG_TOLERANCE_S,
+            "lags_s": [*features.RANGE_LAGS_S, features.DAY_LAG_S]},
+    INSTANTANEOUS: None,
+}
+MODEL_INPUTS = {TREND: features.TREND_INPUTS, INSTANTANEOUS: features.INSTANTANEOUS_INPUTS}
+# (signature name, named float32 [batch] inputs) -> probabilities [batch]
+Runner = Callable[[str, Mapping[str, np.ndarray]], np.ndarray]
 
 
 class ModelUnavailable(RuntimeError):
@@ -24,92 +49,180 @@ class ModelUnavailable(RuntimeError):
 
 
 @dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    signature: str
+    inputs: tuple[str, ...]
+    threshold: float
+
+
+@dataclass(frozen=True)
 class ModelMetadata:
     version: str
-    threshold: float
+    threshold: float  # the instantaneous model's (what `RainModel.probability` is compared with)
     valid_ranges: dict[str, tuple[float, float]]
+    models: Mapping[str, ModelSpec] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    probability: float
+    raining: bool
+    threshold: float
+    model: str  # TREND | INSTANTANEOUS
+    model_version: str
+    runtime: str
+
+
+def _checked_probabilities(values: np.ndarray) -> np.ndarray:
+    values = np.asarray(values, dtype=np.float64).reshape(-1)
+    if not np.all((values >= 0.0) & (values <= 1.0)):  # NaN fails too
+        raise ValueError(f"model returned {values[~((values >= 0.0) & (values <= 1.0))][0]}, not a probability")
+    return values
 
 
 @dataclass(frozen=True)
 class RainModel:
     metadata: ModelMetadata
     runtime: str  # "litert" | "tensorflow"
-    _predict: Callable[[float, float, float], float]
+    _predict: Callable[[float, float, float], float]  # the instantaneous model on one reading
+    _run: Runner | None = None
 
     def probability(self, temperature: float, humidity: float, pressure: float) -> float:
+        """The instantaneous model on one reading."""
         value = float(self._predict(temperature, humidity, pressure))
         if not 0.0 <= value <= 1.0 or math.isnan(value):
             raise ValueError(f"model returned {value}, not a probability")
         return value
 
+    def run(self, model_name: str, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
+        """One model on a batch of inputs (each a [batch] array named as in its spec)."""
+        spec = self.metadata.models[model_name]
+        batch = {name: np.asarray(inputs[name], dtype=np.float32).reshape(-1) for name in spec.inputs}
+        return _checked_probabilities(self._run(spec.signature, batch))
+
+    def predict_series(self, now: Series, history: Series | None) -> tuple[np.ndarray, np.ndarray]:
+        """Probability for each reading in `now`, and the model that made it: the trend model where
+        `history` covers its window, the instantaneous model elsewhere (everywhere without history)."""
+        probability = np.empty(len(now))
+        used = np.full(len(now), INSTANTANEOUS, dtype=object)
+        if history is not None and TREND in self.metadata.models:
+            trend_inputs = features.trend_inputs(now, history)
+            rows = features.covered(trend_inputs)
+            if rows.any():
+                probability[rows] = self.run(TREND, {name: values[rows] for name, values in trend_inputs.items()})
+                used[rows] = TREND
+        rest = used == INSTANTANEOUS
+        if rest.any():
+            probability[rest] = self.run(INSTANTANEOUS, {name: values[rest] for name, values
+                                                         in features.instantaneous_inputs(now).items()})
+        return probability, used
+
+    def predict(self, reading: HasReadingValues, history: Series) -> Prediction:
+        """The device's prediction for its newest reading (sea-level pressure), with the history
+        of its earlier readings (device_code.history.ReadingHistory.series())."""
+        probabilities, used = self.predict_series(Series.from_readings([reading]), history)
+        spec = self.metadata.models[used[0]]
+        probability = float(probabilities[0])
+        return Prediction(probability=probability, raining=probability >= spec.threshold, threshold=spec.threshold,
+                          model=spec.name, model_version=self.metadata.version, runtime=self.runtime)
+
+
+def _read_spec(name: str, raw: Mapping) -> ModelSpec:
+    if list(raw["inputs"]) != list(MODEL_INPUTS[name]):
+        raise ValueError(f"model {name!r} takes inputs {raw['inputs']}; this device code computes "
+                         f"{list(MODEL_INPUTS[name])} (device code and model artifact are from different builds)")
+    if raw.get("history") != HISTORY_REQUIREMENTS[name]:
+        raise ValueError(f"model {name!r} needs history {raw.get('history')}; this device code provides "
+                         f"{HISTORY_REQUIREMENTS[name]}")
+    threshold = raw["threshold"]
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0.0 < threshold < 1.0:
+        raise ValueError(f"model {name!r} has threshold {threshold!r}; expected a number within (0, 1)")
+    return ModelSpec(name=name, signature=str(raw["signature"]), inputs=tuple(raw["inputs"]), threshold=float(threshold))
+
 
 def read_metadata(model_dir: Path) -> ModelMetadata:
-    path = model_dir / "metadata.json"
+    path = Path(model_dir) / "metadata.json"
     try:
         raw = json.loads(path.read_text())
+        if not isinstance(raw, dict):
+            raise ValueError("metadata.json is not a JSON object")
         if list(raw["feature_order"]) != list(FEATURES):
             raise ValueError(f"feature_order {raw['feature_order']} is not {list(FEATURES)}")
-        threshold = float(raw["threshold"])
-        if not 0.0 < threshold < 1.0:
-            raise ValueError(f"threshold {threshold} is not within (0, 1)")
+        models = {name: _read_spec(name, spec) for name, spec in raw["models"].items() if name in MODEL_INPUTS}
+        if INSTANTANEOUS not in models:
+            raise ValueError(f"no {INSTANTANEOUS!r} model among {sorted(raw['models'])}")
         ranges = {name: (float(raw["valid_ranges"][name][0]), float(raw["valid_ranges"][name][1]))
                   for name in FEATURES}
-        return ModelMetadata(version=str(raw["version"]), threshold=threshold, valid_ranges=ranges)
-    except (OSError, ValueError, KeyError, TypeError, IndexError) as error:
+        return ModelMetadata(version=str(raw["version"]), threshold=models[INSTANTANEOUS].threshold,
+                             valid_ranges=ranges, models=models)
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, IndexError, AttributeError) as error:
         raise ModelUnavailable(f"{path}: {type(error).__name__}: {error}") from error
 
 
-def _litert_predictor(model_dir: Path) -> Callable[[float, float, float], float]:
-    import numpy as np
+def _litert_runner(model_dir: Path, signatures: list[str]) -> Runner:
     from ai_edge_litert.interpreter import Interpreter
 
-    runner = Interpreter(model_path=str(model_dir / "model.tflite")).get_signature_runner(SIGNATURE)
-
-    def predict(temperature: float, humidity: float, pressure: float) -> float:
-        out = runner(temperature=np.array([temperature], np.float32), humidity=np.array([humidity], np.float32),
-                     pressure=np.array([pressure], np.float32))
-        return float(out["probability"][0])
-
-    return predict
+    interpreter = Interpreter(model_path=str(model_dir / "model.tflite"))
+    runners = {signature: interpreter.get_signature_runner(signature) for signature in signatures}
+    return lambda signature, inputs: runners[signature](**inputs)[OUTPUT_NAME]
 
 
-def _tensorflow_predictor(model_dir: Path) -> Callable[[float, float, float], float]:
+def _tensorflow_runner(model_dir: Path, signatures: list[str]) -> Runner:
     import tensorflow as tf
 
-    signature = tf.saved_model.load(str(model_dir / "saved_model")).signatures[SIGNATURE]
+    loaded = tf.saved_model.load(str(model_dir / "saved_model"))
+    functions = {signature: loaded.signatures[signature] for signature in signatures}
+    # The concrete functions convert the float32 arrays to tensors themselves.
+    return lambda signature, inputs: functions[signature](**inputs)[OUTPUT_NAME].numpy()
 
+
+RUNTIMES: tuple[tuple[str, str, Callable[[Path, list[str]], Runner]], ...] = (
+    ("litert", "model.tflite", _litert_runner),
+    ("tensorflow", "saved_model", _tensorflow_runner),
+)
+RUNTIME_NAMES = tuple(name for name, _, _ in RUNTIMES)
+
+
+def _one_reading(runner: Runner, signature: str) -> Callable[[float, float, float], float]:
     def predict(temperature: float, humidity: float, pressure: float) -> float:
-        out = signature(temperature=tf.constant([temperature], tf.float32),
-                        humidity=tf.constant([humidity], tf.float32), pressure=tf.constant([pressure], tf.float32))
-        return float(out["probability"].numpy()[0])
+        inputs = {name: np.array([value], np.float32) for name, value in zip(FEATURES, (temperature, humidity, pressure))}
+        return float(runner(signature, inputs)[0])
 
     return predict
 
 
-RUNTIMES: tuple[tuple[str, str, Callable[[Path], Callable[[float, float, float], float]]], ...] = (
-    ("litert", "model.tflite", _litert_predictor),
-    ("tensorflow", "saved_model", _tensorflow_predictor),
-)
-
-
-def load_model(model_dir: Path) -> RainModel:
-    """The first runtime that loads and answers a probe prediction wins; ModelUnavailable otherwise."""
+def load_model(model_dir: Path, runtime: str | None = None) -> RainModel:
+    """Load every model of the artifact with `runtime`, or (None, on the device) with the first
+    runtime that loads and answers a probe prediction of each model. ModelUnavailable otherwise."""
+    model_dir = Path(model_dir)
+    if runtime is not None and runtime not in RUNTIME_NAMES:
+        raise ValueError(f"runtime {runtime!r} is not one of {list(RUNTIME_NAMES)}")
     metadata = read_metadata(model_dir)
+    signatures = [spec.signature for spec in metadata.models.values()]
+    mid_range = {name: (low + high) / 2 for name, (low, high) in metadata.valid_ranges.items()}
+    # A steady mid-range reading: every change input is 0.
+    probe = {name: np.array([mid_range.get(name, 0.0)]) for name in features.TREND_INPUTS}
     failures = []
-    probe = [sum(metadata.valid_ranges[name]) / 2 for name in FEATURES]
-    for runtime_name, artifact, make_predictor in RUNTIMES:
+    for runtime_name, artifact, make_runner in RUNTIMES:
+        if runtime not in (None, runtime_name):
+            continue
         if not (model_dir / artifact).exists():
             failures.append(f"{artifact} missing")
             continue
         try:
-            model = RainModel(metadata, runtime_name, make_predictor(model_dir))
-            model.probability(*probe)
+            runner = make_runner(model_dir, signatures)
+            model = RainModel(metadata, runtime_name, _one_reading(runner, metadata.models[INSTANTANEOUS].signature),
+                              runner)
+            for name in metadata.models:
+                model.run(name, probe)
         except ImportError as error:
             failures.append(f"{runtime_name} not installed ({error.name})")
         except Exception as error:  # a corrupt artifact fails in many library-specific ways
             failures.append(f"{artifact} unusable: {type(error).__name__}: {error}")
         else:
-            log.info("model %s loaded from %s with %s", metadata.version, model_dir, runtime_name)
+            log.info("models %s of %s loaded from %s with %s", sorted(metadata.models), metadata.version, model_dir,
+                     runtime_name)
             if failures:
                 log.warning("fell back to %s: %s", runtime_name, "; ".join(failures))
             return model

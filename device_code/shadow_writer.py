@@ -15,8 +15,8 @@ from typing import Any, Callable
 
 from . import runtime
 from .config import ShadowWriterConfig, load_shadow_writer_config
-from .contracts import (SENSOR_RANGES, WEATHER_SHADOW, InvalidReading, Reading, parse_reading,
-                        parse_timestamp, reported_state)
+from .contracts import (SENSOR_RANGES, WEATHER_SHADOW, InvalidReading, Reading, finite_number, in_future,
+                        parse_reading, parse_timestamp, reported_state, shown)
 from .functions import SHADOW_WRITER
 from .port import GreengrassPort, PortError, ShadowNotFound
 
@@ -33,8 +33,12 @@ class CpuThermometer:
         self._recent: deque[float] = deque(maxlen=window)
 
     def mean_celsius(self) -> float:
-        """Raises OSError/ValueError when the thermal zone cannot be read."""
-        self._recent.append(int(self.path.read_text().strip()) / 1000.0)
+        """Raises OSError/ValueError when the thermal zone cannot be read or holds no finite number."""
+        text = self.path.read_text().strip()
+        millidegrees = finite_number(int(text))
+        if millidegrees is None:
+            raise ValueError(f"{self.path} holds {shown(text)}, not millidegrees Celsius")
+        self._recent.append(millidegrees / 1000.0)
         return sum(self._recent) / len(self._recent)
 
 
@@ -43,7 +47,10 @@ def decode_event(event: Any) -> Any:
     if isinstance(event, (bytes, bytearray)):
         event = event.decode("utf-8")
     if isinstance(event, str):
-        return json.loads(event)
+        try:
+            return json.loads(event)
+        except RecursionError:  # e.g. b"[" * 100000
+            raise InvalidReading("the JSON is nested too deeply to be a reading") from None
     return event
 
 
@@ -59,7 +66,7 @@ class ShadowWriter:
             reported = self._compensate(reading)
             self._refuse_if_not_newer(reading)
         except ValueError as error:  # InvalidReading, JSONDecodeError and UnicodeDecodeError among them
-            log.warning("rejected reading %.200r: %s", event, error)
+            log.warning("rejected reading %s: %s", shown(event), error)
             return {"accepted": False, "reason": str(error)}
         try:
             self._port.update_shadow(self.config.thing_name, WEATHER_SHADOW, {"state": {"reported": reported}})
@@ -105,6 +112,9 @@ class ShadowWriter:
             previous_at = parse_timestamp(previous)
         except InvalidReading:
             return  # no valid state to protect
+        if in_future(previous_at, self._clock.now()):
+            log.warning("the weather shadow's sampled_at %s is in the future: replacing it", previous)
+            return
         if reading.sampled_at <= previous_at:
             raise InvalidReading(
                 f"sampled_at={reading.as_message()['sampled_at']} is not newer than the shadow's {previous}"

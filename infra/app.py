@@ -9,7 +9,7 @@ import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 from constructs import Construct
 
-from infra.artifacts import ModelArtifactError
+from infra.artifacts import AssetError, refuse_private_keys_in_assets
 from infra.config import STACK_NAME, ConfigError, RainEdgeConfig
 from infra.device_keys import DeviceKeyError
 from infra.stack import RainEdgeStack
@@ -55,6 +55,7 @@ def build_app(app: cdk.App, project_root: Path = PROJECT_ROOT, secrets_dir: Path
         ),
     )
     check_stack_size(stack)
+    refuse_private_keys_in_assets(stack)
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
     return stack
 
@@ -63,7 +64,7 @@ def main() -> int:
     app = cdk.App()
     try:
         build_app(app)
-    except (ConfigError, DeviceKeyError, ModelArtifactError) as error:
+    except (ConfigError, DeviceKeyError, AssetError) as error:
         print(f"rainedge: {error}", file=sys.stderr)
         return 1
     app.synth()

@@ -1,23 +1,34 @@
 """What the devices download: the model zip (into the stack's own bucket, content-hashed key)
-and the Lambda code bundle (the `device_code/` package)."""
+and the Lambda code bundle (the `device_code/` package).
+
+Both are checked at synth: the model zip must be the model artifact the device loads, and no file
+staged for upload (a file of the bundle, a member of the zip) may hold a private key.
+"""
 from __future__ import annotations
 
 import atexit
-import hashlib
+import re
 import shutil
 import tempfile
+import zipfile
 from pathlib import Path
+from typing import Iterator
 
-from aws_cdk import RemovalPolicy
+from aws_cdk import AssetStaging, RemovalPolicy
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_deployment as s3deploy
 from constructs import Construct
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives.serialization import load_der_private_key, pkcs12
 
+from infra.config import DEVICE_PACKAGE
+from infra.model_artifact import AssetError, ModelArtifactError, model_digest, read_zip
 from infra.nag import acknowledge
 
 ARTIFACT_PREFIX = "artifacts/"
-DEVICE_PACKAGE = "device_code"
+# Any PEM private key: PKCS#8 (also encrypted), PKCS#1 RSA, SEC1 EC, DSA, OpenSSH.
+_PEM_PRIVATE_KEY = re.compile(rb"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----")
 # Host-side tooling that never runs on the Pi.
 BUNDLE_EXCLUDES = ("simulator", "__pycache__", "*.pyc")
 
@@ -29,17 +40,45 @@ def helper_log_group(scope: Construct, construct_id: str) -> logs.LogGroup:
                          removal_policy=RemovalPolicy.DESTROY)
 
 
-class ModelArtifactError(FileNotFoundError):
-    """The trained model is not where the configuration says."""
+def is_private_key(data: bytes) -> bool:
+    """Whether `data` holds a private key in any common form: a PEM block anywhere in it, or as a
+    whole DER PKCS#8 / PKCS#1 / SEC1 key (encrypted too) or an unprotected PKCS#12 bundle."""
+    if _PEM_PRIVATE_KEY.search(data):
+        return True
+    try:
+        load_der_private_key(data, password=None)
+        return True
+    except TypeError:  # "password was not given but private key is encrypted": a key all the same
+        return True
+    except (ValueError, UnsupportedAlgorithm):
+        pass
+    try:
+        return pkcs12.load_key_and_certificates(data, password=None)[0] is not None
+    except (ValueError, UnsupportedAlgorithm):
+        return False
 
 
-def model_digest(model_zip: Path) -> str:
-    if not model_zip.is_file():
-        raise ModelArtifactError(
-            f"no trained model at {model_zip}: run `make train` "
-            "(python -m model_training train --out build/model) before synthesising"
-        )
-    return hashlib.sha256(model_zip.read_bytes()).hexdigest()
+def _staged_files(root: Path) -> Iterator[tuple[str, bytes]]:
+    """(name, content) of every file staged at `root` (a file or a folder), and of each member of a zip."""
+    for path in [root] if root.is_file() else sorted(path for path in root.rglob("*") if path.is_file()):
+        name = path.name if path == root else str(path.relative_to(root))
+        yield name, path.read_bytes()
+        if zipfile.is_zipfile(path):
+            yield from ((f"{name}:{member}", data) for member, data in read_zip(path).items())
+
+
+def refuse_private_keys_in_assets(scope: Construct) -> None:
+    """Synth-time check: no file staged for upload from this project (the Lambda code bundle, the
+    model zip and its members, the fleet hook; CDK's own handler code from node_modules aside) holds
+    a private key. Raises AssetError naming the file and the asset."""
+    for staging in scope.node.find_all():
+        if isinstance(staging, AssetStaging) and "node_modules" not in Path(staging.source_path).parts:
+            for name, data in _staged_files(Path(staging.absolute_staged_path)):
+                if is_private_key(data):
+                    raise AssetError(
+                        f"{name} in the asset {staging.node.scope.node.path} (from {staging.source_path}) holds a "
+                        "private key: it would be uploaded to AWS and reach every device; move it out (device "
+                        "keys belong in secretsDir)")
 
 
 def stage_device_bundle(project_root: Path) -> Path:
@@ -47,7 +86,7 @@ def stage_device_bundle(project_root: Path) -> Path:
     Lambda bundle has `device_code/` at its root; removed when the process exits."""
     source = project_root / DEVICE_PACKAGE
     if not (source / "__init__.py").is_file():
-        raise FileNotFoundError(f"{source} is not a Python package: the device code is missing")
+        raise AssetError(f"{source} is not a Python package: the device code is missing")
     staging = Path(tempfile.mkdtemp(prefix="rainedge-bundle-"))
     atexit.register(shutil.rmtree, staging, ignore_errors=True)
     shutil.copytree(source, staging / DEVICE_PACKAGE, ignore=shutil.ignore_patterns(*BUNDLE_EXCLUDES))

@@ -16,7 +16,7 @@ from device_code import config as env
 from device_code.functions import FUNCTIONS, DeviceFunction
 from infra import greengrass as ggv
 from infra.artifacts import ArtifactStore, stage_device_bundle
-from infra.config import DEFAULT_POSIX_USER, RainEdgeConfig
+from infra.config import DEFAULT_POSIX_USER, MODEL_COMPONENT, RUNTIME_COMPONENT, RainEdgeConfig
 from infra.nag import acknowledge
 
 LINUX = [gg.CfnComponentVersion.ComponentPlatformProperty(name="Linux", attributes={"os": "linux"})]
@@ -101,7 +101,7 @@ class DeviceComponents(Construct):
     @property
     def site_packages(self) -> str:
         return (
-            f"{self.config.greengrass_root}/work/{self.config.component_name('DeviceRuntime')}"
+            f"{self.config.greengrass_root}/work/{self.config.component_name(RUNTIME_COMPONENT)}"
             f"/venv/lib/{self.config.python_executable}/site-packages"
         )
 
@@ -209,7 +209,7 @@ class DeviceComponents(Construct):
 
     def _rain_model(self, artifacts: ArtifactStore) -> DeployedComponent:
         component = self._recipe_component(
-            "RainModel",
+            MODEL_COMPONENT,
             "The rain model (SavedModel + TFLite + metadata), unarchived on the device",
             {
                 "Artifacts": [
@@ -236,7 +236,7 @@ class DeviceComponents(Construct):
             f"{venv}/bin/python -m pip install --disable-pip-version-check --no-input {packages}"
         )
         return self._recipe_component(
-            "DeviceRuntime",
+            RUNTIME_COMPONENT,
             f"Installs the device-side Python packages into a {python} virtual environment",
             {"Lifecycle": {"Install": {"Script": script, "Timeout": 1800, "RequiresPrivilege": False}}},
             content={"script": script},

@@ -7,11 +7,15 @@ No AWS imports here: the lifecycle tools use it outside a CDK app.
 """
 from __future__ import annotations
 
+import difflib
 import json
 import re
 from dataclasses import dataclass, fields
 from pathlib import Path, PurePosixPath
 from typing import Any, Mapping
+
+from device_code.contracts import shown
+from device_code.functions import FUNCTIONS
 
 # Shared by the stack and the lifecycle tools (which find the app's resources by them).
 STACK_NAME = "RainEdge"
@@ -37,17 +41,43 @@ _THING_NAME = re.compile(rf"^[a-zA-Z0-9_-]{{1,{MAX_THING_NAME}}}$")
 _NAME_PREFIX = re.compile(r"^[a-z][a-z0-9-]{0,29}$")
 # Greengrass component names are reverse-DNS-like; "aws.greengrass." is reserved.
 _COMPONENT_PREFIX = re.compile(r"^[a-zA-Z][a-zA-Z0-9_-]*(\.[a-zA-Z][a-zA-Z0-9_-]*)*$")
+# The components are <componentPrefix>.<suffix>: one per device function, the model and the runtime.
+MODEL_COMPONENT, RUNTIME_COMPONENT = "RainModel", "DeviceRuntime"
+COMPONENT_SUFFIXES = (RUNTIME_COMPONENT, MODEL_COMPONENT, *(function.component for function in FUNCTIONS))
+# "componentName ... Maximum length of 128" (Greengrass V2 API reference, ComponentVersionListItem;
+# CloudFormation AWS::GreengrassV2::Component ComponentName "Maximum: 128").
+MAX_COMPONENT_NAME = 128
+# Every path that reaches a shell script, a recipe or the file system: folder names of
+# A-Z a-z 0-9 . _ - that start with neither '-' (an option to a command) nor are '.' or '..'.
+_PATH_PART = re.compile(r"^[A-Za-z0-9._][A-Za-z0-9._-]*$")
+# Folders whose files go to AWS (the Lambda code bundle, the model upload, the cloud assembly);
+# the secrets folder may neither be inside one of them nor hold one.
+DEVICE_PACKAGE = "device_code"
+FLEET_HOOK_SOURCE = "infra/fleet_hook"
+ASSET_SOURCES = {
+    DEVICE_PACKAGE: "the Lambda code bundle",
+    FLEET_HOOK_SOURCE: "the fleet provisioning hook's Lambda code",
+    "build/model": "the training output (make train)",
+    "cdk.out": "the cloud assembly",
+}
 _TRUE_WORDS = ("true", "on", "yes", "1")
 _FALSE_WORDS = ("false", "off", "no", "0")
 
 
-def read_cdk_context(project_root: Path) -> dict[str, Any]:
-    """The "context" of the project's cdk.json: the configuration defaults."""
-    return json.loads((project_root / "cdk.json").read_text())["context"]
-
-
 class ConfigError(ValueError):
     """A context value is missing, malformed or out of range; the message names the key."""
+
+
+def read_cdk_context(project_root: Path) -> dict[str, Any]:
+    """The "context" of the project's cdk.json: the configuration defaults."""
+    path = project_root / "cdk.json"
+    try:
+        context = json.loads(path.read_text())["context"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        context = error
+    if not isinstance(context, dict):
+        raise ConfigError(f"{path} holds no \"context\" object ({shown(context)}): restore it (git checkout cdk.json)")
+    return context
 
 
 @dataclass(frozen=True)
@@ -112,8 +142,14 @@ class RainEdgeConfig:
         return f"{self.name_prefix}-{function}"
 
     def component_name(self, suffix: str) -> str:
-        """`suffix` is one of Sensor, ShadowWriter, Inference, RainModel, DeviceRuntime."""
+        """`suffix` is one of COMPONENT_SUFFIXES."""
         return f"{self.component_prefix}.{suffix}"
+
+    @property
+    def asset_sources(self) -> dict[str, str]:
+        """Project-relative folders whose files are uploaded -> what they are."""
+        model_folder = str(PurePosixPath(self.model_zip).parent)
+        return {**ASSET_SOURCES, model_folder: f"the folder of modelZip ({self.model_zip}), uploaded as an asset"}
 
     @property
     def python_executable(self) -> str:
@@ -149,6 +185,27 @@ class RainEdgeConfig:
                 f"sampleIntervalSeconds ({self.sample_interval_seconds}), or every reading "
                 "would be stale before the next one arrives"
             )
+        longest = max((self.component_name(suffix) for suffix in COMPONENT_SUFFIXES), key=len)
+        if len(longest) > MAX_COMPONENT_NAME:
+            raise ConfigError(
+                f"componentPrefix {self.component_prefix!r} is too long: component {longest} has {len(longest)} "
+                f"characters, Greengrass allows {MAX_COMPONENT_NAME}; use at most "
+                f"{MAX_COMPONENT_NAME - len(longest) + len(self.component_prefix)} characters"
+            )
+        for source, what in self.asset_sources.items():
+            if overlaps(self.secrets_dir, source):
+                raise ConfigError(
+                    f"secretsDir {self.secrets_dir!r} overlaps {source!r} ({what}): private keys would be "
+                    "uploaded to AWS; keep secretsDir and modelZip apart from each other and from "
+                    f"{', '.join(ASSET_SOURCES)} (default secretsDir: .secrets)"
+                )
+
+
+def overlaps(first: str, second: str) -> bool:
+    """Whether one project-relative folder is, holds or lies inside the other (case-insensitively:
+    macOS and Windows file systems are)."""
+    a, b = PurePosixPath(first.lower()), PurePosixPath(second.lower())
+    return a == b or a in b.parents or b in a.parents
 
 
 def _camel(snake: str) -> str:
@@ -156,25 +213,36 @@ def _camel(snake: str) -> str:
     return head + "".join(part.capitalize() for part in rest)
 
 
+def _folded(key: str) -> str:
+    """A key without case, '_' and '-': name_prefix, NamePrefix and namePrefix fold alike."""
+    return re.sub(r"[_-]", "", key).lower()
+
+
 def _reject_unknown_keys(context: Mapping[str, Any], known: Mapping[str, str]) -> None:
-    """Catch typos in our own keys; CDK's feature flags ("@aws-cdk/...") and CLI keys
-    ("cli-telemetry", "aws:cdk:...") are not plain camelCase and pass through."""
-    for key in context:
-        if re.fullmatch(r"[a-z][a-zA-Z0-9]*", key) and key not in known:
-            raise ConfigError(f"unknown context key {key!r}; known keys: {', '.join(sorted(known))}")
+    """Catch typos in our own keys, in any spelling (camelCase, snake_case, PascalCase). A key that
+    looks like none of ours and is not a plain identifier is CDK's (feature flags "@aws-cdk/...",
+    CLI keys "cli-telemetry", "aws:cdk:...") and passes through."""
+    by_fold = {_folded(name): name for name in known}
+    for key in map(str, context):
+        if key in known:
+            continue
+        close = difflib.get_close_matches(_folded(key), by_fold, n=1, cutoff=0.75)
+        if close or re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", key):
+            hint = f" (did you mean {by_fold[close[0]]}?)" if close else ""
+            raise ConfigError(f"unknown context key {shown(key)}{hint}; known keys: {', '.join(sorted(known))}")
 
 
 # ---- value parsers: each takes (key, raw) and returns the typed value or raises ----------
 def _integer(minimum: int, maximum: int):
     def parse(key: str, raw: Any) -> int:
         if isinstance(raw, bool):
-            raise ConfigError(f"{key} must be an integer from {minimum} to {maximum}, got {raw!r}")
+            raise ConfigError(f"{key} must be an integer from {minimum} to {maximum}, got {shown(raw)}")
         try:
             value = int(raw, 0) if isinstance(raw, str) else raw
         except ValueError:
             value = None
         if not isinstance(value, int) or not minimum <= value <= maximum:
-            raise ConfigError(f"{key} must be an integer from {minimum} to {maximum}, got {raw!r}")
+            raise ConfigError(f"{key} must be an integer from {minimum} to {maximum}, got {shown(raw)}")
         return value
 
     return parse
@@ -185,13 +253,13 @@ def _boolean(key: str, raw: Any) -> bool:
         return raw
     if isinstance(raw, str) and raw.strip().lower() in _TRUE_WORDS + _FALSE_WORDS:
         return raw.strip().lower() in _TRUE_WORDS
-    raise ConfigError(f"{key} must be true or false, got {raw!r}")
+    raise ConfigError(f"{key} must be true or false, got {shown(raw)}")
 
 
 def _choice(allowed: tuple[str, ...]):
     def parse(key: str, raw: Any) -> str:
         if raw not in allowed:
-            raise ConfigError(f"{key} must be one of {', '.join(allowed)}; got {raw!r}")
+            raise ConfigError(f"{key} must be one of {', '.join(allowed)}; got {shown(raw)}")
         return raw
 
     return parse
@@ -200,7 +268,7 @@ def _choice(allowed: tuple[str, ...]):
 def _pattern(regex: re.Pattern[str], allowed: str):
     def parse(key: str, raw: Any) -> str:
         if not isinstance(raw, str) or not regex.fullmatch(raw):
-            raise ConfigError(f"{key} must be {allowed}; got {raw!r}")
+            raise ConfigError(f"{key} must be {allowed}; got {shown(raw)}")
         return raw
 
     return parse
@@ -209,7 +277,7 @@ def _pattern(regex: re.Pattern[str], allowed: str):
 def _component_prefix(key: str, raw: Any) -> str:
     value = _pattern(_COMPONENT_PREFIX, "a dotted name such as com.example.weather")(key, raw)
     if value == "aws" or value.startswith("aws."):
-        raise ConfigError(f"{key} must not start with 'aws.' (reserved for AWS components); got {raw!r}")
+        raise ConfigError(f"{key} must not start with 'aws.' (reserved for AWS components); got {shown(raw)}")
     return value
 
 
@@ -217,48 +285,59 @@ def _devices(key: str, raw: Any) -> tuple[str, ...]:
     # `-c devices=a,b` and `-c devices='["a","b"]'` arrive as strings.
     if isinstance(raw, str):
         text = raw.strip()
-        raw = json.loads(text) if text.startswith("[") else [part.strip() for part in text.split(",")]
+        try:
+            raw = json.loads(text) if text.startswith("[") else [part.strip() for part in text.split(",")]
+        except (ValueError, RecursionError) as error:
+            raise ConfigError(f"{key} is not a JSON list ({error}): write -c 'devices=[\"pi-1\",\"pi-2\"]' "
+                              "or -c devices=pi-1,pi-2") from None
     if not isinstance(raw, (list, tuple)) or not raw:
-        raise ConfigError(f"{key} must be a non-empty list of thing names; got {raw!r}")
+        raise ConfigError(f"{key} must be a non-empty list of thing names; got {shown(raw)}")
     for name in raw:
         if not isinstance(name, str) or not _THING_NAME.fullmatch(name):
             raise ConfigError(
                 f"{key} entries must be thing names of 1-{MAX_THING_NAME} characters from a-z A-Z 0-9 _ -; "
-                f"got {name!r}"
+                f"got {shown(name)}"
             )
     if len(set(raw)) != len(raw):
-        raise ConfigError(f"{key} must not repeat a thing name; got {list(raw)!r}")
+        raise ConfigError(f"{key} must not repeat a thing name; got {shown(list(raw))}")
     return tuple(raw)
 
 
-def _relative_path(key: str, raw: Any) -> str:
-    if not isinstance(raw, str) or not raw or PurePosixPath(raw).is_absolute() or ".." in PurePosixPath(raw).parts:
-        raise ConfigError(f"{key} must be a path relative to the project root, without '..'; got {raw!r}")
-    return raw
+def _path(absolute: bool, example: str, suffix: str = ""):
+    kind = "an absolute path" if absolute else "a path relative to the project root"
+    allowed = (f"{kind} such as {example}, of names from A-Z a-z 0-9 . _ - that are not '.' or '..' and "
+               "do not start with '-'" + (f", ending in {suffix}" if suffix else ""))
 
+    def parse(key: str, raw: Any) -> str:
+        text = raw if isinstance(raw, str) else ""
+        parts = text.split("/")
+        if text.startswith("/"):
+            parts = parts[1:]
+        valid = (text.startswith("/") == absolute and text.endswith(suffix) and parts[-1] != suffix
+                 and all(_PATH_PART.fullmatch(part) and part not in (".", "..") for part in parts))
+        if not valid:
+            raise ConfigError(f"{key} must be {allowed}; got {shown(raw)}")
+        return text
 
-def _absolute_path(key: str, raw: Any) -> str:
-    if not isinstance(raw, str) or not PurePosixPath(raw).is_absolute() or " " in raw:
-        raise ConfigError(f"{key} must be an absolute POSIX path without spaces; got {raw!r}")
-    return raw.rstrip("/") or "/"
+    return parse
 
 
 def _regular_expression(key: str, raw: Any) -> str:
     if not isinstance(raw, str) or not 0 < len(raw) <= 100:
-        raise ConfigError(f"{key} must be a regular expression of 1-100 characters; got {raw!r}")
+        raise ConfigError(f"{key} must be a regular expression of 1-100 characters; got {shown(raw)}")
     try:
         pattern = re.compile(raw)
     except re.error as error:
-        raise ConfigError(f"{key} must be a valid regular expression ({error}); got {raw!r}") from None
+        raise ConfigError(f"{key} must be a valid regular expression ({error}); got {shown(raw)}") from None
     if pattern.fullmatch(""):
-        raise ConfigError(f"{key} must not match an empty serial number; got {raw!r}")
+        raise ConfigError(f"{key} must not match an empty serial number; got {shown(raw)}")
     return raw
 
 
 def _i2c_address(key: str, raw: Any) -> int:
     value = _integer(0, 0x7F)(key, raw)
     if value not in BME680_I2C_ADDRESSES:
-        raise ConfigError(f"{key} must be 0x76 or 0x77 (the BME680's addresses); got {raw!r}")
+        raise ConfigError(f"{key} must be 0x76 or 0x77 (the BME680's addresses); got {shown(raw)}")
     return value
 
 
@@ -272,12 +351,12 @@ _PARSERS = {
     "cpu_temp_compensation": _boolean,
     "shadow_sync_direction": _choice(SYNC_DIRECTIONS),
     "lambda_runtime": _choice(LAMBDA_RUNTIMES),
-    "secrets_dir": _relative_path,
-    "model_zip": _relative_path,
+    "secrets_dir": _path(absolute=False, example=".secrets"),
+    "model_zip": _path(absolute=False, example="build/model/rain_model.zip", suffix=".zip"),
     "i2c_bus": _integer(0, 255),
     "i2c_address": _i2c_address,
     "log_level": _choice(LOG_LEVELS),
-    "greengrass_root": _absolute_path,
+    "greengrass_root": _path(absolute=True, example="/greengrass/v2"),
     "fleet_provisioning": _boolean,
     "serial_number_pattern": _regular_expression,
 }

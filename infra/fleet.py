@@ -20,13 +20,13 @@ from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
 from infra.artifacts import helper_log_group
-from infra.config import APP_TAG, RainEdgeConfig
+from infra.config import APP_TAG, FLEET_HOOK_SOURCE, RainEdgeConfig
 from infra.device_keys import read_csr
 from infra.fleet_hook.handler import SERIAL_PARAMETER
 from infra.identity import core_policy_document
-from infra.nag import acknowledge, env_placeholders
+from infra.nag import acknowledge, acknowledge_wildcard_resources, nag_arn
 
-HOOK_SOURCE = Path(__file__).with_name("fleet_hook")
+HOOK_SOURCE = Path(__file__).resolve().parent.parent / FLEET_HOOK_SOURCE
 CERTIFICATE_ID_PARAMETER = "AWS::IoT::Certificate::Id"
 # Stands for the device's serial number while the policy is written; replaced by a Ref to it.
 _SERIAL_SLOT = "@SERIAL_NUMBER@"
@@ -119,9 +119,10 @@ class FleetProvisioning(Construct):
                               "AWSLambdaBasicExecutionRole]",
                     "The hook writes its own logs through the AWS managed AWSLambdaBasicExecutionRole "
                     "(CloudWatch Logs only), into a log group the stack owns.")
-        acknowledge(function, f"AwsSolutions-IAM5[Resource::{_nag_iot_arn(stack)}:thing/{config.name_prefix}-*]",
-                    "The hook checks whether the thing a serial number would create already exists; "
-                    "provisioned things are named <prefix>-<serial>.")
+        acknowledge_wildcard_resources(function, {
+            f"{nag_arn(stack, 'iot')}:thing/{config.name_prefix}-*":
+                "The hook checks whether the thing a serial number would create already exists; "
+                "provisioned things are named <prefix>-<serial>."})
         return function
 
     def _provisioning_role(self, config: RainEdgeConfig, stack: Stack, thing_group_name: str) -> iam.Role:
@@ -154,25 +155,17 @@ class FleetProvisioning(Construct):
                                 resources=[policies]),
         ]
         policy = iam.Policy(self, "ProvisioningPolicy", statements=statements, roles=[role])
-        iot_arn = _nag_iot_arn(stack)
-        reasons = {
-            f"Resource::{iot_arn}:thing/{config.name_prefix}-*":
+        iot_arn = nag_arn(stack, "iot")
+        acknowledge_wildcard_resources(policy, {
+            f"{iot_arn}:thing/{config.name_prefix}-*":
                 "Provisioned things are named <prefix>-<serial>; the serial is known only when a device joins.",
-            f"Resource::{iot_arn}:cert/*":
+            f"{iot_arn}:cert/*":
                 "The device's certificate is created from its CSR during provisioning; its id is not known before.",
-            f"Resource::{iot_arn}:policy/*":
+            f"{iot_arn}:policy/*":
                 "A policy created from a template's PolicyDocument is named by a hash of the document "
                 "(AWS IoT, Provisioning templates), so its name is not known before.",
-        }
-        for finding, reason in reasons.items():
-            acknowledge(policy, f"AwsSolutions-IAM5[{finding}]", reason)
+        })
         return role
-
-
-def _nag_iot_arn(stack: Stack) -> str:
-    """The start of an IoT ARN as cdk-nag writes it in finding ids."""
-    env = env_placeholders(stack)
-    return f"arn:<AWS::Partition>:iot:{env['region']}:{env['account']}"
 
 
 def provisioning_template_body(config: RainEdgeConfig, thing_group_name: str, iot_arn, role_alias_arn: str) -> dict:

@@ -17,7 +17,7 @@ from infra.artifacts import helper_log_group
 from infra.config import APP_TAG, RainEdgeConfig
 from infra.greengrass import SHADOW_NAMES
 from infra.device_keys import read_csr
-from infra.nag import acknowledge, env_placeholders
+from infra.nag import acknowledge_wildcard_resources, nag_arn
 
 # MQTT topics of a core device under $aws/things/<thing>/, as in AWS's "Minimal AWS IoT policy for
 # AWS IoT Greengrass V2 core devices" (developer guide, Device authentication and authorization):
@@ -186,17 +186,14 @@ class DeviceIdentity(Construct):
             ),
         ]
         policy = iam.Policy(self, "TokenExchangePolicy", statements=statements, roles=[role])
-        env = env_placeholders(stack)
-        reasons = {
-            f"Resource::<{stack.get_logical_id(bucket.node.default_child)}.Arn>/{artifact_prefix}*":
+        acknowledge_wildcard_resources(policy, {
+            f"<{stack.get_logical_id(bucket.node.default_child)}.Arn>/{artifact_prefix}*":
                 "Devices read every artifact under the stack's artifact prefix; keys are "
                 "content-hashed, so the set of objects is not known when the policy is written.",
-            f"Resource::arn:<AWS::Partition>:logs:{env['region']}:{env['account']}:log-group:/aws/greengrass/*":
+            f"{nag_arn(stack, 'logs')}:log-group:/aws/greengrass/*":
                 "Greengrass's log manager names its log groups /aws/greengrass/<type>/<region>/<component>; "
                 "the policy is limited to that prefix.",
-        }
-        for finding, reason in reasons.items():
-            acknowledge(policy, f"AwsSolutions-IAM5[{finding}]", reason)
+        })
         return role
 
 

@@ -24,3 +24,15 @@ def env_placeholders(stack: Stack) -> dict[str, str]:
         "region": shown(stack.region, "<AWS::Region>"),
         "account": shown(stack.account, "<AWS::AccountId>"),
     }
+
+
+def nag_arn(stack: Stack, service: str) -> str:
+    """The start of an ARN of `service` in this stack's region and account, as cdk-nag writes it."""
+    env = env_placeholders(stack)
+    return f"arn:<AWS::Partition>:{service}:{env['region']}:{env['account']}"
+
+
+def acknowledge_wildcard_resources(scope: IConstruct, reasons: dict[str, str]) -> None:
+    """Acknowledge AwsSolutions-IAM5 for each wildcard resource (as cdk-nag names it) with its reason."""
+    for resource, reason in reasons.items():
+        acknowledge(scope, f"AwsSolutions-IAM5[Resource::{resource}]", reason)

@@ -1,4 +1,4 @@
-"""Command line: train the model, evaluate it on a CSV, print its model card."""
+"""Command line: train the models, evaluate them on a CSV, print their model card, check them per station."""
 from __future__ import annotations
 
 import argparse
@@ -6,11 +6,14 @@ import json
 import sys
 from pathlib import Path
 
-from model_training.artifact import RUNTIMES, ModelArtifactError, opened_artifact, read_metadata
+from device_code.model import RUNTIME_NAMES, ModelUnavailable, read_metadata
+from model_training.artifact import ModelArtifactError, opened_artifact
 from model_training.evaluate import EvaluationInputError, evaluate
+from model_training.export import OutputFolderError, check_output_folder
 
 DEFAULT_OUT = Path("build/model")
-EVALUATE_KEYS = ("n", "positive_rate", "roc_auc", "pr_auc", "threshold", "f1", "accuracy", "precision", "recall")
+EVALUATE_KEYS = ("n", "positive_rate", "roc_auc", "pr_auc", "brier", "ece", "threshold", "f1", "accuracy",
+                 "precision", "recall")
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -18,15 +21,27 @@ def _train(args: argparse.Namespace) -> int:
     from model_training.export import export_artifact
     from model_training.train import train
 
+    check_output_folder(args.out)  # before minutes of training, not after
     result = train()
     metadata = export_artifact(result, args.out, file_sha256(weather_csv_path()))
-    test, baseline = metadata["metrics"]["network"]["test"], metadata["metrics"]["logistic_baseline"]["test"]
-    print(
-        f"trained {metadata['version']} in {result.seconds:.1f} s -> {args.out}\n"
-        f"test Oct-Dec: network ROC-AUC {test['roc_auc']:.3f} PR-AUC {test['pr_auc']:.3f} F1 {test['f1']:.3f}"
-        f" | logistic baseline ROC-AUC {baseline['roc_auc']:.3f} PR-AUC {baseline['pr_auc']:.3f}"
-        f" F1 {baseline['f1']:.3f}"
-    )
+    print(f"trained {metadata['version']} in {result.seconds:.1f} s -> {args.out}")
+    for name, model in sorted(metadata["models"].items(), reverse=True):
+        test, baseline = model["metrics"]["network"]["test"], model["metrics"]["logistic_baseline"]["test"]
+        print(f"test Oct-Dec, {name}: ROC-AUC {test['roc_auc']:.3f} PR-AUC {test['pr_auc']:.3f} ECE {test['ece']:.3f}"
+              f" Brier {test['brier']:.4f} F1 {test['f1']:.3f} | logistic baseline ROC-AUC {baseline['roc_auc']:.3f}"
+              f" PR-AUC {baseline['pr_auc']:.3f}")
+    return 0
+
+
+def _stations(args: argparse.Namespace) -> int:
+    from model_training.train import leave_one_station_out
+
+    print("leave one station out: trained and calibrated on the other stations, scored on this one's Oct-Dec")
+    print(f"{'station':<9}{'model':<15}{'n':>6}{'ROC-AUC':>9}{'PR-AUC':>8}{'ECE':>7}{'Brier':>8}{'F1':>7}")
+    for station, models in leave_one_station_out().items():
+        for name, test in sorted(models.items(), reverse=True):
+            print(f"{station:<9}{name:<15}{test['n']:>6}{test['roc_auc']:>9.3f}{test['pr_auc']:>8.3f}"
+                  f"{test['ece']:>7.3f}{test['brier']:>8.4f}{test['f1']:>7.3f}")
     return 0
 
 
@@ -38,10 +53,15 @@ def _evaluate(args: argparse.Namespace) -> int:
     result = evaluate(args.model, args.csv, args.runtime)
     if args.json:
         print(json.dumps(result, sort_keys=True))
-    else:
-        print(f"model {result['model_version']} ({result['runtime']}) on {args.csv}")
-        for key in EVALUATE_KEYS:
-            print(f"  {key:<14}{_format_value(result[key])}")
+        return 0
+    rows = ", ".join(f"{name} {count}" for name, count in result["rows_by_model"].items())
+    print(f"model {result['model_version']} ({result['runtime']}) on {args.csv}: {result['model']} model "
+          f"(rows scored by: {rows})")
+    for key in EVALUATE_KEYS:
+        print(f"  {key:<14}{_format_value(result[key])}")
+    if len(result["by_model"]) > 1:
+        for name, metrics in result["by_model"].items():
+            print(f"  {name} rows: " + ", ".join(f"{key} {_format_value(metrics[key])}" for key in EVALUATE_KEYS))
     return 0
 
 
@@ -49,7 +69,8 @@ def _card(args: argparse.Namespace) -> int:
     from model_training.card import render_card
 
     with opened_artifact(args.model) as folder:
-        print(render_card(read_metadata(folder)), end="")
+        read_metadata(folder)  # the contract check, with its one-line error
+        print(render_card(json.loads((folder / "metadata.json").read_text())), end="")
     return 0
 
 
@@ -64,11 +85,15 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate_cmd = commands.add_parser("evaluate", help="score a model on a labelled CSV")
     evaluate_cmd.add_argument("--model", type=Path, required=True, help="rain_model.zip or its unpacked folder")
     evaluate_cmd.add_argument(
-        "--csv", type=Path, required=True, help="CSV with columns temperature, humidity, pressure, rain (0/1)"
+        "--csv", type=Path, required=True,
+        help="CSV with columns temperature, humidity, pressure, rain (0/1); with sampled_at (and station) the trend model scores",
     )
     evaluate_cmd.add_argument("--json", action="store_true", help="print one JSON object")
-    evaluate_cmd.add_argument("--runtime", choices=RUNTIMES, default="litert", help="default: litert")
+    evaluate_cmd.add_argument("--runtime", choices=RUNTIME_NAMES, default="litert", help="default: litert")
     evaluate_cmd.set_defaults(run=_evaluate)
+
+    stations = commands.add_parser("stations", help="leave-one-station-out check of both models (trains 6 networks)")
+    stations.set_defaults(run=_stations)
 
     card = commands.add_parser("card", help="print the model card of an artifact")
     card.add_argument("--model", type=Path, default=DEFAULT_OUT, help=f"artifact path (default {DEFAULT_OUT})")
@@ -80,6 +105,6 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except (ModelArtifactError, EvaluationInputError) as error:
+    except (ModelArtifactError, ModelUnavailable, EvaluationInputError, OutputFolderError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

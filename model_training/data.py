@@ -10,10 +10,13 @@ import hashlib
 import importlib.util
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-# The model's feature order is the device's, which checks metadata.json's feature_order against it.
-from device_code.contracts import FEATURES  # noqa: F401  (re-exported to the rest of model_training)
+# The readings' quantities are the device's (device_code.contracts); the models' inputs are computed
+# from them by device_code.features, the same code the device runs.
+from device_code.contracts import FEATURES
+from device_code.features import TREND_INPUTS, Series, trend_inputs
 
 LABEL = "rain"
 UNITS = {"temperature": "degC", "humidity": "%RH", "pressure": "hPa"}
@@ -90,3 +93,25 @@ def split_by_time(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.Data
         df[(t >= VALIDATION_START) & (t < TEST_START)].reset_index(drop=True),
         df[t >= TEST_START].reset_index(drop=True),
     )
+
+
+def station_series(df: pd.DataFrame, time_column: str, station_column: str | None):
+    """Yield each station's row positions in `df` and its readings as a time-sorted features.Series.
+
+    `df[time_column]` holds UTC timestamps; without a station column all rows are one station.
+    """
+    stations = df[station_column] if station_column else pd.Series(0, index=df.index)
+    seconds = (df[time_column] - pd.Timestamp(0, tz="UTC")).dt.total_seconds().to_numpy()
+    for _, positions in stations.reset_index(drop=True).groupby(stations.to_numpy(), sort=True).indices.items():
+        positions = positions[np.argsort(seconds[positions], kind="stable")]
+        yield positions, Series(seconds[positions], *(df[name].to_numpy(dtype=np.float64)[positions] for name in FEATURES))
+
+
+def trend_frame(df: pd.DataFrame, time_column: str = "time_hour", station_column: str | None = "origin") -> pd.DataFrame:
+    """The trend model's inputs for every row of `df` (NaN where the station's history does not
+    cover the window), computed by device_code.features from each station's own series."""
+    columns = {name: np.full(len(df), np.nan) for name in TREND_INPUTS}
+    for positions, series in station_series(df, time_column, station_column):
+        for name, values in trend_inputs(series, series).items():
+            columns[name][positions] = values
+    return pd.DataFrame(columns, index=df.index)

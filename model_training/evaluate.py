@@ -1,70 +1,171 @@
-"""Score a model artifact on any CSV with temperature (degC), humidity (%RH), pressure (hPa), rain (0/1)."""
+"""Score a model artifact on any labelled CSV, the way the device would predict those readings.
+
+Columns: temperature (degC), humidity (%RH), pressure (hPa, sea level), rain (0/1); optionally
+sampled_at (ISO-8601; without a zone it is taken as UTC) and station. With sampled_at, each
+station's rows form its reading history and every row is scored by the trend model when that
+history covers the window, by the instantaneous model otherwise (as on the device); without it,
+by the instantaneous model. Other columns are ignored.
+"""
 from __future__ import annotations
 
+import csv
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from model_training.artifact import load_runtime, opened_artifact, read_metadata
-from model_training.data import FEATURES, LABEL
+from device_code.features import Series
+from device_code.model import INSTANTANEOUS, TREND, RainModel, load_model, read_metadata
+from model_training.artifact import opened_artifact
+from model_training.data import FEATURES, LABEL, station_series
 from model_training.metrics import classification_metrics
 
 REQUIRED_COLUMNS = (*FEATURES, LABEL)
+TIME_COLUMN, STATION_COLUMN = "sampled_at", "station"
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+# How many offending rows an error message lists.
+ROWS_NAMED = 5
 
 
 class EvaluationInputError(Exception):
-    """The CSV cannot be scored: the message names the file, column and problem."""
+    """The CSV cannot be scored: the message names the file, column, row and problem."""
 
 
-def _cell(raw: pd.DataFrame, column: str, row: int) -> str:
-    value = raw[column].iloc[row]
-    return "" if pd.isna(value) else str(value)
+def _rows(mask: np.ndarray) -> str:
+    rows = (np.flatnonzero(mask) + 1).tolist()
+    named = ", ".join(map(str, rows[:ROWS_NAMED]))
+    return f"data row {named}" if len(rows) == 1 else f"data rows {named}{', ...' if len(rows) > ROWS_NAMED else ''}"
 
 
-def read_labelled_csv(csv_path: Path) -> pd.DataFrame:
+def _header(csv_path: Path) -> list[str]:
+    try:
+        with open(csv_path, newline="") as handle:
+            return next(csv.reader(handle), [])
+    except FileNotFoundError as error:
+        raise EvaluationInputError(f"CSV {csv_path} does not exist") from error
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
+        raise EvaluationInputError(f"CSV {csv_path} cannot be read: {error}") from error
+
+
+def _numeric(raw: pd.DataFrame, column: str, csv_path: Path) -> pd.Series:
+    values = pd.to_numeric(raw[column], errors="coerce").astype(float)
+    bad = ~np.isfinite(values.to_numpy())
+    if bad.any():
+        first = int(bad.argmax())
+        raise EvaluationInputError(
+            f"CSV {csv_path} column {column!r} has {int(bad.sum())} missing or non-numeric value(s), first on "
+            f"data row {first + 1}: {'' if pd.isna(raw[column].iloc[first]) else raw[column].iloc[first]!r}"
+        )
+    too_large = np.abs(values.to_numpy()) > FLOAT32_MAX
+    if too_large.any():
+        raise EvaluationInputError(
+            f"CSV {csv_path} column {column!r} has value(s) beyond the 32-bit floats the models take "
+            f"(|x| > {FLOAT32_MAX:.4g}) on {_rows(too_large)}"
+        )
+    return values
+
+
+def read_labelled_csv(csv_path: Path, valid_ranges: dict[str, tuple[float, float]]) -> pd.DataFrame:
+    """The CSV's readings, label and (when present) parsed sampled_at and station, validated."""
+    header = _header(csv_path)
+    counts = Counter(header)
+    for column in (*REQUIRED_COLUMNS, TIME_COLUMN, STATION_COLUMN):
+        if counts[column] > 1:
+            raise EvaluationInputError(f"CSV {csv_path} has {counts[column]} columns named {column!r}; keep one")
     try:
         # Read as text so error messages quote the cell exactly as written in the file.
         raw = pd.read_csv(csv_path, dtype=str)
-    except FileNotFoundError as error:
-        raise EvaluationInputError(f"CSV {csv_path} does not exist") from error
     except pd.errors.EmptyDataError as error:
         raise EvaluationInputError(f"CSV {csv_path} is empty") from error
     except (OSError, UnicodeDecodeError, pd.errors.ParserError) as error:
         raise EvaluationInputError(f"CSV {csv_path} cannot be read: {error}") from error
     missing = [column for column in REQUIRED_COLUMNS if column not in raw.columns]
     if missing:
-        raise EvaluationInputError(
-            f"CSV {csv_path} lacks column(s) {missing}; required: {list(REQUIRED_COLUMNS)}"
-        )
+        raise EvaluationInputError(f"CSV {csv_path} lacks column(s) {missing}; required: {list(REQUIRED_COLUMNS)}")
     if raw.empty:
         raise EvaluationInputError(f"CSV {csv_path} has a header but no rows")
-    df = pd.DataFrame(index=raw.index)
-    for column in REQUIRED_COLUMNS:
-        numeric = pd.to_numeric(raw[column], errors="coerce").astype(float)
-        bad = ~np.isfinite(numeric)
-        if bad.any():
-            row = int(bad.to_numpy().argmax())
-            raise EvaluationInputError(
-                f"CSV {csv_path} column {column!r} has {int(bad.sum())} missing or non-numeric "
-                f"value(s), first on data row {row + 1}: {_cell(raw, column, row)!r}"
-            )
-        df[column] = numeric
-    not_binary = ~df[LABEL].isin([0, 1])
+    df = pd.DataFrame({column: _numeric(raw, column, csv_path) for column in REQUIRED_COLUMNS})
+    not_binary = ~df[LABEL].isin([0, 1]).to_numpy()
     if not_binary.any():
-        row = int(not_binary.to_numpy().argmax())
+        first = int(not_binary.argmax())
         raise EvaluationInputError(
-            f"CSV {csv_path} column {LABEL!r} must be 0 or 1, found {_cell(raw, LABEL, row)!r} on data row {row + 1}"
+            f"CSV {csv_path} column {LABEL!r} must be 0 or 1, found {raw[LABEL].iloc[first]!r} on data row {first + 1}"
         )
+    for column in FEATURES:
+        low, high = valid_ranges[column]
+        outside = ~df[column].between(low, high).to_numpy()
+        if outside.any():
+            raise EvaluationInputError(
+                f"CSV {csv_path} column {column!r} has {int(outside.sum())} value(s) outside the sensor's valid range "
+                f"[{low:g}, {high:g}] on {_rows(outside)} (first: {raw[column].iloc[int(outside.argmax())]!r})"
+            )
+    if TIME_COLUMN in raw.columns:
+        df[TIME_COLUMN] = _timestamps(raw[TIME_COLUMN], csv_path)
+        if STATION_COLUMN in raw.columns:
+            df[STATION_COLUMN] = raw[STATION_COLUMN].fillna("")
+        _refuse_duplicate_readings(df, csv_path)
     return df
 
 
+def _timestamps(text: pd.Series, csv_path: Path) -> pd.Series:
+    parsed = pd.to_datetime(text, utc=True, errors="coerce", format="ISO8601")
+    bad = parsed.isna().to_numpy()
+    if bad.any():
+        raise EvaluationInputError(
+            f"CSV {csv_path} column {TIME_COLUMN!r} has {int(bad.sum())} value(s) that are not ISO-8601 timestamps "
+            f"on {_rows(bad)} (first: {'' if pd.isna(text.iloc[int(bad.argmax())]) else text.iloc[int(bad.argmax())]!r})"
+        )
+    return parsed
+
+
+def _refuse_duplicate_readings(df: pd.DataFrame, csv_path: Path) -> None:
+    keys = [STATION_COLUMN, TIME_COLUMN] if STATION_COLUMN in df.columns else [TIME_COLUMN]
+    repeated = df.duplicated(keys, keep=False).to_numpy()
+    if repeated.any():
+        first = df.iloc[int(repeated.argmax())]
+        where = f"station {first[STATION_COLUMN]!r} at " if STATION_COLUMN in df.columns else ""
+        same = (df[keys] == first[keys]).all(axis=1).to_numpy()
+        raise EvaluationInputError(
+            f"CSV {csv_path} has several rows for {where}{first[TIME_COLUMN].isoformat()}: {_rows(same)}"
+        )
+
+
+def score(model: RainModel, df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's probability and the model that made it, as the device would predict."""
+    if TIME_COLUMN not in df.columns:
+        # No times, no history: the times of the series are never read.
+        readings = Series(np.zeros(len(df)), *(df[name].to_numpy(dtype=np.float64) for name in FEATURES))
+        return model.predict_series(readings, history=None)
+    probability = np.empty(len(df))
+    used = np.empty(len(df), dtype=object)
+    station = STATION_COLUMN if STATION_COLUMN in df.columns else None
+    for positions, series in station_series(df, TIME_COLUMN, station):
+        probability[positions], used[positions] = model.predict_series(series, series)
+    return probability, used
+
+
 def evaluate(model_path: Path, csv_path: Path, runtime: str = "litert") -> dict:
-    """Metrics of the model on the CSV at the model's stored threshold (plus model version)."""
-    df = read_labelled_csv(csv_path)
+    """Metrics on the CSV at the models' stored thresholds, overall and per model that scored."""
     with opened_artifact(model_path) as folder:
-        metadata = read_metadata(folder)
-        model = load_runtime(folder, runtime)
-        probability = model.predict(*(df[name].to_numpy() for name in FEATURES))
-    result = classification_metrics(df[LABEL].to_numpy(), probability, float(metadata["threshold"]))
-    return {**result, "model_version": metadata["version"], "runtime": runtime}
+        df = read_labelled_csv(csv_path, read_metadata(folder).valid_ranges)
+        model = load_model(folder, runtime)
+        probability, used = score(model, df)
+    specs = model.metadata.models
+    mode = TREND if TIME_COLUMN in df.columns and TREND in specs else INSTANTANEOUS
+    rain = df[LABEL].to_numpy()
+    thresholds = np.array([specs[name].threshold for name in used])
+    by_model = {
+        name: {**classification_metrics(rain[used == name], probability[used == name], specs[name].threshold),
+               "threshold": specs[name].threshold}
+        for name in (TREND, INSTANTANEOUS) if np.any(used == name)
+    }
+    return {
+        **classification_metrics(rain, probability, thresholds),
+        "threshold": specs[mode].threshold,
+        "model": mode,
+        "rows_by_model": {name: int(np.sum(used == name)) for name in (TREND, INSTANTANEOUS) if name in specs},
+        "by_model": by_model,
+        "model_version": model.metadata.version,
+        "runtime": model.runtime,
+    }

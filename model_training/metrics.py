@@ -1,8 +1,10 @@
-"""Classification metrics shared by training (model card) and the evaluate CLI."""
+"""Classification and calibration metrics shared by training (model card) and the evaluate CLI."""
 from __future__ import annotations
 
 import numpy as np
 from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score
+
+CALIBRATION_BINS = 10
 
 
 def choose_threshold(rain: np.ndarray, probability: np.ndarray) -> float:
@@ -13,8 +15,37 @@ def choose_threshold(rain: np.ndarray, probability: np.ndarray) -> float:
     return float(thresholds[int(np.argmax(f1))])
 
 
-def classification_metrics(rain: np.ndarray, probability: np.ndarray, threshold: float) -> dict:
-    """Ranking metrics (threshold-free) plus the confusion-matrix metrics at `threshold`.
+def reliability_bins(rain: np.ndarray, probability: np.ndarray, bins: int = CALIBRATION_BINS) -> list[dict]:
+    """Equal-width probability bins: how many predictions fell in each, their mean, the rain rate.
+    A probability of exactly 1 belongs to the last bin."""
+    rain = np.asarray(rain, dtype=float)
+    probability = np.asarray(probability, dtype=float)
+    index = np.minimum((probability * bins).astype(int), bins - 1)
+    rows = []
+    for b in range(bins):
+        members = index == b
+        count = int(members.sum())
+        rows.append({
+            "lower": b / bins,
+            "upper": (b + 1) / bins,
+            "count": count,
+            "mean_probability": float(probability[members].mean()) if count else None,
+            "rain_rate": float(rain[members].mean()) if count else None,
+        })
+    return rows
+
+
+def expected_calibration_error(rain: np.ndarray, probability: np.ndarray, bins: int = CALIBRATION_BINS) -> float:
+    """Sum over equal-width bins of (share of predictions in the bin) x |mean probability - rain rate|."""
+    rows = reliability_bins(rain, probability, bins)
+    total = sum(row["count"] for row in rows)
+    return float(sum(row["count"] / total * abs(row["mean_probability"] - row["rain_rate"])
+                     for row in rows if row["count"])) if total else 0.0
+
+
+def classification_metrics(rain: np.ndarray, probability: np.ndarray, threshold) -> dict:
+    """Ranking metrics (threshold-free), calibration (Brier score, ECE over 10 bins), and the
+    confusion-matrix metrics at `threshold` (one number, or one per row when several models scored).
 
     ROC-AUC and PR-AUC need both classes; with only one present they are reported as None.
     """
@@ -34,7 +65,8 @@ def classification_metrics(rain: np.ndarray, probability: np.ndarray, threshold:
         "positive_rate": float(actual.mean()) if len(rain) else 0.0,
         "roc_auc": float(roc_auc_score(rain, probability)) if both_classes else None,
         "pr_auc": float(average_precision_score(rain, probability)) if both_classes else None,
-        "threshold": float(threshold),
+        "brier": float(np.mean((probability - actual) ** 2)) if len(rain) else None,
+        "ece": expected_calibration_error(actual, probability) if len(rain) else None,
         "f1": float(f1),
         "accuracy": float(np.mean(predicted == actual)) if len(rain) else 0.0,
         "precision": float(precision),

@@ -4,9 +4,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 MODEL_DIR = PROJECT_ROOT / "build" / "model"
+
+# Property-based tests (hypothesis): the same examples on every run and machine (no flaky CI, no
+# example database left in the tree), and no per-example deadline on a busy shared machine.
+settings.register_profile("rainedge", derandomize=True, database=None, deadline=None)
+settings.load_profile("rainedge")
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,7 @@ from pathlib import Path
 from device_code.config import ConfigError
 from infra.synthesized import SynthesizedStack, TemplateError
 
-from .cloud import MotoCloud
+from .cloud import CloudUnavailable, MotoCloud
 from .core import SimulatedCore
 from .fleet import run_fleet
 from .replay import load_test_period, select_window
@@ -38,6 +38,13 @@ def resolve_model_dir(path: Path) -> Path:
                      "run `make train` (`make demo` does it for you)")
 
 
+def utc_time(text: str) -> datetime:
+    try:
+        return datetime.fromisoformat(text).replace(tzinfo=timezone.utc)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is no ISO-8601 time such as 2013-11-01T00:00") from None
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m device_code.simulator", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -49,23 +56,46 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="simulate a fleet of N cores provisioned by claim instead, each replaying its own "
                              "airport and window; prints one line per device")
     parser.add_argument("--origin", default="JFK", help="airport whose observations are replayed (EWR, JFK, LGA)")
-    parser.add_argument("--start", type=lambda s: datetime.fromisoformat(s).replace(tzinfo=timezone.utc),
+    parser.add_argument("--start", type=utc_time,
                         help="first replayed hour, e.g. 2013-11-01T00:00 (default: the test-period window "
                              "with the most rain onsets)")
     parser.add_argument("--steps", type=int, default=96, help="replayed hours = readings (default 96)")
     parser.add_argument("--step-seconds", type=float, default=0.25,
                         help="wall-clock seconds per replayed hour (default 0.25)")
     parser.add_argument("--plot", type=Path, default=DEFAULT_PLOT, help=f"PNG to write (default {DEFAULT_PLOT})")
+    parser.add_argument("--moto-port", type=int, default=0,
+                        help="port of the moto server on 127.0.0.1 (default: any free port)")
     args = parser.parse_args(argv)
     if args.steps < 2:
         parser.error("--steps must be at least 2")
     if not 0.01 <= args.step_seconds <= 60:
         parser.error("--step-seconds must be within [0.01, 60]")
+    if not 0 <= args.moto_port <= 65535:
+        parser.error("--moto-port must be within [0, 65535]")
     if args.devices is not None and not 1 <= args.devices <= MAX_FLEET:
         parser.error(f"--devices must be within [1, {MAX_FLEET}]")
     if args.devices is not None and args.thing:
         parser.error("--devices simulates provisioned cores; --thing picks a listed one: give one of them")
+    problem = unwritable(args.plot) if args.devices is None else None  # a fleet run writes no plot
+    if problem:
+        parser.error(f"--plot {args.plot}: {problem}")
     return args
+
+
+def unwritable(plot: Path) -> str | None:
+    """Why the PNG cannot be written there (checked before the run, not after it), or None."""
+    if plot.suffix.lower() != ".png":
+        return "name a .png file"
+    try:
+        plot.parent.mkdir(parents=True, exist_ok=True)
+        existed = plot.exists()
+        with plot.open("ab"):
+            pass
+        if not existed:
+            plot.unlink()
+    except OSError as error:
+        return f"cannot be written ({error.strerror}: {error.filename}): pick another path"
+    return None
 
 
 def progress_line(step: Step) -> str:
@@ -132,12 +162,19 @@ def write_plot(sim: EdgeSimulation, path: Path) -> None:
     plt.close(fig)
 
 
+def start_cloud(port: int) -> MotoCloud:
+    try:
+        return MotoCloud(port).start()
+    except CloudUnavailable as error:
+        raise SystemExit(f"simulator: {error}: pick another --moto-port or leave it out") from None
+
+
 def simulate_fleet(stack: SynthesizedStack, settings: SimulationSettings, args: argparse.Namespace) -> int:
     print(f"rainedge simulator: a fleet of {args.devices} cores provisioned by claim from {args.cdk_out}, "
           f"{args.steps} hours each, {args.step_seconds} s per hour")
     # One line per device: the functions' start-up warnings of N cores would drown them.
     settings = SimulationSettings(settings.model_dir, settings.step_seconds, log_level="ERROR")
-    with MotoCloud() as cloud:
+    with start_cloud(args.moto_port) as cloud:
         try:
             run = run_fleet(stack, settings, args.devices, args.steps, cloud,
                             timeout_s=args.steps * args.step_seconds * 10 + 30)
@@ -156,6 +193,12 @@ def main(argv: list[str] | None = None) -> int:
     settings = SimulationSettings(model_dir, args.step_seconds)
     try:
         stack = SynthesizedStack.load(args.cdk_out)
+    except OSError as error:
+        raise SystemExit(f"simulator: cannot read {error.filename} ({error.strerror}): point --cdk-out at the "
+                         "folder `make synth` writes (cdk.out)") from None
+    except TemplateError as error:
+        raise SystemExit(f"simulator: {error}") from None
+    try:
         if args.devices is not None:
             return simulate_fleet(stack, settings, args)
         core = SimulatedCore.listed(stack, args.thing or next(iter(stack.thing_names()), ""))
@@ -166,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
           f"model {model_dir}")
     print(f"deployment: {', '.join(core.components)} from {args.cdk_out}, as core {core.thing_name}; "
           f"simulator sets {', '.join(sorted(settings.overrides()))}")
-    with MotoCloud() as cloud:
+    with start_cloud(args.moto_port) as cloud:
         cloud.create_thing(core.thing_name)
         print(f"cloud: moto server at {cloud.endpoint}")
         sim = EdgeSimulation(window, settings, core, cloud.client("iot-data"))
@@ -191,7 +234,10 @@ def main(argv: list[str] | None = None) -> int:
     print()
     for line in summary(sim, matches, wall_s):
         print(line)
-    write_plot(sim, args.plot)
+    try:
+        write_plot(sim, args.plot)
+    except OSError as error:
+        raise SystemExit(f"simulator: could not write the plot {args.plot}: {error.strerror}") from None
     print(f"plot: {args.plot}")
     return 0 if sim.healthy(matches) else 1
 

@@ -3,40 +3,60 @@ from __future__ import annotations
 
 import json
 import socket
+import threading
 from typing import Any
 
 import boto3
 from botocore.config import Config
-from moto.server import ThreadedMotoServer
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+from werkzeug.serving import BaseWSGIServer, make_server
 
 REGION = "us-east-1"
 # Fail fast when the endpoint is down: the synchroniser retries on its own.
 _CLIENT_CONFIG = Config(connect_timeout=1, read_timeout=5, retries={"max_attempts": 1})
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+class CloudUnavailable(RuntimeError):
+    """The moto server cannot start (its port is taken, or not ours to bind)."""
 
 
 class MotoCloud:
-    """Start/stop a moto server; the simulated thing exists in IoT so its shadows can be written."""
+    """Start/stop a moto server; the simulated thing exists in IoT so its shadows can be written.
 
-    def __init__(self, port: int | None = None) -> None:
-        self.port = port or free_port()
-        self.endpoint = f"http://127.0.0.1:{self.port}"
-        self._server: ThreadedMotoServer | None = None
+    The socket is bound here, in the caller's thread, so a port that is taken fails at once (moto's
+    ThreadedMotoServer binds in its own thread, where werkzeug turns the error into SystemExit, and
+    then waits forever). Port 0, the default, lets the system pick a free port: nothing can take it
+    between choosing and binding.
+    """
+
+    def __init__(self, port: int = 0) -> None:
+        self.port = port
+        self._server: BaseWSGIServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> "MotoCloud":
-        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
-        self._server.start()
+        try:
+            listener = socket.create_server(("127.0.0.1", self.port))
+        except OSError as error:
+            raise CloudUnavailable(f"cannot start the moto server on 127.0.0.1:{self.port}: {error.strerror}") from None
+        with listener:  # the server works on its own duplicate of the socket
+            self.port = listener.getsockname()[1]
+            self._server = make_server("127.0.0.1", self.port, DomainDispatcherApplication(create_backend_app),
+                                       threaded=True, request_handler=MotoRequestHandler, fd=listener.fileno())
+        self._thread = threading.Thread(target=self._server.serve_forever, name="moto", daemon=True)
+        self._thread.start()
         return self
 
     def stop(self) -> None:
         if self._server is not None:
-            self._server.stop()
-            self._server = None
+            self._server.shutdown()
+            self._server.server_close()
+            self._thread.join()
+            self._server = self._thread = None
 
     def client(self, service: str) -> Any:
         return boto3.client(service, region_name=REGION, endpoint_url=self.endpoint, config=_CLIENT_CONFIG,
@@ -63,7 +83,8 @@ class MotoCloud:
         return json.loads(response["payload"].read())["state"]["reported"]
 
     def __enter__(self) -> "MotoCloud":
-        return self.start()
+        """Starts the server unless it runs already; leaving the block stops it."""
+        return self if self._server is not None else self.start()
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()

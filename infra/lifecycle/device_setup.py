@@ -113,16 +113,17 @@ case "$(uname -m)" in
           "install Raspberry Pi OS (64-bit) and run this again" >&2
      exit 1 ;;
 esac
-if ! command -v {shlex.quote(python)} >/dev/null 2>&1; then
+PYTHON={shlex.quote(python)}
+if ! command -v "$PYTHON" >/dev/null 2>&1; then
   FOUND=""
   for CANDIDATE in {" ".join(LAMBDA_RUNTIMES)}; do
     if command -v "$CANDIDATE" >/dev/null 2>&1; then FOUND="$CANDIDATE"; fi
   done
   if [ -n "$FOUND" ]; then
-    echo "{python} (context key lambdaRuntime) is not installed here, $FOUND is: redeploy with" \\
+    echo "$PYTHON (context key lambdaRuntime) is not installed here, $FOUND is: redeploy with" \\
          "-c lambdaRuntime=$FOUND (make deploy), then make device-setup again" >&2
   else
-    echo "{python} (context key lambdaRuntime) is not installed here: install it (apt install {python}-venv)" >&2
+    echo "$PYTHON (context key lambdaRuntime) is not installed here: install it (apt install $PYTHON-venv)" >&2
   fi
   exit 1
 fi

@@ -1,29 +1,22 @@
 """preflight: what `make deploy` needs before it starts, each failure with the fix to apply."""
 from __future__ import annotations
 
-import zipfile
 from pathlib import Path
 
 from botocore.exceptions import ClientError, NoCredentialsError
 
 from infra.lifecycle.aws import AwsClients, call, call_unless_gone, error_code
+from infra.model_artifact import ModelArtifactError, model_digest
 
 # CDK v2 templates refuse bootstrap stacks older than version 6 (rule CheckBootstrapVersion).
 MIN_BOOTSTRAP_VERSION = 6
-MODEL_MEMBERS = ("model.tflite", "metadata.json")
 
 
 def check_model(model_zip: Path) -> list[str]:
-    if not model_zip.is_file():
-        return [f"no trained model at {model_zip}: run `make train`"]
     try:
-        with zipfile.ZipFile(model_zip) as archive:
-            members = set(archive.namelist())
-    except zipfile.BadZipFile:
-        return [f"{model_zip} is not a zip archive: delete it and run `make train`"]
-    missing = [name for name in MODEL_MEMBERS if name not in members]
-    if missing or not any(name.startswith("saved_model/") for name in members):
-        return [f"{model_zip} lacks {', '.join(missing) or 'saved_model/'}: run `make train` again"]
+        model_digest(model_zip)
+    except ModelArtifactError as error:
+        return [str(error)]
     return []
 
 

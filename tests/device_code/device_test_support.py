@@ -4,7 +4,12 @@ from __future__ import annotations
 import threading
 from datetime import datetime, timedelta, timezone
 
+from device_code.config import load_inference_config, load_shadow_writer_config
+from device_code.inference import InferenceService
+from device_code.model import ModelMetadata, RainModel
 from device_code.port import PortError, ShadowUpdateRejected
+from device_code.shadow_writer import ShadowWriter
+from device_code.simulator.core import standalone_environment
 from device_code.simulator.greengrass import LocalGreengrass
 
 THING = "test-core"
@@ -56,3 +61,24 @@ def reading(**overrides):
     message = {"temperature": 11.5, "humidity": 93.0, "pressure": 1004.2, "sampled_at": "2013-11-05T11:59:00.000Z"}
     message.update(overrides)
     return message
+
+
+METADATA = ModelMetadata(version="rain-test", threshold=0.5,
+                         valid_ranges={"temperature": (-40.0, 85.0), "humidity": (0.0, 100.0),
+                                       "pressure": (300.0, 1100.0)})
+
+
+def humid_means_rain(temperature, humidity, pressure):
+    return humidity / 100.0
+
+
+def make_writer(greengrass, clock, compensation="off", cpu=lambda: 50.0):
+    config = load_shadow_writer_config(standalone_environment(THING, CPU_TEMP_COMPENSATION=compensation))
+    return ShadowWriter(config, greengrass, clock, cpu)
+
+
+def make_service(greengrass, clock, load=None, max_age="300", model_dir="/nonexistent"):
+    """The inference service with a fake model: P(rain) = humidity / 100."""
+    config = load_inference_config(standalone_environment(THING, model_dir, MAX_INPUT_AGE_S=max_age))
+    load = load or (lambda path: RainModel(METADATA, "fake", humid_means_rain))
+    return InferenceService(config, greengrass, clock, load)

@@ -1,27 +1,10 @@
 import logging
 
 import pytest
-from device_test_support import THING, reading
+from device_test_support import METADATA, THING, humid_means_rain, make_service, reading
 
-from device_code.config import load_inference_config
 from device_code.contracts import RAIN_SHADOW, WEATHER_SHADOW
-from device_code.inference import InferenceService
-from device_code.model import ModelMetadata, ModelUnavailable, RainModel, load_model
-from device_code.simulator.core import standalone_environment
-
-METADATA = ModelMetadata(version="rain-test", threshold=0.5,
-                         valid_ranges={"temperature": (-40.0, 85.0), "humidity": (0.0, 100.0),
-                                       "pressure": (300.0, 1100.0)})
-
-
-def humid_means_rain(temperature, humidity, pressure):
-    return humidity / 100.0
-
-
-def make_service(greengrass, clock, load=None, max_age="300", model_dir="/nonexistent"):
-    config = load_inference_config(standalone_environment(THING, model_dir, MAX_INPUT_AGE_S=max_age))
-    load = load or (lambda path: RainModel(METADATA, "fake", humid_means_rain))
-    return InferenceService(config, greengrass, clock, load)
+from device_code.model import ModelUnavailable, RainModel, load_model
 
 
 def write_weather(greengrass, **overrides):

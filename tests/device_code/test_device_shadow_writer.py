@@ -2,18 +2,11 @@ import logging
 import math
 
 import pytest
-from device_test_support import THING, reading
+from device_test_support import THING, make_writer, reading
 
-from device_code.config import load_shadow_writer_config
 from device_code.contracts import WEATHER_SHADOW
 from device_code.port import ShadowNotFound
-from device_code.shadow_writer import CpuThermometer, ShadowWriter
-from device_code.simulator.core import standalone_environment
-
-
-def make_writer(greengrass, clock, compensation="off", cpu=lambda: 50.0):
-    config = load_shadow_writer_config(standalone_environment(THING, CPU_TEMP_COMPENSATION=compensation))
-    return ShadowWriter(config, greengrass, clock, cpu)
+from device_code.shadow_writer import CpuThermometer
 
 
 def weather(greengrass):

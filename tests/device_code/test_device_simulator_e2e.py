@@ -111,6 +111,8 @@ def test_demo_prints_progress_summary_and_writes_the_plot(trained_model_dir, syn
 @pytest.mark.parametrize("argv, message", [
     (["--steps", "1"], "--steps must be at least 2"),
     (["--step-seconds", "0"], "--step-seconds must be within"),
+    (["--start", "yesterday"], "argument --start: 'yesterday' is no ISO-8601 time such as 2013-11-01T00:00"),
+    (["--moto-port", "70000"], "--moto-port must be within [0, 65535]"),
 ])
 def test_demo_refuses_bad_options(argv, message, capsys):
     with pytest.raises(SystemExit):

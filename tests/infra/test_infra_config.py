@@ -5,8 +5,10 @@ import json
 from dataclasses import FrozenInstanceError
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from infra.config import ConfigError, RainEdgeConfig
+from infra.config import COMPONENT_SUFFIXES, MAX_COMPONENT_NAME, ConfigError, RainEdgeConfig
 
 
 def test_cdk_json_context_holds_exactly_the_defaults(project_root):
@@ -71,7 +73,7 @@ def test_derived_names_follow_the_contract():
         ({"shadowSyncDirection": "both"}, ["shadowSyncDirection", "betweenDeviceAndCloud", "deviceToCloud"]),
         ({"lambdaRuntime": "python3.9"}, ["lambdaRuntime", "python3.11"]),
         ({"secretsDir": "/etc/keys"}, ["secretsDir", "relative"]),
-        ({"modelZip": "../model.zip"}, ["modelZip", "without '..'"]),
+        ({"modelZip": "../model.zip"}, ["modelZip", "not '.' or '..'"]),
         ({"i2cBus": -1}, ["i2cBus", "from 0 to 255"]),
         ({"i2cAddress": "0x40"}, ["i2cAddress", "0x76 or 0x77"]),
         ({"logLevel": "verbose"}, ["logLevel", "DEBUG", "INFO"]),
@@ -90,3 +92,111 @@ def test_invalid_value_names_the_key_and_what_is_allowed(context, names):
         RainEdgeConfig.from_context(context)
     for name in names:
         assert name in str(error.value)
+
+
+# ---- configuration cannot inject commands or leak keys (issue 9, section 2) ----------------------
+@pytest.mark.parametrize("root", [
+    "/opt/gg;touch${IFS}/tmp/x", "/opt/gg$(id)", "/opt/`id`", "/opt/gg dir", "/opt/gg\n/x", "/opt/gg'", '/opt/"gg"',
+    "/opt/gg/../../etc", "/opt/./gg", "/opt/-rf", "/opt/gg/", "//gg", "/", "/opt/gg*", "/opt/~gg", "/opt/gg|x",
+])
+def test_a_greengrass_root_that_is_not_a_plain_path_is_refused(root):
+    # It reaches install.sh (run as root), config.yaml and every component's environment.
+    with pytest.raises(ConfigError, match=r"^greengrassRoot must be an absolute path such as /greengrass/v2"):
+        RainEdgeConfig.from_context({"greengrassRoot": root})
+
+
+@pytest.mark.parametrize("key, value", [
+    ("secretsDir", "keys;rm -rf ~"), ("secretsDir", "-keys"), ("secretsDir", "./.secrets"), ("secretsDir", ".secrets/"),
+    ("secretsDir", ""), ("modelZip", "build/model/rain model.zip"), ("modelZip", "build/model/rain_model"),
+    ("modelZip", "build/model/.zip"), ("modelZip", "$(id).zip"),
+])
+def test_project_paths_are_plain_relative_paths(key, value):
+    with pytest.raises(ConfigError, match=rf"^{key} must be a path relative to the project root"):
+        RainEdgeConfig.from_context({key: value})
+
+
+@pytest.mark.parametrize("context, overlap", [
+    ({"secretsDir": "device_code/keys"}, "'device_code' (the Lambda code bundle)"),
+    ({"secretsDir": "Device_Code/keys"}, "'device_code'"),  # one folder on macOS' file system
+    ({"secretsDir": "build/model"}, "'build/model'"),
+    ({"secretsDir": "build"}, "'build/model'"),  # a folder holding an asset source
+    ({"secretsDir": "cdk.out/keys"}, "'cdk.out' (the cloud assembly)"),
+    ({"secretsDir": "infra/fleet_hook/keys"}, "'infra/fleet_hook' (the fleet provisioning hook's Lambda code)"),
+    ({"secretsDir": "keys", "modelZip": "keys/pi-1/model.zip"}, "the folder of modelZip"),
+    ({"secretsDir": "models/keys", "modelZip": "models/rain.zip"}, "the folder of modelZip"),
+    ({"modelZip": ".secrets/rainedge-core-1/private.zip"}, "the folder of modelZip"),
+    ({"modelZip": "rain_model.zip"}, "'.'"),  # the project root as an asset source holds .secrets
+])
+def test_private_keys_cannot_be_placed_where_assets_are_uploaded_from(context, overlap):
+    with pytest.raises(ConfigError) as error:
+        RainEdgeConfig.from_context(context)
+    assert str(error.value).startswith("secretsDir") and overlap in str(error.value)
+    assert "uploaded to AWS" in str(error.value)
+
+
+def test_the_longest_component_name_fits_greengrass_limit():
+    # "componentName ... Maximum length of 128" (Greengrass V2 API reference, ComponentVersionListItem).
+    longest_suffix = max(len(suffix) for suffix in COMPONENT_SUFFIXES)
+    fits = "c" * (128 - 1 - longest_suffix)
+    config = RainEdgeConfig.from_context({"componentPrefix": fits})
+    assert max(len(config.component_name(suffix)) for suffix in COMPONENT_SUFFIXES) == 128
+    with pytest.raises(ConfigError, match=rf"^componentPrefix .* too long: .* 129 characters, Greengrass allows 128; "
+                                          rf"use at most {len(fits)} characters"):
+        RainEdgeConfig.from_context({"componentPrefix": fits + "c"})
+
+
+@pytest.mark.parametrize("key, meant", [
+    ("name_prefix", "namePrefix"), ("NamePrefix", "namePrefix"), ("GREENGRASS_ROOT", "greengrassRoot"),
+    ("greengrass-root", "greengrassRoot"), ("secrets_dir", "secretsDir"), ("sample_intervall_seconds",
+                                                                           "sampleIntervalSeconds"),
+    ("Devices", "devices"), ("device", "devices"), ("sampleIntervall", "sampleIntervalSeconds"),
+])
+def test_misspelt_keys_in_any_spelling_are_refused_with_the_key_meant(key, meant):
+    with pytest.raises(ConfigError, match=rf"^unknown context key '{key}' \(did you mean {meant}\?\)"):
+        RainEdgeConfig.from_context({key: "x"})
+
+
+@pytest.mark.parametrize("raw", ['["pi-1"', '["pi-1",]', "[" * 100_000, '[pi-1]'])
+def test_malformed_devices_json_is_one_config_error(raw):
+    with pytest.raises(ConfigError) as error:
+        RainEdgeConfig.from_context({"devices": raw})
+    message = str(error.value)
+    assert message.startswith("devices is not a JSON list") and "devices=pi-1,pi-2" in message
+    assert "\n" not in message and len(message) < 300
+
+
+def test_thing_names_longer_than_a_certificate_common_name_are_refused():
+    RainEdgeConfig.from_context({"devices": ["p" * 64]})
+    with pytest.raises(ConfigError, match="1-64 characters"):
+        RainEdgeConfig.from_context({"devices": ["p" * 65]})
+
+
+# ---- property: any context gives a valid config or one ConfigError -----------------------------------
+KEYS = sorted(RainEdgeConfig.context_keys())
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=8)
+# Valid values of every key, so that combinations (and their relations) are explored too.
+plausible = {"devices": st.lists(st.from_regex(r"[a-z0-9-]{1,70}", fullmatch=True), min_size=1, max_size=3),
+             "componentPrefix": st.from_regex(r"[a-z]{1,70}(\.[a-z]{1,70}){0,2}", fullmatch=True),
+             "secretsDir": st.sampled_from([".secrets", "device_code/k", "build", "keys", "a/b"]),
+             "modelZip": st.sampled_from(["build/model/rain_model.zip", "keys/m.zip", "m/x.zip", "x.zip"]),
+             "sampleIntervalSeconds": st.integers(0, 100_000), "maxInputAgeSeconds": st.integers(0, 100_000)}
+
+
+def as_context(config: RainEdgeConfig) -> dict:
+    return {key: getattr(config, name) for key, name in RainEdgeConfig.context_keys().items()}
+
+
+@settings(max_examples=300)
+@given(context=st.dictionaries(st.sampled_from(KEYS) | st.text(max_size=12), json_values)
+       | st.fixed_dictionaries({}, optional=plausible))
+def test_any_context_gives_a_valid_config_or_one_config_error(context):
+    try:
+        config = RainEdgeConfig.from_context(context)
+    except ConfigError as error:
+        assert "\n" not in str(error) and len(str(error)) < 1000
+        return
+    assert RainEdgeConfig.from_context(as_context(config)) == config  # what was accepted is valid as it is
+    assert all(len(config.component_name(suffix)) <= MAX_COMPONENT_NAME for suffix in COMPONENT_SUFFIXES)

@@ -1,10 +1,13 @@
 """install.sh, run for real with bash on a stand-in machine: it checks the machine before it changes
-anything, and DRY_RUN=1 shows every command that would change it, with every value quoted."""
+anything, and DRY_RUN=1 shows every command that would change it, with every value quoted. Hostile
+values are also run as a user that owns nothing (where the machine allows switching to one)."""
 from __future__ import annotations
 
 import os
+import pwd
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -32,14 +35,15 @@ def machine(tmp_path: Path, arch: str, pythons: tuple[str, ...]) -> Path:
 
 
 def run_install(tmp_path: Path, bin_dir: Path, greengrass_root: str = "/greengrass/v2",
-                thing: str = "rainedge-core-1") -> subprocess.CompletedProcess:
+                thing: str = "rainedge-core-1", as_user: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+    """install.sh with DRY_RUN=1 (`as_user`: a command prefix that switches user first)."""
     bundle = tmp_path / "bundle"
     bundle.mkdir(exist_ok=True)
     script = bundle / "install.sh"
     script.write_text(install_script(thing_name=thing, nucleus_version=NUCLEUS, greengrass_root=greengrass_root,
                                      python="python3.11"))
     (bundle / f"greengrass-{NUCLEUS}.zip").write_bytes(b"PK")
-    return subprocess.run(["/bin/bash", str(script)], capture_output=True, text=True, timeout=30,
+    return subprocess.run([*as_user, "/bin/bash", str(script)], capture_output=True, text=True, timeout=30,
                           env={"PATH": str(bin_dir), "DRY_RUN": "1"})
 
 
@@ -71,11 +75,48 @@ def test_a_missing_interpreter_names_the_lambda_runtime_to_deploy_with(tmp_path)
     assert bare.returncode == 1 and "apt install python3.11-venv" in bare.stderr
 
 
+def hostile(marker: Path) -> dict[str, str]:
+    return {"greengrass_root": f"/opt/gg;touch${{IFS}}{marker};$(touch {marker})", "thing": f"t`touch {marker}`"}
+
+
 def test_hostile_values_are_data_not_commands(tmp_path):
     marker = tmp_path / "pwned"
-    hostile_root = f"/opt/gg;touch${{IFS}}{marker};$(touch {marker})"
-    result = run_install(tmp_path, machine(tmp_path, "aarch64", ("python3.11",)), greengrass_root=hostile_root,
-                         thing=f"t`touch {marker}`")
+    result = run_install(tmp_path, machine(tmp_path, "aarch64", ("python3.11",)), **hostile(marker))
     assert result.returncode == 0, result.stderr
     assert not marker.exists()
     assert "would run: install -d -m 0755 /opt/gg\\;touch\\$\\{IFS\\}" in result.stdout
+
+
+@pytest.fixture
+def as_nobody() -> tuple[str, ...]:
+    """The command prefix that runs a command as user nobody, who owns nothing (util-linux's
+    setpriv; root may switch to any user); skips where this machine cannot."""
+    setpriv = shutil.which("setpriv")
+    if os.geteuid() != 0 or setpriv is None:
+        pytest.skip("running the script as user nobody needs root and setpriv")
+    prefix = (setpriv, "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--")
+    probe = subprocess.run([*prefix, "id", "-u"], capture_output=True, text=True)
+    if probe.returncode != 0 or probe.stdout.strip() != str(pwd.getpwnam("nobody").pw_uid):
+        pytest.skip(f"cannot switch to user nobody here: {probe.stderr.strip()}")
+    return prefix
+
+
+def test_hostile_values_run_as_a_harmless_user_execute_nothing(as_nobody):
+    # A folder nobody owns, so that an injected command could leave its marker there.
+    workdir = Path(tempfile.mkdtemp(prefix="rainedge-install-"))
+    try:
+        bin_dir = machine(workdir, "aarch64", ("python3.11",))
+        marker = workdir / "pwned"
+        nobody = pwd.getpwnam("nobody")
+        workdir.chmod(0o755)
+        for path in (workdir, *workdir.rglob("*")):
+            os.chown(path, nobody.pw_uid, nobody.pw_gid, follow_symlinks=False)
+        result = run_install(workdir, bin_dir, as_user=as_nobody, **hostile(marker))
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.count("would run:") >= 5
+        assert not marker.exists()
+        # The same marker written as that user does appear: the check above can fail.
+        subprocess.run([*as_nobody, "/bin/sh", "-c", f"touch {marker}"], check=True)
+        assert marker.exists()
+    finally:
+        shutil.rmtree(workdir)

@@ -81,7 +81,7 @@ def test_missing_model_says_make_train(names, clients, capsys):
 
 @pytest.mark.parametrize("members, expected", [
     (("saved_model/saved_model.pb", "metadata.json"), "lacks model.tflite"),
-    (("model.tflite", "metadata.json"), "lacks saved_model/"),
+    (("model.tflite", "metadata.json"), "lacks saved_model"),
 ])
 def test_incomplete_model_archive(tmp_path, members, expected):
     model = tmp_path / "rain_model.zip"
@@ -92,7 +92,7 @@ def test_incomplete_model_archive(tmp_path, members, expected):
 def test_model_that_is_not_a_zip(tmp_path):
     model = tmp_path / "rain_model.zip"
     model.write_text("not a zip")
-    assert "is not a zip archive" in check_model(model)[0]
+    assert "is not a readable zip" in check_model(model)[0]
 
 
 def test_bad_context_value_is_named(names, clients, capsys):

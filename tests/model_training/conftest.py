@@ -32,7 +32,16 @@ def test_split(observations: pd.DataFrame) -> pd.DataFrame:
 
 @pytest.fixture(scope="session")
 def test_split_csv(test_split: pd.DataFrame, tmp_path_factory) -> Path:
-    """Oct-Dec 2013 in the documented evaluate CSV shape (extra columns are allowed)."""
+    """Oct-Dec 2013 in the documented evaluate CSV shape without times: the instantaneous model
+    scores it (extra columns are allowed)."""
     path = tmp_path_factory.mktemp("eval") / "oct_dec.csv"
-    test_split[["time_hour", "origin", "temperature", "humidity", "pressure", "rain"]].to_csv(path, index=False)
+    test_split[["origin", "temperature", "humidity", "pressure", "rain"]].to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture(scope="session")
+def test_split_timed_csv(test_split: pd.DataFrame, tmp_path_factory) -> Path:
+    """Oct-Dec 2013 with sampled_at and station: three stations' histories in one file."""
+    path = tmp_path_factory.mktemp("eval") / "oct_dec_timed.csv"
+    test_split.rename(columns={"time_hour": "sampled_at", "origin": "station"}).to_csv(path, index=False)
     return path

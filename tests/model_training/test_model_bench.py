@@ -10,7 +10,8 @@ import pytest
 
 from model_training.bench import main
 
-COLUMNS = {"import_s", "load_s", "first_call_ms", "p50_ms", "p99_ms", "peak_rss_mib"}
+COLUMNS = {"import_s", "load_s", "first_call_ms", "instantaneous_p50_ms", "instantaneous_p99_ms", "trend_p50_ms",
+           "trend_p99_ms", "peak_rss_mib"}
 
 
 def test_bench_table_and_json_cover_both_runtimes(project_root, model_folder, metadata, tmp_path):
@@ -26,16 +27,19 @@ def test_bench_table_and_json_cover_both_runtimes(project_root, model_folder, me
     report = json.loads(report_path.read_text())
     assert report["model_version"] == metadata["version"]
     runs = {run["runtime"]: run for run in report["runs"]}
-    assert set(runs) == {"litert", "savedmodel"}
+    assert set(runs) == {"litert", "tensorflow"}
     for runtime, run in runs.items():
         assert COLUMNS <= set(run), runtime
         assert all(run[column] >= 0 for column in COLUMNS)
-        assert run["p50_ms"] <= run["p99_ms"]
+        for model in ("instantaneous", "trend"):
+            assert run[f"{model}_p50_ms"] <= run[f"{model}_p99_ms"]
         assert runtime in completed.stdout
-    # Same model, same reading, two runtimes: same answer.
-    assert runs["litert"]["probability"] == pytest.approx(runs["savedmodel"]["probability"], abs=1e-5)
+    # Same models, same reading and history, two runtimes: same answers.
+    for model in ("instantaneous", "trend"):
+        assert runs["litert"][f"{model}_probability"] == pytest.approx(runs["tensorflow"][f"{model}_probability"],
+                                                                      abs=1e-5)
     # Each ran in its own process: TensorFlow's memory does not show up in the LiteRT run.
-    assert runs["litert"]["peak_rss_mib"] < runs["savedmodel"]["peak_rss_mib"]
+    assert runs["litert"]["peak_rss_mib"] < runs["tensorflow"]["peak_rss_mib"]
 
 
 def test_bench_reports_a_missing_model_in_one_line(tmp_path, capsys):

@@ -13,7 +13,10 @@ import pytest
 
 from model_training.cli import main
 
-EVALUATE_KEYS = {"n", "positive_rate", "roc_auc", "pr_auc", "threshold", "f1", "accuracy", "precision", "recall"}
+from device_code.model import INSTANTANEOUS, TREND
+
+EVALUATE_KEYS = {"n", "positive_rate", "roc_auc", "pr_auc", "brier", "ece", "f1", "accuracy", "precision", "recall"}
+HEADER = "temperature,humidity,pressure,rain\n"
 QUIET_TF = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
 
 
@@ -45,15 +48,43 @@ def small_csv(tmp_path: Path) -> Path:
     return path
 
 
-def test_evaluate_json_reproduces_the_training_metrics_on_the_test_split(
+def test_evaluate_without_times_uses_the_instantaneous_model_and_reproduces_its_training_metrics(
     capsys, trained_model_dir, test_split_csv, metadata
 ):
     result = evaluate_json(capsys, trained_model_dir / "rain_model.zip", test_split_csv)
-    assert EVALUATE_KEYS <= set(result)
-    expected = metadata["metrics"]["network"]["test"]
-    for key in EVALUATE_KEYS:
+    assert result["model"] == INSTANTANEOUS
+    assert result["rows_by_model"] == {TREND: 0, INSTANTANEOUS: result["n"]}
+    expected = metadata["models"][INSTANTANEOUS]["metrics"]["network"]["test"]
+    for key in EVALUATE_KEYS | {"threshold"}:
         assert result[key] == pytest.approx(expected[key], abs=1e-4), key
     assert result["model_version"] == metadata["version"]
+
+
+def test_evaluate_with_times_and_stations_uses_the_trend_model_where_history_covers(
+    capsys, model_folder, test_split_timed_csv, metadata
+):
+    """Three airports in one file: each station's rows are its own history, as on a device."""
+    result = evaluate_json(capsys, model_folder, test_split_timed_csv)
+    assert result["model"] == TREND
+    assert result["threshold"] == metadata["models"][TREND]["threshold"]
+    rows = result["rows_by_model"]
+    # The file starts on Oct 1: each station's first day has no 24 h history yet.
+    assert rows[TREND] + rows[INSTANTANEOUS] == result["n"] and 3 * 24 <= rows[INSTANTANEOUS] < 3 * 24 + 100
+    trend, expected = result["by_model"][TREND], metadata["models"][TREND]["metrics"]["network"]["test"]
+    for key in ("roc_auc", "pr_auc", "ece", "f1"):
+        assert trend[key] == pytest.approx(expected[key], abs=0.01), key
+    assert result["roc_auc"] >= 0.95 and result["pr_auc"] >= 0.60 and result["ece"] <= 0.02
+
+
+def test_evaluate_trend_rows_do_not_depend_on_row_order_or_other_stations(capsys, model_folder, test_split, tmp_path):
+    one_station = test_split[test_split["origin"] == "JFK"].rename(columns={"time_hour": "sampled_at"})
+    in_order, shuffled = tmp_path / "in_order.csv", tmp_path / "shuffled.csv"
+    one_station.to_csv(in_order, index=False)
+    one_station.sample(frac=1.0, random_state=1).to_csv(shuffled, index=False)
+    def rounded(result: dict) -> dict:  # summation order may differ in the last bit
+        return json.loads(json.dumps(result), parse_float=lambda text: round(float(text), 9))
+
+    assert rounded(evaluate_json(capsys, model_folder, in_order)) == rounded(evaluate_json(capsys, model_folder, shuffled))
 
 
 def test_evaluate_accepts_zip_unpacked_folder_and_train_output_folder_alike(
@@ -67,11 +98,12 @@ def test_evaluate_accepts_zip_unpacked_folder_and_train_output_folder_alike(
     assert results[0]["n"] == 3 and results[0]["positive_rate"] == pytest.approx(1 / 3)
 
 
-def test_evaluate_with_the_savedmodel_runtime_matches_litert(capsys, model_folder, small_csv):
+def test_evaluate_with_the_tensorflow_runtime_matches_litert(capsys, model_folder, small_csv):
     litert = evaluate_json(capsys, model_folder, small_csv)
-    saved_model = evaluate_json(capsys, model_folder, small_csv, "--runtime", "savedmodel")
-    assert saved_model["runtime"] == "savedmodel"
-    assert {k: saved_model[k] for k in EVALUATE_KEYS} == {k: litert[k] for k in EVALUATE_KEYS}
+    saved_model = evaluate_json(capsys, model_folder, small_csv, "--runtime", "tensorflow")
+    assert litert["runtime"] == "litert" and saved_model["runtime"] == "tensorflow"
+    for key in EVALUATE_KEYS:  # same decisions; continuous scores within the runtimes' 1e-5 agreement
+        assert saved_model[key] == pytest.approx(litert[key], abs=1e-5), key
 
 
 def test_evaluate_text_output_lists_every_metric(capsys, model_folder, small_csv):
@@ -85,14 +117,24 @@ def test_evaluate_text_output_lists_every_metric(capsys, model_folder, small_csv
     ("content", "expected"),
     [
         ("temperature,humidity,rain\n12,97,1\n", "lacks column(s) ['pressure']"),
-        ("temperature,humidity,pressure,rain\n12,wet,1000,1\n", "column 'humidity' has 1 missing or non-numeric value(s), first on data row 1: 'wet'"),
-        ("temperature,humidity,pressure,rain\n12,97,,1\n", "column 'pressure' has 1 missing or non-numeric value(s), first on data row 1: ''"),
-        ("temperature,humidity,pressure,rain\n12,97,1000,inf\n", "column 'rain' has 1 missing or non-numeric"),
-        ("temperature,humidity,pressure,rain\n12,97,1000,2\n", "column 'rain' must be 0 or 1, found '2' on data row 1"),
+        (HEADER + "12,wet,1000,1\n", "column 'humidity' has 1 missing or non-numeric value(s), first on data row 1: 'wet'"),
+        (HEADER + "12,97,,1\n", "column 'pressure' has 1 missing or non-numeric value(s), first on data row 1: ''"),
+        (HEADER + "12,97,1000,inf\n", "column 'rain' has 1 missing or non-numeric"),
+        (HEADER + "12,97,1000,2\n", "column 'rain' must be 0 or 1, found '2' on data row 1"),
+        (HEADER + "12,97,1000,1\n12,97,1e39,0\n", "column 'pressure' has value(s) beyond the 32-bit floats the models take (|x| > 3.403e+38) on data row 2"),
+        ("temperature,humidity,pressure,rain,temperature\n12,97,1000,1,13\n", "has 2 columns named 'temperature'; keep one"),
+        ("temperature,rain,humidity,pressure,rain\n12,1,97,1000,0\n", "has 2 columns named 'rain'; keep one"),
+        (HEADER + "12,97,1000,1\n500,50,1000,0\n", "column 'temperature' has 1 value(s) outside the sensor's valid range [-40, 85] on data row 2 (first: '500')"),
+        (HEADER + "12,-20,1000,1\n12,-20,1000,0\n12,50,1000,0\n", "column 'humidity' has 2 value(s) outside the sensor's valid range [0, 100] on data rows 1, 2 (first: '-20')"),
+        ("sampled_at," + HEADER + "yesterday,12,97,1000,1\n", "column 'sampled_at' has 1 value(s) that are not ISO-8601 timestamps on data row 1 (first: 'yesterday')"),
+        ("sampled_at,station," + HEADER + "2013-10-01T00:00Z,A,12,97,1000,1\n2013-10-01T00:00Z,B,12,97,1000,1\n"
+         "2013-10-01T00:00:00+00:00,A,12,90,1000,0\n", "has several rows for station 'A' at 2013-10-01T00:00:00+00:00: data rows 1, 3"),
         ("", "is empty"),
-        ("temperature,humidity,pressure,rain\n", "has a header but no rows"),
+        (HEADER, "has a header but no rows"),
     ],
-    ids=["missing-column", "non-numeric", "blank-value", "infinite", "label-not-binary", "empty-file", "header-only"],
+    ids=["missing-column", "non-numeric", "blank-value", "infinite", "label-not-binary", "float32-overflow",
+         "duplicate-temperature", "duplicate-rain", "too-hot", "negative-humidity", "bad-timestamp",
+         "duplicate-reading", "empty-file", "header-only"],
 )
 def test_evaluate_rejects_bad_csv_naming_the_problem(capsys, model_folder, tmp_path, content, expected):
     csv = tmp_path / "bad.csv"
@@ -125,11 +167,13 @@ def test_evaluate_rejects_unreadable_models(capsys, model_folder, metadata, smal
     (broken / "model.tflite").write_bytes(b"\x00" * 64)
     assert "model.tflite" in evaluate_error(capsys, broken, small_csv)
 
-    (broken / "metadata.json").write_text(json.dumps({**metadata, "threshold": "high"}))
-    assert "has threshold 'high'; expected a number in [0, 1]" in evaluate_error(capsys, broken, small_csv)
+    high = json.loads(json.dumps(metadata))
+    high["models"]["trend"]["threshold"] = "high"
+    (broken / "metadata.json").write_text(json.dumps(high))
+    assert "model 'trend' has threshold 'high'; expected a number within (0, 1)" in evaluate_error(capsys, broken, small_csv)
 
     (broken / "metadata.json").write_text(json.dumps({"version": "x"}))
-    assert "lacks keys ['feature_order', 'threshold', 'valid_ranges']" in evaluate_error(capsys, broken, small_csv)
+    assert "KeyError: 'feature_order'" in evaluate_error(capsys, broken, small_csv)
 
     (broken / "metadata.json").write_text("{not json")
     assert "metadata.json" in evaluate_error(capsys, broken, small_csv)
@@ -160,4 +204,39 @@ def test_training_is_deterministic_and_the_version_follows_the_content(project_r
     assert completed.returncode == 0, completed.stderr
     retrained = json.loads((tmp_path / "rain_model" / "metadata.json").read_text())
     assert retrained["version"] == metadata["version"], "build/model is stale? run `make train`"
-    assert retrained["metrics"] == metadata["metrics"]
+    assert retrained["models"] == metadata["models"]
+
+
+def test_train_refuses_an_out_that_is_a_file_before_training(capsys, tmp_path):
+    out = tmp_path / "model"
+    out.write_text("not a folder")
+    assert main(["train", "--out", str(out)]) == 2
+    assert capsys.readouterr().err.strip() == f"error: --out {out} is a file, not a folder"
+    assert out.read_text() == "not a folder"
+
+
+def test_train_refuses_an_unwritable_out_before_training(capsys, tmp_path):
+    parent = tmp_path / "a-file"
+    parent.write_text("")
+    assert main(["train", "--out", str(parent / "model")]) == 2
+    assert capsys.readouterr().err.startswith(f"error: --out {parent / 'model'} is not a writable folder")
+
+
+def test_train_refuses_to_replace_a_rain_model_folder_that_is_not_an_artifact(capsys, tmp_path):
+    unrelated = tmp_path / "rain_model"
+    unrelated.mkdir()
+    (unrelated / "notes.txt").write_text("mine")
+    assert main(["train", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{unrelated} exists and is not a previous rain model" in err and len(err.strip().splitlines()) == 1
+    assert (unrelated / "notes.txt").read_text() == "mine"
+
+
+def test_train_accepts_an_out_holding_a_previous_artifact(tmp_path, model_folder):
+    from model_training.export import check_output_folder
+
+    shutil.copytree(model_folder, tmp_path / "rain_model")
+    check_output_folder(tmp_path)  # no error: the previous artifact may be replaced
+    (tmp_path / "rain_model" / "extra.txt").write_text("someone else's")
+    with pytest.raises(Exception, match="is not a previous rain model"):
+        check_output_folder(tmp_path)

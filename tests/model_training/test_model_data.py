@@ -96,3 +96,18 @@ def test_split_is_by_time_with_test_october_to_december(observations):
     assert set(validation["time_hour"].dt.month) == {9}
     assert set(test["time_hour"].dt.month) == {10, 11, 12}
     assert set(train["time_hour"].dt.month) == set(range(1, 9))
+
+
+@pytest.mark.slow
+def test_leave_one_station_out_scores_each_station_only_on_its_own_test_months(observations):
+    from model_training.train import leave_one_station_out
+
+    # The first days of every month keep this quick; every split still has rain.
+    sample = observations[observations["time_hour"].dt.day <= 3].reset_index(drop=True)
+    results = leave_one_station_out(observations=sample)
+    test = split_by_time(sample)[2]
+    assert set(results) == {"EWR", "JFK", "LGA"}
+    for station, models in results.items():
+        assert models["instantaneous"]["n"] == int((test["origin"] == station).sum())
+        assert 0 < models["trend"]["n"] <= models["instantaneous"]["n"]
+        assert models["trend"]["coverage"] > 0.5
