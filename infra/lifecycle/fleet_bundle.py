@@ -107,7 +107,7 @@ fi
 SERIAL="$(tr -d '\\000' < "$SERIAL_FILE")"
 # The pre-provisioning hook's own rule (its code is {HOOK_FILE}), so that a Pi it would refuse stops
 # here, before anything changes; then the serial number goes into config.yaml.
-THING="$({q(python)} -B - "$HERE" "$SERIAL" "$SERIAL_FILE" "$HERE/config.yaml" "$WORK/config.yaml" <<'CHECK_SERIAL'
+THING="$("$PYTHON" -B - "$HERE" "$SERIAL" "$SERIAL_FILE" "$HERE/config.yaml" "$WORK/config.yaml" <<'CHECK_SERIAL'
 import sys
 here, serial, source, template, filled = sys.argv[1:]
 sys.path.insert(0, here)
