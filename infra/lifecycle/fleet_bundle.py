@@ -112,7 +112,8 @@ import sys
 here, serial, source, template, filled = sys.argv[1:]
 sys.path.insert(0, here)
 from {Path(HOOK_FILE).stem} import decide, thing_name
-allowed, reason = decide({{{fleet_hook.SERIAL_PARAMETER!r}: serial}}, {serial_pattern!r}, {name_prefix!r}, lambda name: False)
+parameters = {{{fleet_hook.SERIAL_PARAMETER!r}: serial}}
+allowed, reason = decide(parameters, {serial_pattern!r}, {name_prefix!r}, lambda name: False)
 if not allowed:
     sys.exit(f"this board cannot join the fleet: {{reason}} (serial number read from {{source}})")
 with open(template) as text, open(filled, "w") as target:

@@ -237,8 +237,8 @@ class FakeCloudFormation:
         body = json.loads(self.resolve(properties["TemplateBody"]))
         device_key = ec.generate_private_key(ec.SECP256R1())
         iot = self.clients.iot
-        certificate = iot.register_certificate_without_ca(certificatePem=sign_csr(device_csr(device_key, thing_name(prefix, serial))),
-                                                          status="ACTIVE")
+        csr = device_csr(device_key, thing_name(prefix, serial))
+        certificate = iot.register_certificate_without_ca(certificatePem=sign_csr(csr), status="ACTIVE")
         parameters = {SERIAL_PARAMETER: serial, "AWS::IoT::Certificate::Id": certificate["certificateId"]}
         made = {resource["Type"]: resource["Properties"]
                 for resource in resolve(body["Resources"], Pseudo(region=REGION, account=ACCOUNT), parameters).values()}

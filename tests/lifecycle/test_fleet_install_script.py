@@ -68,9 +68,10 @@ def test_a_dry_run_on_a_pi_joins_as_prefix_serial_with_its_own_key(tmp_path):
     assert f"this Pi joins as {thing} (serial number {SERIAL} from {tmp_path}/serial-number)" in result.stdout
     done = changes(result)
     key = "/greengrass/v2/device-key/private.pem.key"
+    csr = "/greengrass/v2/device-key/device.csr"
     assert done.index(f"would run: openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out {key}") \
         < done.index(f"would run: chmod 0600 {key}") \
-        < done.index(f"would run: openssl req -new -key {key} -subj /CN={thing} -out /greengrass/v2/device-key/device.csr")
+        < done.index(f"would run: openssl req -new -key {key} -subj /CN={thing} -out {csr}")
     assert "would run: install -m 0600 " in "\n".join(done)  # the claim key, 0600
     [java] = [line for line in done if line.startswith("would run: java")]
     assert (" -jar ./GreengrassInstaller/lib/Greengrass.jar --trusted-plugin "
