@@ -19,6 +19,8 @@ REQUIRED_KEYS = (
     "ArtifactBucketName", "Region", "DeploymentId", "ComponentNames", "FunctionNames", "Devices",
 )
 DEVICE_KEYS = ("thingName", "certificateId", "policyName")
+# Present when the stack was deployed with fleetProvisioning (infra/stack.py).
+FLEET_KEYS = ("ProvisioningTemplateName", "ClaimCertificateId", "ClaimPolicyName", "SerialNumberPattern")
 
 
 class OutputsError(LifecycleError):
@@ -30,6 +32,17 @@ class Device:
     thing_name: str
     certificate_id: str
     policy_name: str
+
+
+@dataclass(frozen=True)
+class FleetOutputs:
+    """What fleet provisioning added: the template, the claim certificate and policy, and the
+    pattern every provisioned device's serial number matched (the hook's rule)."""
+
+    template_name: str
+    claim_certificate_id: str
+    claim_policy_name: str
+    serial_number_pattern: str
 
 
 @dataclass(frozen=True)
@@ -46,6 +59,8 @@ class StackOutputs:
     component_names: tuple[str, ...]
     function_names: tuple[str, ...]
     devices: tuple[Device, ...]
+    fleet: FleetOutputs | None = None
+    dashboard_name: str | None = None  # the CloudWatch dashboard, in stacks that have one
 
 
 def parse_outputs(outputs: Any) -> StackOutputs:
@@ -68,6 +83,8 @@ def parse_outputs(outputs: Any) -> StackOutputs:
         component_names=_split(outputs["ComponentNames"]),
         function_names=_split(outputs["FunctionNames"]),
         devices=_parse_devices(outputs["Devices"]),
+        fleet=_parse_fleet(outputs),
+        dashboard_name=outputs.get("DashboardName") or None,
     )
 
 
@@ -116,6 +133,16 @@ def load(path: Path) -> StackOutputs | None:
 
 def _split(value: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in value.split(",") if item.strip())
+
+
+def _parse_fleet(outputs: dict[str, str]) -> FleetOutputs | None:
+    present = [key for key in FLEET_KEYS if key in outputs]
+    if not present:
+        return None
+    if len(present) != len(FLEET_KEYS):
+        raise OutputsError(f"stack {STACK_NAME} has the fleet provisioning outputs {', '.join(present)} but lacks "
+                           f"{', '.join(key for key in FLEET_KEYS if key not in outputs)}")
+    return FleetOutputs(*(outputs[key] for key in FLEET_KEYS))
 
 
 def _parse_devices(value: str) -> tuple[Device, ...]:

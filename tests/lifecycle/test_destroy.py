@@ -100,6 +100,7 @@ def test_audit_lists_everything_of_the_app_and_nothing_else(clients, names, depl
     assert found == {
         "stack: RainEdge", f"thing: {THING}", f"shadow: {THING}/weather", f"shadow: {THING}/rain",
         f"core device: {THING}", f"certificate: {outputs.devices[0].certificate_id}",
+        f"certificate: {outputs.fleet.claim_certificate_id}", "iot policy: rainedge-claim-policy",
         "thing group: rainedge-cores", f"iot policy: rainedge-device-{THING}", "role alias: rainedge-tes-role-alias",
         "iam role: rainedge-tes-role", "component: com.rainedge.Sensor",
         *(f"lambda function: rainedge-{function}" for function in ("sensor", "shadow-writer", "inference")),
