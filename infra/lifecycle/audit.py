@@ -11,7 +11,7 @@ from typing import Any
 
 from infra.config import STACK_NAME
 from infra.greengrass import SHADOW_NAMES
-from infra.lifecycle.aws import AwsClients, exists, paginate
+from infra.lifecycle.aws import AwsClients, call, exists, paginate
 from infra.lifecycle.outputs import app_tag, describe_stack
 from infra.lifecycle.provisioned import device_policies
 from infra.lifecycle.scope import AppScope
@@ -97,4 +97,18 @@ def _named_in_outputs(clients: AwsClients, scope: AppScope) -> list[Leftover]:
         *[("lambda function", name, clients.lambda_.get_function, "FunctionName") for name in outputs.function_names],
         ("bucket", outputs.artifact_bucket_name, clients.s3.get_bucket_location, "Bucket"),
     ]
-    return [Leftover(kind, name) for kind, name, describe, key in checks if exists(describe, **{key: name})]
+    if outputs.monitoring:
+        watch = outputs.monitoring
+        checks += [
+            ("sns topic", watch.alarm_topic_arn, clients.sns.get_topic_attributes, "TopicArn"),
+            ("eventbridge rule", watch.event_rule_name, clients.events.describe_rule, "Name"),
+            ("dashboard", watch.dashboard_name, clients.cloudwatch.get_dashboard, "DashboardName"),
+        ]
+    found = [Leftover(kind, name) for kind, name, describe, key in checks if exists(describe, **{key: name})]
+    if outputs.monitoring:
+        alarms = call(clients.cloudwatch.describe_alarms, AlarmNames=list(outputs.monitoring.alarm_names))
+        found += [Leftover("alarm", alarm["AlarmName"]) for alarm in alarms.get("MetricAlarms", [])]
+        # Listed rather than described: GetTopicRule does not say "not found" in a documented way.
+        rules = {rule["ruleName"] for rule in paginate(iot.list_topic_rules, "rules")}
+        found += [Leftover("iot topic rule", name) for name in outputs.monitoring.topic_rule_names if name in rules]
+    return found

@@ -23,6 +23,7 @@ THROTTLING_CODES = frozenset({
 GONE_CODES = frozenset({
     "ResourceNotFoundException", "NoSuchEntity", "NoSuchBucket", "NotFoundException",
     "ResourceNotFound", "ParameterNotFound",
+    "NotFound",  # SNS, for a topic that does not exist
 })
 
 MARKER = ("marker", "nextMarker")  # the continuation token of IoT's policy lists (for `paginate`)

@@ -21,6 +21,9 @@ REQUIRED_KEYS = (
 DEVICE_KEYS = ("thingName", "certificateId", "policyName")
 # Present when the stack was deployed with fleetProvisioning (infra/stack.py).
 FLEET_KEYS = ("ProvisioningTemplateName", "ClaimCertificateId", "ClaimPolicyName", "SerialNumberPattern")
+# The monitoring resources (infra/monitoring.py), in stacks that have them.
+MONITORING_KEYS = ("AlarmTopicArn", "AlarmNames", "TopicRuleNames", "EventRuleName", "MonitoringLogGroupNames",
+                   "DashboardName")
 
 
 class OutputsError(LifecycleError):
@@ -46,6 +49,18 @@ class FleetOutputs:
 
 
 @dataclass(frozen=True)
+class MonitoringOutputs:
+    """The names of what the stack watches the fleet with; CloudFormation owns every one of them."""
+
+    alarm_topic_arn: str
+    alarm_names: tuple[str, ...]
+    topic_rule_names: tuple[str, ...]
+    event_rule_name: str
+    log_group_names: tuple[str, ...]
+    dashboard_name: str
+
+
+@dataclass(frozen=True)
 class StackOutputs:
     name_prefix: str
     component_prefix: str
@@ -60,7 +75,11 @@ class StackOutputs:
     function_names: tuple[str, ...]
     devices: tuple[Device, ...]
     fleet: FleetOutputs | None = None
-    dashboard_name: str | None = None  # the CloudWatch dashboard, in stacks that have one
+    monitoring: MonitoringOutputs | None = None
+
+    @property
+    def dashboard_name(self) -> str | None:
+        return self.monitoring.dashboard_name if self.monitoring else None
 
 
 def parse_outputs(outputs: Any) -> StackOutputs:
@@ -84,7 +103,7 @@ def parse_outputs(outputs: Any) -> StackOutputs:
         function_names=_split(outputs["FunctionNames"]),
         devices=_parse_devices(outputs["Devices"]),
         fleet=_parse_fleet(outputs),
-        dashboard_name=outputs.get("DashboardName") or None,
+        monitoring=_parse_monitoring(outputs),
     )
 
 
@@ -135,14 +154,28 @@ def _split(value: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in value.split(",") if item.strip())
 
 
-def _parse_fleet(outputs: dict[str, str]) -> FleetOutputs | None:
-    present = [key for key in FLEET_KEYS if key in outputs]
+def _optional_group(outputs: dict[str, str], keys: tuple[str, ...], what: str) -> list[str] | None:
+    """The values of a group of outputs that come together, or None when the stack has none of them."""
+    present = [key for key in keys if key in outputs]
     if not present:
         return None
-    if len(present) != len(FLEET_KEYS):
-        raise OutputsError(f"stack {STACK_NAME} has the fleet provisioning outputs {', '.join(present)} but lacks "
-                           f"{', '.join(key for key in FLEET_KEYS if key not in outputs)}")
-    return FleetOutputs(*(outputs[key] for key in FLEET_KEYS))
+    if len(present) != len(keys):
+        raise OutputsError(f"stack {STACK_NAME} has the {what} outputs {', '.join(present)} but lacks "
+                           f"{', '.join(key for key in keys if key not in outputs)}")
+    return [outputs[key] for key in keys]
+
+
+def _parse_fleet(outputs: dict[str, str]) -> FleetOutputs | None:
+    values = _optional_group(outputs, FLEET_KEYS, "fleet provisioning")
+    return FleetOutputs(*values) if values else None
+
+
+def _parse_monitoring(outputs: dict[str, str]) -> MonitoringOutputs | None:
+    values = _optional_group(outputs, MONITORING_KEYS, "monitoring")
+    if not values:
+        return None
+    topic, alarms, rules, event_rule, log_groups, dashboard = values
+    return MonitoringOutputs(topic, _split(alarms), _split(rules), event_rule, _split(log_groups), dashboard)
 
 
 def _parse_devices(value: str) -> tuple[Device, ...]:

@@ -107,11 +107,13 @@ class AppScope:
     @property
     def log_group_names(self) -> tuple[str, ...]:
         """Greengrass's log manager writes /aws/greengrass/UserComponent/<region>/<component> (Greengrass V2
-        developer guide, "Log manager"; PLAN.md contract); a Lambda function logs to /aws/lambda/<function>."""
+        developer guide, "Log manager"; PLAN.md contract); a Lambda function logs to /aws/lambda/<function>;
+        the monitoring rules write the log groups the outputs name."""
         if self.outputs is None:
             return ()
         return (tuple(component_log_group(self.region, name) for name in self.outputs.component_names)
-                + tuple(f"/aws/lambda/{name}" for name in self.outputs.function_names))
+                + tuple(f"/aws/lambda/{name}" for name in self.outputs.function_names)
+                + (self.outputs.monitoring.log_group_names if self.outputs.monitoring else ()))
 
     def owns_deployment(self, deployment: dict[str, Any]) -> bool:
         """The stack's deployment, or one whose target is the app's thing group."""

@@ -7,6 +7,7 @@ import json
 from datetime import datetime, timezone
 
 from infra.lifecycle.__main__ import main
+from infra.lifecycle.outputs import MONITORING_KEYS
 from infra.lifecycle.status import COLUMNS, dashboard_url
 
 from .conftest import ACCOUNT, REGION, THING, create_stack
@@ -80,7 +81,9 @@ def test_one_table_of_listed_and_provisioned_devices_with_what_failed(clients, n
         "com.rainedge.Inference is BROKEN",
         "    error types: COMPONENT_ERROR, DEPENDENCY_ERROR",
         "    error stack: DEPLOYMENT_FAILURE > COMPONENT_UPDATE_ERROR > COMPONENT_BROKEN"]
-    assert lines[-1] == ("4 core devices (2 HEALTHY, 1 UNHEALTHY, 1 not registered); 1 with a failed deployment")
+    assert lines[-2] == ("4 core devices (2 HEALTHY, 1 UNHEALTHY, 1 not registered); 1 with a failed deployment")
+    url = f"https://{REGION}.console.aws.amazon.com/cloudwatch/home?region={REGION}#dashboards:name=rainedge-fleet"
+    assert lines[-1] == f"dashboard: {url}"  # the stack's DashboardName output
 
 
 def test_before_any_device_is_installed(clients, names, deployed, greengrass, capsys):
@@ -88,15 +91,13 @@ def test_before_any_device_is_installed(clients, names, deployed, greengrass, ca
     assert run_status(clients, names) == 0
     out = capsys.readouterr().out
     assert table(out.splitlines())[THING] == [THING, "not registered", "-", "no shadow yet", "no shadow yet"]
-    assert "dashboard" not in out  # this stack outputs no DashboardName
 
 
-def test_the_dashboard_url_when_the_stack_has_one(clients, names, deployed, greengrass, capsys):
+def test_no_dashboard_line_when_the_stack_has_no_dashboard(clients, names, deployed, greengrass, capsys):
     clients.cloudformation.delete_stack(StackName="RainEdge")
-    create_stack(clients.cloudformation, {**deployed.outputs, "DashboardName": "rainedge-fleet"},
-                 deployed.app.stack_tags)
+    outputs = {key: value for key, value in deployed.outputs.items() if key not in MONITORING_KEYS}
+    create_stack(clients.cloudformation, outputs, deployed.app.stack_tags)
     greengrass.answer("list_core_devices", {"coreDevices": []}, {"thingGroupArn": GROUP_ARN})
     assert run_status(clients, names) == 0
-    url = f"https://{REGION}.console.aws.amazon.com/cloudwatch/home?region={REGION}#dashboards:name=rainedge-fleet"
-    assert capsys.readouterr().out.splitlines()[-1] == f"dashboard: {url}"
+    assert "dashboard" not in capsys.readouterr().out
     assert dashboard_url(REGION, "a b").endswith("#dashboards:name=a%20b")
