@@ -21,7 +21,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 # TensorFlow's oneDNN notice adds nothing here.
 export TF_ENABLE_ONEDNN_OPTS := 0
 
-.PHONY: help setup keys demo test train bench synth deploy device-setup status destroy clean
+.PHONY: help setup keys demo test train bench synth deploy device-setup fleet-bundle status logs revoke-claim destroy cost clean
 
 help:
 	@echo "make demo          train if needed, synthesise the stack, run the edge functions in the simulator"
@@ -31,8 +31,12 @@ help:
 	@echo "make synth         synthesise the CloudFormation templates into cdk.out/ (offline)"
 	@echo "make deploy        deploy to the AWS account in your environment"
 	@echo "make device-setup  write the install bundle for each device from the stack outputs"
-	@echo "make status        show the cloud shadows and deployment status per device"
+	@echo "make fleet-bundle  write the one bundle with which any number of Pis join by fleet provisioning"
+	@echo "make status        one table of every core device: status, deployment, last reading, rain"
+	@echo "make logs          device logs from CloudWatch [THING=name] [COMPONENT=Sensor|...|system] [SINCE=1h] [FOLLOW=1]"
+	@echo "make revoke-claim  deactivate the fleet's claim certificate (a leaked bundle), nothing else"
 	@echo "make destroy       remove everything this app created, then audit that nothing is left"
+	@echo "make cost          estimated monthly AWS cost per device and for DEVICES=N devices"
 
 $(PY_STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -77,12 +81,27 @@ deploy: setup $(MODEL) keys
 device-setup: $(PY_STAMP)
 	$(PY) -m infra.lifecycle device-setup $(if $(SSH),--ssh $(SSH))
 
+fleet-bundle: $(PY_STAMP)
+	$(PY) -m infra.lifecycle fleet-bundle
+
 status: $(PY_STAMP)
 	$(PY) -m infra.lifecycle status
+
+# The values reach the command through the environment, so the shell never parses them.
+export THING COMPONENT SINCE FOLLOW
+logs: $(PY_STAMP)
+	$(PY) -m infra.lifecycle logs $(if $(THING),--thing "$$THING") $(if $(COMPONENT),--component "$$COMPONENT") \
+		$(if $(SINCE),--since "$$SINCE") $(if $(FOLLOW),--follow)
+
+revoke-claim: $(PY_STAMP)
+	$(PY) -m infra.lifecycle revoke-claim
 
 # cdk destroy synthesises the app first, which needs the model and each device CSR.
 destroy: setup $(MODEL) keys
 	$(PY) -m infra.lifecycle destroy --cdk $(CDK)
+
+cost: $(PY_STAMP)
+	$(PY) -m infra.cost $(if $(DEVICES),--devices $(DEVICES))
 
 clean:
 	rm -rf build cdk.out

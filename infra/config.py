@@ -31,6 +31,9 @@ DEFAULT_POSIX_USER, DEFAULT_POSIX_GROUP = "ggc_user", "ggc_group"
 # both AWS Lambda and Greengrass's Lambda launcher accept.
 LAMBDA_RUNTIMES = ("python3.11", "python3.12", "python3.13")
 SYNC_DIRECTIONS = ("betweenDeviceAndCloud", "deviceToCloud", "cloudToDevice")
+# ShadowManager's strategy.type (developer guide, "Shadow manager", Configuration): realTime syncs each
+# update; periodic syncs every `delay` seconds (ShadowManager >= 2.1.0).
+SYNC_STRATEGIES = ("realTime", "periodic")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 BME680_I2C_ADDRESSES = (0x76, 0x77)
 
@@ -44,6 +47,14 @@ _THING_NAME = re.compile(rf"^[a-zA-Z0-9_-]{{1,{MAX_THING_NAME}}}$")
 _NAME_PREFIX = re.compile(r"^[a-z][a-z0-9-]{0,29}$")
 # Greengrass component names are reverse-DNS-like; "aws.greengrass." is reserved.
 _COMPONENT_PREFIX = re.compile(r"^[a-zA-Z][a-zA-Z0-9_-]*(\.[a-zA-Z][a-zA-Z0-9_-]*)*$")
+# A plain mailbox address (no display name, no quoting, no IP literal): what SNS e-mail subscriptions take.
+_EMAIL = re.compile(
+    r"^(?!\.)(?!.*\.\.)[A-Za-z0-9._%+-]{1,64}(?<!\.)@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}$"
+)
+MAX_EMAIL = 254
+# Alarms on Metrics Insights queries evaluate only the latest 3 hours of data (CloudWatch user guide,
+# "Limits" of alarms based on Metrics Insights queries), so a silence must be noticed within them.
+MAX_SILENCE_SECONDS = 3 * 3600
 # The components are <componentPrefix>.<suffix>: one per device function, the model and the runtime.
 MODEL_COMPONENT, RUNTIME_COMPONENT = "RainModel", "DeviceRuntime"
 COMPONENT_SUFFIXES = (RUNTIME_COMPONENT, MODEL_COMPONENT, *(function.component for function in FUNCTIONS))
@@ -97,6 +108,13 @@ class RainEdgeConfig:
     max_input_age_seconds: int = 300
     cpu_temp_compensation: bool = False
     shadow_sync_direction: str = "betweenDeviceAndCloud"
+    shadow_sync_strategy: str = "realTime"
+    # Used with shadowSyncStrategy=periodic only: ShadowManager syncs at most once per delay.
+    shadow_sync_delay_seconds: int = 300
+    # A device is reported silent after this many cloud update intervals without a reading.
+    silence_alarm_intervals: int = 5
+    # "" = no e-mail subscription to the alarm topic.
+    alarm_email: str = ""
     lambda_runtime: str = "python3.11"
     secrets_dir: str = ".secrets"
     model_zip: str = "build/model/rain_model.zip"
@@ -133,6 +151,35 @@ class RainEdgeConfig:
     @property
     def deployment_name(self) -> str:
         return f"{self.name_prefix}-deployment"
+
+    @property
+    def cloud_update_interval_seconds(self) -> int:
+        """How often a healthy device's weather shadow changes in the cloud: every reading with
+        real-time sync, at most once per delay with periodic sync."""
+        if self.shadow_sync_strategy == "periodic":
+            return max(self.sample_interval_seconds, self.shadow_sync_delay_seconds)
+        return self.sample_interval_seconds
+
+    @property
+    def silence_seconds(self) -> int:
+        return self.silence_alarm_intervals * self.cloud_update_interval_seconds
+
+    # ---- monitoring names (infra/monitoring.py; teardown finds them in the stack outputs) -----
+    @property
+    def metrics_namespace(self) -> str:
+        return f"{STACK_NAME}/{self.name_prefix}"
+
+    def monitoring_log_group_name(self, purpose: str) -> str:
+        """`purpose` is shadow-metrics or rule-errors."""
+        return f"/{self.name_prefix}/{purpose}"
+
+    def topic_rule_name(self, purpose: str) -> str:
+        """IoT rule names take letters, digits and '_' only (CreateTopicRule ruleName)."""
+        return f"{self.name_prefix.replace('-', '_')}_{purpose}"
+
+    def monitoring_name(self, purpose: str) -> str:
+        """Alarms, the alarm topic, the dashboard and the EventBridge rule: <prefix>-<purpose>."""
+        return f"{self.name_prefix}-{purpose}"
 
     @property
     def provisioning_template_name(self) -> str:
@@ -215,6 +262,13 @@ class RainEdgeConfig:
                 f"maxInputAgeSeconds ({self.max_input_age_seconds}) must be at least "
                 f"sampleIntervalSeconds ({self.sample_interval_seconds}), or every reading "
                 "would be stale before the next one arrives"
+            )
+        if self.silence_seconds > MAX_SILENCE_SECONDS:
+            interval = ("max(sampleIntervalSeconds, shadowSyncDelaySeconds)" if self.shadow_sync_strategy == "periodic"
+                        else "sampleIntervalSeconds")
+            raise ConfigError(
+                f"silenceAlarmIntervals x {interval} = {self.silence_seconds} s must be at most "
+                f"{MAX_SILENCE_SECONDS} s: CloudWatch evaluates Metrics Insights alarms on the latest 3 hours only"
             )
         longest = max((self.component_name(suffix) for suffix in COMPONENT_SUFFIXES), key=len)
         if len(longest) > MAX_COMPONENT_NAME:
@@ -339,6 +393,14 @@ def _devices(key: str, raw: Any) -> tuple[str, ...]:
     return tuple(raw)
 
 
+def _email(key: str, raw: Any) -> str:
+    if raw == "":
+        return raw
+    if not isinstance(raw, str) or len(raw) > MAX_EMAIL or not _EMAIL.fullmatch(raw):
+        raise ConfigError(f"{key} must be one plain e-mail address such as ops@example.com (or empty); got {raw!r}")
+    return raw
+
+
 def _path(absolute: bool, example: str, suffix: str = ""):
     kind = "an absolute path" if absolute else "a path relative to the project root"
     allowed = (f"{kind} such as {example}, of names from A-Z a-z 0-9 . _ - that are not '.' or '..' and "
@@ -410,6 +472,10 @@ _PARSERS = {
     "max_input_age_seconds": _integer(1, 7 * 86_400),
     "cpu_temp_compensation": _boolean,
     "shadow_sync_direction": _choice(SYNC_DIRECTIONS),
+    "shadow_sync_strategy": _choice(SYNC_STRATEGIES),
+    "shadow_sync_delay_seconds": _integer(1, 86_400),
+    "silence_alarm_intervals": _integer(2, 1_000),
+    "alarm_email": _email,
     "lambda_runtime": _choice(LAMBDA_RUNTIMES),
     "secrets_dir": _path(absolute=False, example=".secrets"),
     "model_zip": _path(absolute=False, example="build/model/rain_model.zip", suffix=".zip"),

@@ -1,5 +1,5 @@
-"""The one Greengrass V2 deployment: nucleus, ShadowManager, the Lambda manager pieces and
-our components, to the thing group of core devices."""
+"""The one Greengrass V2 deployment: nucleus, ShadowManager, LogManager, the Lambda manager pieces
+and our components, to the thing group of core devices."""
 from __future__ import annotations
 
 import json
@@ -12,16 +12,51 @@ from infra.components import DeployedComponent
 from infra.config import RainEdgeConfig
 
 
-def shadow_manager_configuration(direction: str) -> dict:
+def shadow_manager_configuration(config: RainEdgeConfig) -> dict:
     """ShadowManager's sync of the named shadows of each core it reaches (developer guide,
-    "Shadow manager", Configuration: synchronize.coreThing lists named shadows one by one)."""
+    "Shadow manager", Configuration: synchronize.coreThing lists named shadows one by one;
+    strategy.type realTime, or periodic with `delay` in seconds, "required if you specify the
+    periodic sync strategy")."""
+    strategy: dict = {"type": config.shadow_sync_strategy}
+    if config.shadow_sync_strategy == "periodic":
+        strategy["delay"] = config.shadow_sync_delay_seconds
     return {
-        "strategy": {"type": "realTime"},
+        "strategy": strategy,
         "synchronize": {
             "coreThing": {"classic": False, "namedShadows": list(ggv.SHADOW_NAMES)},
             "shadowDocuments": [],
-            "direction": direction,
+            "direction": config.shadow_sync_direction,
         },
+    }
+
+
+# Local log files on the Pi's SD card: at most this much per component and for the nucleus' system
+# log. The nucleus deletes the oldest files beyond the limit; files are kept after upload so that a
+# device that lost its network can still be read with `sudo tail`.
+COMPONENT_LOG_DISK_MB = 10
+SYSTEM_LOG_DISK_MB = 25
+# LogManager's default (5 minutes): >= 2.3.0 uploads the active file at each interval.
+LOG_UPLOAD_INTERVAL_S = 300
+
+
+def log_manager_configuration(config: RainEdgeConfig, component_names: list[str]) -> dict:
+    """Upload the nucleus' system log and our components' logs to CloudWatch Logs (developer guide,
+    "Log manager", Configuration: logsUploaderConfiguration.systemLogsConfiguration and
+    .componentLogsConfigurationMap, periodicUploadIntervalSec at the top level; the guide's example
+    writes the values as strings). minimumLogLevel is left out: it applies only to JSON-format logs."""
+    kept = {"diskSpaceLimitUnit": "MB", "deleteLogFileAfterCloudUpload": "false"}
+    return {
+        "logsUploaderConfiguration": {
+            "systemLogsConfiguration": {"uploadToCloudWatch": "true", "diskSpaceLimit": str(SYSTEM_LOG_DISK_MB),
+                                        **kept},
+            "componentLogsConfigurationMap": {
+                # The default directory is /greengrass/v2/logs; greengrassRoot may differ.
+                name: {"logFileDirectoryPath": f"{config.greengrass_root}/logs",
+                       "diskSpaceLimit": str(COMPONENT_LOG_DISK_MB), **kept}
+                for name in component_names
+            },
+        },
+        "periodicUploadIntervalSec": str(LOG_UPLOAD_INTERVAL_S),
     }
 
 
@@ -39,11 +74,13 @@ class CoreDeployment(Construct):
         config: RainEdgeConfig,
         target_arn: str,
         components: list[DeployedComponent],
+        logged_components: list[str],
     ) -> None:
         super().__init__(scope, construct_id)
         merges = {
             ggv.NUCLEUS: NUCLEUS_CONFIGURATION,
-            ggv.SHADOW_MANAGER: shadow_manager_configuration(config.shadow_sync_direction),
+            ggv.SHADOW_MANAGER: shadow_manager_configuration(config),
+            ggv.LOG_MANAGER: log_manager_configuration(config, logged_components),
             **{component.name: component.configuration for component in components if component.configuration},
         }
         run_as = {component.name: component.posix_user for component in components if component.posix_user}

@@ -21,6 +21,7 @@ LAMBDA_MANAGER = "aws.greengrass.LambdaManager"
 LAMBDA_LAUNCHER = "aws.greengrass.LambdaLauncher"
 LAMBDA_RUNTIMES = "aws.greengrass.LambdaRuntimes"
 TOKEN_EXCHANGE = "aws.greengrass.TokenExchangeService"
+LOG_MANAGER = "aws.greengrass.LogManager"
 
 PUBLIC_COMPONENT_VERSIONS = {
     NUCLEUS: "2.16.1",
@@ -28,6 +29,8 @@ PUBLIC_COMPONENT_VERSIONS = {
     LAMBDA_MANAGER: "2.3.7",
     LAMBDA_LAUNCHER: "2.0.13",
     LAMBDA_RUNTIMES: "2.0.9",
+    # Latest release tag of aws-greengrass/aws-greengrass-log-manager (v2.3.11, 2025-10-27).
+    LOG_MANAGER: "2.3.11",
 }
 
 
@@ -51,8 +54,18 @@ DOCUMENTED_REQUIREMENTS = (
     # The pages reached list no range for 2.3.12 itself; this is the one of 2.3.x published there.
     Requirement(SHADOW_MANAGER, NUCLEUS, ">=2.5.0 <3.0.0",
                 "developer guide, Shadow manager, Dependencies of 2.3.0 - 2.3.1 (2.3.12: not published)"),
+    # As for ShadowManager, the pages reached publish no range for the newest versions.
+    Requirement(LOG_MANAGER, NUCLEUS, ">=2.1.0 <3.0.0",
+                "developer guide, Log manager, Dependencies of 2.2.8 - 2.3.1 (2.3.11: not published)"),
 )
 # (Lambda runtimes has no dependencies: developer guide, Lambda runtimes, Dependencies.)
+
+# Developer guide, "Log manager": "version 2.2.8 (and earlier) processes and uploads logs from only
+# rotated log files"; "version 2.3.0 (and later) ... directly uploads that active log file, without
+# waiting for it to be rotated" (except when logs are written to a different file system). And:
+# "We recommend upgrading to Log Manager v2.3.5 or later."
+LOG_MANAGER_UPLOADS_ACTIVE_FILE = "2.3.0"
+LOG_MANAGER_RECOMMENDED = "2.3.5"
 
 # `{iot:thingName}` in component configuration is resolved only with this nucleus option, which
 # exists from nucleus 2.6.0 and defaults to false (developer guide, Greengrass nucleus,

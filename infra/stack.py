@@ -14,6 +14,7 @@ from infra.config import APP_TAG, STACK_NAME, RainEdgeConfig
 from infra.deployment import CoreDeployment
 from infra.fleet import FleetProvisioning
 from infra.identity import DeviceIdentity
+from infra.monitoring import Monitoring
 from infra.nag import acknowledge, env_placeholders
 
 # Construct ids of the singleton helper functions CDK adds at stack level.
@@ -57,10 +58,15 @@ class RainEdgeStack(Stack):
             artifact_prefix=ARTIFACT_PREFIX,
         )
         components = DeviceComponents(self, "Components", config=config, project_root=project_root, artifacts=artifacts)
+        # The components that run code, hence write a log (the model component only holds an artifact).
+        logged_components = [component.name for component in (components.runtime, *components.lambdas)]
         deployment = CoreDeployment(
-            self, "Deployment", config=config, target_arn=identity.thing_group_arn, components=components.all
+            self, "Deployment", config=config, target_arn=identity.thing_group_arn, components=components.all,
+            logged_components=logged_components,
         )
-        self._outputs(config, identity, artifacts, components, deployment)
+        monitoring = Monitoring(self, "Monitoring", config=config, logged_components=logged_components,
+                                deployment_id=deployment.resource.attr_deployment_id)
+        self._outputs(config, identity, artifacts, components, deployment, monitoring)
         if config.fleet_provisioning:
             fleet = FleetProvisioning(self, "Fleet", config=config, secrets_dir=secrets_dir,
                                       thing_group_name=config.thing_group_name, role_alias_arn=identity.role_alias_arn)
@@ -71,7 +77,7 @@ class RainEdgeStack(Stack):
                 CfnOutput(self, key, value=value)
         self._acknowledge_cdk_helpers(artifacts)
 
-    def _outputs(self, config, identity: DeviceIdentity, artifacts, components, deployment) -> None:
+    def _outputs(self, config, identity: DeviceIdentity, artifacts, components, deployment, monitoring) -> None:
         outputs = {
             "ThingNames": ",".join(config.devices),
             "ThingGroupName": config.thing_group_name,
@@ -94,6 +100,7 @@ class RainEdgeStack(Stack):
                     for device in identity.devices
                 ]
             ),
+            **monitoring.outputs,
         }
         for key, value in outputs.items():
             CfnOutput(self, key, value=value)

@@ -152,6 +152,10 @@ class SynthesizedStack:
         return {p["PolicyName"]: resolve(p["PolicyDocument"], pseudo)
                 for p in self.of_type("AWS::IoT::Policy").values() if p["PolicyName"] in names}
 
+    def topic_rules(self) -> dict[str, Mapping[str, Any]]:
+        """Rule name -> TopicRulePayload (Sql, AwsIotSqlVersion, Actions, ErrorAction, ...)."""
+        return {p["RuleName"]: p["TopicRulePayload"] for p in self.of_type("AWS::IoT::TopicRule").values()}
+
     def provisioning_template(self, pseudo: Pseudo) -> tuple[str, dict[str, Any]]:
         """(name, body) of the fleet provisioning template, body resolved for `pseudo`."""
         templates = self.of_type("AWS::IoT::ProvisioningTemplate")

@@ -26,6 +26,7 @@ from infra.synthesized import SynthesizedStack, TemplateError
 
 from .cloud import CloudUnavailable, MotoCloud
 from .core import SimulatedCore
+from .dashboard import DASHBOARD_FILE, ShadowDocuments, render
 from .fleet import run_fleet
 from .replay import load_test_period, select_window
 from .report import DemoReport
@@ -246,6 +247,7 @@ def main(argv: list[str] | None = None) -> int:
         cloud.create_thing(core.thing_name)
         print(f"cloud: moto server at {cloud.endpoint}")
         sim = EdgeSimulation(window, settings, core, cloud.client("iot-data"))
+        documents = ShadowDocuments.attach(sim)
         timeout_per_step = 10 * args.step_seconds + 5
         began = datetime.now()
         try:
@@ -270,9 +272,10 @@ def main(argv: list[str] | None = None) -> int:
         print(line)
     try:
         write_plot(sim, report, args.plot)
+        render(documents.recorded, stack, args.plot.with_name(DASHBOARD_FILE))
     except OSError as error:
         raise SystemExit(f"simulator: could not write the plot {args.plot}: {error.strerror}") from None
-    print(f"plot: {args.plot}")
+    print(f"plot: {args.plot}; dashboard: {args.plot.with_name(DASHBOARD_FILE)}")
     return 0 if sim.healthy(matches) else 1
 
 

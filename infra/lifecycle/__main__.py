@@ -1,4 +1,5 @@
-"""python -m infra.lifecycle preflight | device-setup [--ssh HOST] [--thing NAME] | status | destroy --cdk PATH | audit"""
+"""python -m infra.lifecycle preflight | device-setup [--ssh HOST] [--thing NAME] | fleet-bundle | status
+| logs [--thing NAME] [--component NAME] [--since 1h] [--follow] | revoke-claim | destroy --cdk PATH | audit"""
 from __future__ import annotations
 
 import argparse
@@ -12,9 +13,13 @@ from infra.lifecycle.audit import audit
 from infra.lifecycle.aws import AwsClients, LifecycleError, require_region, session_from_environment
 from infra.lifecycle.destroy import destroy, run_cdk
 from infra.lifecycle.device_setup import run_device_setup
+from infra.lifecycle.fleet_bundle import run_fleet_bundle
+from infra.lifecycle.logs import app_devices, log_sources, parse_since, show_logs
+from infra.lifecycle.outputs import StackOutputs
 from infra.lifecycle.preflight import preflight
+from infra.lifecycle.provisioned import claim_name, deactivate_claim
 from infra.lifecycle.scope import app_scope, find_app_stack
-from infra.lifecycle.settings import load_names
+from infra.lifecycle.settings import AppNames, load_names
 from infra.lifecycle.status import show_status
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -32,7 +37,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     setup = commands.add_parser("device-setup", help="write each device's Greengrass install bundle")
     setup.add_argument("--thing", help="only this device (required with --ssh when there are several)")
     setup.add_argument("--ssh", metavar="HOST", help="also copy the bundle to HOST (user@pi) with scp")
-    commands.add_parser("status", help="show the cloud shadows and deployment status per device")
+    commands.add_parser("fleet-bundle", help="write the one install bundle with which Pis join by fleet provisioning")
+    commands.add_parser("status", help="one table of every core device: status, deployment, last reading, rain")
+    logs = commands.add_parser("logs", help="print the devices' log lines from CloudWatch Logs")
+    logs.add_argument("--thing", help="only this device (default: every device of the app)")
+    logs.add_argument("--component", help="a component of ComponentNames without its prefix (Sensor, Inference, ...) "
+                                          "or system (default: all)")
+    logs.add_argument("--since", default="1h", help="how far back: 30m, 1h, 2d ... (default 1h)")
+    logs.add_argument("--follow", action="store_true", help="keep printing new lines until Ctrl-C")
+    commands.add_parser("revoke-claim", help="deactivate the fleet's claim certificate; nothing else changes")
     teardown = commands.add_parser("destroy", help="remove everything this app created, then audit")
     teardown.add_argument("--cdk", default=DEFAULT_CDK, help="the CDK CLI to run `destroy` with")
     commands.add_parser("audit", help="list anything of this app still in the account; exit 1 if any")
@@ -60,8 +73,16 @@ def main(argv: list[str] | None = None, clients: AwsClients | None = None) -> in
             if args.command == "device-setup":
                 run_device_setup(clients, names, app.deployed(), thing_name=args.thing, ssh_host=args.ssh)
                 return 0
+            if args.command == "fleet-bundle":
+                run_fleet_bundle(clients, names, app.deployed())
+                return 0
             if args.command == "status":
-                show_status(clients, app.deployed().thing_names)
+                show_status(clients, app.deployed())
+                return 0
+            if args.command == "logs":
+                return run_logs(clients, app.known(), args)
+            if args.command == "revoke-claim":
+                revoke_claim(clients, names, app.known())
                 return 0
             if app.foreign:
                 print(f"audit: {app.foreign}: not this app's, not counted", file=sys.stderr)
@@ -77,6 +98,30 @@ def main(argv: list[str] | None = None, clients: AwsClients | None = None) -> in
         print(f"still present: {leftover}", file=sys.stderr)
     print(f"{args.command}: {'nothing of this app is left' if not leftovers else f'{len(leftovers)} leftover(s)'}")
     return 1 if leftovers else 0
+
+
+def run_logs(clients: AwsClients, outputs: StackOutputs, args: argparse.Namespace) -> int:
+    since = parse_since(args.since)
+    sources = log_sources(outputs, args.component)
+    things = app_devices(clients, outputs, args.thing)
+    if args.follow:
+        print(f"logs: following {', '.join(source.group for source in sources)} (Ctrl-C stops)", file=sys.stderr)
+    if not show_logs(clients, sources, things, since, follow=args.follow) and not args.follow:
+        print(f"logs: no line in the last {args.since}; the log manager uploads every few minutes", file=sys.stderr)
+    return 0
+
+
+def revoke_claim(clients: AwsClients, names: AppNames, outputs: StackOutputs) -> None:
+    if outputs.fleet is None:
+        raise LifecycleError("the stack was deployed without fleet provisioning (fleetProvisioning false): "
+                             "there is no claim certificate")
+    print(f"revoke-claim: {deactivate_claim(clients, outputs)}")
+    key_folder = names.private_key_path(claim_name(names, outputs)).parent.relative_to(names.project_root)
+    print("Devices that already joined keep working: each has its own certificate. To let new Pis join again:\n"
+          f"  rm -r {key_folder}      # the revoked claim's key\n"
+          "  make keys                  # a new claim key and CSR\n"
+          "  make deploy                # CloudFormation replaces the claim certificate (its CSR changed)\n"
+          "  make fleet-bundle          # the new bundle; destroy every copy of the old one")
 
 
 if __name__ == "__main__":

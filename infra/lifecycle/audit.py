@@ -11,8 +11,9 @@ from typing import Any
 
 from infra.config import STACK_NAME
 from infra.greengrass import SHADOW_NAMES
-from infra.lifecycle.aws import AwsClients, exists, paginate
+from infra.lifecycle.aws import AwsClients, call, exists, paginate
 from infra.lifecycle.outputs import app_tag, describe_stack
+from infra.lifecycle.provisioned import device_policies
 from infra.lifecycle.scope import AppScope
 
 
@@ -56,11 +57,14 @@ def audit(clients: AwsClients, scope: AppScope) -> list[Leftover]:
     for thing in scope.things:
         if exists(iot.describe_thing, thingName=thing):
             found.append(Leftover("thing", thing))
-            # Certificates of the app's surviving things, found even without saved outputs.
-            certificate_ids.update(dict.fromkeys(
-                principal.rsplit("/", 1)[-1]
-                for principal in paginate(iot.list_thing_principals, "principals", thingName=thing)
-                if ":cert/" in principal))
+            # Certificates of the app's surviving things, found even without saved outputs, and the
+            # policies provisioning made for them.
+            for principal in paginate(iot.list_thing_principals, "principals", thingName=thing):
+                if ":cert/" in principal:
+                    certificate_ids[principal.rsplit("/", 1)[-1]] = None
+                    if thing in scope.provisioned:
+                        own, _ = device_policies(clients, principal, thing, scope.outputs.role_alias_name)
+                        found += [Leftover("iot policy", f"{name} (of {thing})") for name in own]
         for shadow in SHADOW_NAMES:
             if exists(clients.iot_data.get_thing_shadow, thingName=thing, shadowName=shadow):
                 found.append(Leftover("shadow", f"{thing}/{shadow}"))
@@ -87,9 +91,24 @@ def _named_in_outputs(clients: AwsClients, scope: AppScope) -> list[Leftover]:
     checks = [
         ("thing group", outputs.thing_group_name, iot.describe_thing_group, "thingGroupName"),
         *[("iot policy", device.policy_name, iot.get_policy, "policyName") for device in outputs.devices],
+        *([("iot policy", outputs.fleet.claim_policy_name, iot.get_policy, "policyName")] if outputs.fleet else []),
         ("role alias", outputs.role_alias_name, iot.describe_role_alias, "roleAlias"),
         ("iam role", outputs.token_exchange_role_name, clients.iam.get_role, "RoleName"),
         *[("lambda function", name, clients.lambda_.get_function, "FunctionName") for name in outputs.function_names],
         ("bucket", outputs.artifact_bucket_name, clients.s3.get_bucket_location, "Bucket"),
     ]
-    return [Leftover(kind, name) for kind, name, describe, key in checks if exists(describe, **{key: name})]
+    if outputs.monitoring:
+        watch = outputs.monitoring
+        checks += [
+            ("sns topic", watch.alarm_topic_arn, clients.sns.get_topic_attributes, "TopicArn"),
+            ("eventbridge rule", watch.event_rule_name, clients.events.describe_rule, "Name"),
+            ("dashboard", watch.dashboard_name, clients.cloudwatch.get_dashboard, "DashboardName"),
+        ]
+    found = [Leftover(kind, name) for kind, name, describe, key in checks if exists(describe, **{key: name})]
+    if outputs.monitoring:
+        alarms = call(clients.cloudwatch.describe_alarms, AlarmNames=list(outputs.monitoring.alarm_names))
+        found += [Leftover("alarm", alarm["AlarmName"]) for alarm in alarms.get("MetricAlarms", [])]
+        # Listed rather than described: GetTopicRule does not say "not found" in a documented way.
+        rules = {rule["ruleName"] for rule in paginate(iot.list_topic_rules, "rules")}
+        found += [Leftover("iot topic rule", name) for name in outputs.monitoring.topic_rule_names if name in rules]
+    return found

@@ -23,7 +23,10 @@ THROTTLING_CODES = frozenset({
 GONE_CODES = frozenset({
     "ResourceNotFoundException", "NoSuchEntity", "NoSuchBucket", "NotFoundException",
     "ResourceNotFound", "ParameterNotFound",
+    "NotFound",  # SNS, for a topic that does not exist
 })
+
+MARKER = ("marker", "nextMarker")  # the continuation token of IoT's policy lists (for `paginate`)
 
 
 class LifecycleError(Exception):
@@ -60,13 +63,15 @@ def is_gone(error: ClientError) -> bool:
     return code in GONE_CODES or (code == "ValidationError" and "does not exist" in message)
 
 
-def call(operation: Callable[..., Any], *, attempts: int = 6, base_delay_s: float = 0.5, **params: Any) -> Any:
-    """Call one AWS operation, retrying throttling with exponential backoff (0.5 s, 1 s, ... 8 s)."""
+def call(operation: Callable[..., Any], *, attempts: int = 6, base_delay_s: float = 0.5,
+         retry_codes: frozenset[str] = frozenset(), **params: Any) -> Any:
+    """Call one AWS operation, retrying throttling (and `retry_codes`, errors that pass by
+    themselves) with exponential backoff (0.5 s, 1 s, ... 8 s)."""
     for attempt in range(1, attempts + 1):
         try:
             return operation(**params)
         except ClientError as error:
-            if error_code(error) not in THROTTLING_CODES or attempt == attempts:
+            if error_code(error) not in THROTTLING_CODES | retry_codes or attempt == attempts:
                 raise
             time.sleep(base_delay_s * 2 ** (attempt - 1))
     raise AssertionError("unreachable: the loop returns or raises")

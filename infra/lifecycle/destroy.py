@@ -2,10 +2,11 @@
 
 It acts only on what scope.py proves is this app's, and refuses before changing anything when the
 stack named RainEdge here is not the app's or the saved outputs belong to another region.
-Order matters: the outputs are read (and saved) first because they vanish with the stack;
-attachments made outside the template are undone before `cdk destroy` because they make the
-certificate and thing deletes fail; shadows and core-device records are removed after it
-too, because a still-running device can re-create them until its certificate is gone.
+Order matters: the outputs are read (and saved) first because they vanish with the stack; the
+claim certificate is deactivated so that no device joins meanwhile; attachments made outside the
+template are undone before `cdk destroy` because they make the certificate and thing deletes fail;
+provisioned devices are removed while the thing group that proves them exists; shadows and
+core-device records are removed after `cdk destroy` too, because a still-running device can re-create them until its certificate is gone.
 Every step treats "already gone" as done, so re-running after a partial failure finishes the job.
 """
 from __future__ import annotations
@@ -20,12 +21,12 @@ from infra.config import APP_TAG, STACK_NAME
 from infra.greengrass import SHADOW_NAMES
 from infra.lifecycle import outputs as stack_outputs
 from infra.lifecycle.audit import Leftover, audit, owned_components, owned_deployments, owned_log_groups
-from infra.lifecycle.aws import AwsClients, LifecycleError, call, call_unless_gone, delete_if_present, exists, paginate
+from infra.lifecycle.aws import MARKER, AwsClients, LifecycleError, call, delete_if_present, exists, paginate
+from infra.lifecycle.provisioned import certificate_arn, deactivate_claim, delete_claim, remove_provisioned_device
 from infra.lifecycle.scope import AppScope, Refusal, app_scope, find_app_stack, group_members
 from infra.lifecycle.settings import AppNames
 
 CdkRunner = Callable[[Sequence[str]], int]
-MARKER = ("marker", "nextMarker")  # the continuation token of IoT's policy lists
 
 
 def run_cdk(cdk: str, region: str) -> CdkRunner:
@@ -61,27 +62,31 @@ def detach_outside_attachments(clients: AwsClients, scope: AppScope, echo: Calla
         if member not in scope.things:
             call(iot.remove_thing_from_thing_group, thingGroupName=outputs.thing_group_name, thingName=member)
             echo(f"removed {member} from thing group {outputs.thing_group_name}")
-    for device in outputs.devices:
-        cert_arn = _certificate_arn(clients, device.certificate_id)
+    # (certificate, its thing, its policy) as the template attaches them; the claim has no thing.
+    attachments = [(device.certificate_id, device.thing_name, device.policy_name) for device in outputs.devices]
+    if outputs.fleet:
+        attachments.append((outputs.fleet.claim_certificate_id, None, outputs.fleet.claim_policy_name))
+    for certificate_id, thing_name, policy_name in attachments:
+        cert_arn = certificate_arn(clients, certificate_id)
         if cert_arn is not None:
             for thing in paginate(iot.list_principal_things, "things", principal=cert_arn):
-                if thing != device.thing_name:
+                if thing != thing_name:
                     call(iot.detach_thing_principal, thingName=thing, principal=cert_arn)
-                    echo(f"detached thing {thing} from certificate {device.certificate_id}")
+                    echo(f"detached thing {thing} from certificate {certificate_id}")
             for policy in paginate(iot.list_attached_policies, "policies", token=MARKER, target=cert_arn):
-                if policy["policyName"] != device.policy_name:
+                if policy["policyName"] != policy_name:
                     call(iot.detach_policy, policyName=policy["policyName"], target=cert_arn)
-                    echo(f"detached policy {policy['policyName']} from certificate {device.certificate_id}")
-        if exists(iot.describe_thing, thingName=device.thing_name):
-            for principal in paginate(iot.list_thing_principals, "principals", thingName=device.thing_name):
+                    echo(f"detached policy {policy['policyName']} from certificate {certificate_id}")
+        if thing_name is not None and exists(iot.describe_thing, thingName=thing_name):
+            for principal in paginate(iot.list_thing_principals, "principals", thingName=thing_name):
                 if principal != cert_arn:
-                    call(iot.detach_thing_principal, thingName=device.thing_name, principal=principal)
-                    echo(f"detached {principal} from thing {device.thing_name}")
-        if exists(iot.get_policy, policyName=device.policy_name):
-            for target in paginate(iot.list_targets_for_policy, "targets", token=MARKER, policyName=device.policy_name):
+                    call(iot.detach_thing_principal, thingName=thing_name, principal=principal)
+                    echo(f"detached {principal} from thing {thing_name}")
+        if exists(iot.get_policy, policyName=policy_name):
+            for target in paginate(iot.list_targets_for_policy, "targets", token=MARKER, policyName=policy_name):
                 if target != cert_arn:
-                    call(iot.detach_policy, policyName=device.policy_name, target=target)
-                    echo(f"detached policy {device.policy_name} from {target}")
+                    call(iot.detach_policy, policyName=policy_name, target=target)
+                    echo(f"detached policy {policy_name} from {target}")
 
 
 def delete_shadows_and_core_devices(clients: AwsClients, scope: AppScope, echo: Callable[[str], None]) -> None:
@@ -110,6 +115,8 @@ def sweep_after_stack(clients: AwsClients, scope: AppScope, echo: Callable[[str]
     for group in owned_log_groups(clients, scope):
         if delete_if_present(clients.logs.delete_log_group, logGroupName=group):
             echo(f"deleted log group {group}")
+    if scope.outputs is not None and scope.outputs.fleet is not None:
+        delete_claim(clients, scope.outputs, echo)  # normally CloudFormation's; gone with the stack
 
 
 def destroy(clients: AwsClients, names: AppNames, state_file: Path, cdk: CdkRunner,
@@ -126,8 +133,13 @@ def destroy(clients: AwsClients, names: AppNames, state_file: Path, cdk: CdkRunn
         echo("no stack outputs (live or saved): cleaning up after the things carrying "
              f"{APP_TAG}={scope.name_prefix} only")
 
+    if scope.outputs is not None and scope.outputs.fleet is not None:
+        echo(deactivate_claim(clients, scope.outputs))  # no device joins while the app is being removed
     detach_outside_attachments(clients, scope, echo)
     delete_shadows_and_core_devices(clients, scope, echo)
+    # Before the stack goes: its thing group is part of the proof that a thing was provisioned for the app.
+    for thing in scope.provisioned:
+        remove_provisioned_device(clients, scope.outputs, scope.provisioned, thing, echo)
     if app.stack is not None:
         echo(f"running cdk destroy {STACK_NAME} in {clients.region}")
         code = cdk(["destroy", "--force", STACK_NAME])
@@ -142,7 +154,3 @@ def destroy(clients: AwsClients, names: AppNames, state_file: Path, cdk: CdkRunn
         echo(f"removed {state_file}: the audit in {clients.region} found nothing left")
     return leftovers
 
-
-def _certificate_arn(clients: AwsClients, certificate_id: str) -> str | None:
-    described = call_unless_gone(clients.iot.describe_certificate, certificateId=certificate_id)
-    return described["certificateDescription"]["certificateArn"] if described else None

@@ -29,6 +29,8 @@ from infra.lifecycle.settings import AppNames
 ROOT_CA = Path(__file__).with_name("AmazonRootCA1.pem")
 RUN_AS = f"{DEFAULT_POSIX_USER}:{DEFAULT_POSIX_GROUP}"
 CERT_FILE, KEY_FILE, ROOT_CA_FILE = "device.pem.crt", "private.pem.key", "AmazonRootCA1.pem"
+# The fleet provisioning plugin, saved under the name the Greengrass guide uses.
+PLUGIN_JAR = "aws.greengrass.FleetProvisioningByClaim.jar"
 
 
 class DeviceSetupError(LifecycleError):
@@ -48,32 +50,44 @@ def fetch_endpoints(clients: AwsClients) -> Endpoints:
     )
 
 
+def yaml_document(mapping: dict) -> str:
+    """Block-style YAML; every string is written as a JSON string, which YAML reads as a
+    double-quoted scalar, so no value can change the document's structure."""
+    def lines(value: dict, indent: str) -> list[str]:
+        out = []
+        for key, item in value.items():
+            if isinstance(item, dict):
+                out += [f"{indent}{key}:", *lines(item, indent + "  ")]
+            else:
+                out.append(f"{indent}{key}: {json.dumps(item)}")
+        return out
+    return "\n".join(["---", *lines(mapping, ""), ""])
+
+
 def config_yaml(*, thing_name: str, region: str, role_alias: str, endpoints: Endpoints, nucleus_version: str,
                 greengrass_root: str) -> str:
-    """The installer's --init-config file (REFERENCE.md 'Manual provisioning').
-
-    Values are written as JSON strings, which YAML reads as double-quoted scalars.
-    """
-    q = json.dumps
-    return "\n".join([
-        "---",
-        "system:",
-        f"  certificateFilePath: {q(f'{greengrass_root}/{CERT_FILE}')}",
-        f"  privateKeyPath: {q(f'{greengrass_root}/{KEY_FILE}')}",
-        f"  rootCaPath: {q(f'{greengrass_root}/{ROOT_CA_FILE}')}",
-        f"  rootpath: {q(greengrass_root)}",
-        f"  thingName: {q(thing_name)}",
-        "services:",
-        "  aws.greengrass.Nucleus:",
-        '    componentType: "NUCLEUS"',
-        f"    version: {q(nucleus_version)}",
-        "    configuration:",
-        f"      awsRegion: {q(region)}",
-        f"      iotRoleAlias: {q(role_alias)}",
-        f"      iotDataEndpoint: {q(endpoints.data)}",
-        f"      iotCredEndpoint: {q(endpoints.credentials)}",
-        "",
-    ])
+    """The installer's --init-config file (REFERENCE.md 'Manual provisioning')."""
+    return yaml_document({
+        "system": {
+            "certificateFilePath": f"{greengrass_root}/{CERT_FILE}",
+            "privateKeyPath": f"{greengrass_root}/{KEY_FILE}",
+            "rootCaPath": f"{greengrass_root}/{ROOT_CA_FILE}",
+            "rootpath": greengrass_root,
+            "thingName": thing_name,
+        },
+        "services": {
+            "aws.greengrass.Nucleus": {
+                "componentType": "NUCLEUS",
+                "version": nucleus_version,
+                "configuration": {
+                    "awsRegion": region,
+                    "iotRoleAlias": role_alias,
+                    "iotDataEndpoint": endpoints.data,
+                    "iotCredEndpoint": endpoints.credentials,
+                },
+            },
+        },
+    })
 
 
 def installer_zip(nucleus_version: str) -> str:
@@ -121,6 +135,59 @@ fi
 RUN_FUNCTION = """run() {
   if [ -n "${DRY_RUN:-}" ]; then printf 'would run:'; printf ' %q' "$@"; printf '\\n'; else "$@"; fi
 }
+"""
+
+
+def script_prologue(python: str) -> str:
+    """What every install.sh does first: the machine checks, then root, then a scratch folder."""
+    return f"""{RUN_FUNCTION}
+{machine_checks(python)}
+if [ -z "${{DRY_RUN:-}}" ] && [ "$(id -u)" -ne 0 ]; then echo "run as root: sudo $0" >&2; exit 1; fi
+WORK="$(mktemp -d)"
+trap 'rm -rf "$WORK"' EXIT
+"""
+
+
+def require_download(variable: str, name: str, url: str) -> str:
+    """Stop, saying how to get it, when a file the user downloads on the Pi is not there."""
+    return f"""if [ ! -f "${variable}" ]; then
+  echo "not found: ${variable}" >&2
+  echo "download it first: curl -fsSL -o $HERE/{shlex.quote(name)} {shlex.quote(url)}" >&2
+  exit 1
+fi
+"""
+
+
+# OS prerequisites: Java for the nucleus, Python for the Lambda components, I2C for the BME680,
+# openssl for a device that makes its own key. The components run as ggc_user; the sensor runs as
+# ggc_user:i2c (the deployment's runWith) to open /dev/i2c-*, which belongs to group i2c.
+PREREQUISITES = f"""run apt-get update
+run apt-get install -y --no-install-recommends default-jre-headless python3 python3-venv unzip i2c-tools openssl
+run raspi-config nonint do_i2c 0  # 0 means "enable"
+getent group {DEFAULT_POSIX_GROUP} >/dev/null || run groupadd --system {DEFAULT_POSIX_GROUP}
+id -u {DEFAULT_POSIX_USER} >/dev/null 2>&1 || run useradd --system --create-home --gid {DEFAULT_POSIX_GROUP} {DEFAULT_POSIX_USER}
+getent group i2c >/dev/null || run groupadd --system i2c
+run usermod -aG i2c {DEFAULT_POSIX_USER}
+"""
+
+
+def run_installer(config: str, trusted_plugin: str | None = None) -> str:
+    """Unpack the installer and run it with `config` (a shell word) as --init-config, as the
+    Greengrass guides do ("Install AWS IoT Greengrass Core software with manual resource
+    provisioning" / "... with AWS IoT fleet provisioning": --trusted-plugin for the plugin jar).
+    No --provision: the installer needs no AWS credentials on the Pi."""
+    copy_plugin = plugin_option = ""
+    if trusted_plugin:
+        copy_plugin = f'run cp {trusted_plugin} "$WORK/GreengrassInstaller/{PLUGIN_JAR}"\n'
+        plugin_option = f"  --trusted-plugin ./GreengrassInstaller/{PLUGIN_JAR} \\\n"
+    return f"""run unzip -q "$INSTALLER_ZIP" -d "$WORK/GreengrassInstaller"
+run cp {config} "$WORK/GreengrassInstaller/config.yaml"
+{copy_plugin}cd "$WORK"
+run java -Droot="$GG_ROOT" -Dlog.store=FILE \\
+  -jar ./GreengrassInstaller/lib/Greengrass.jar \\
+{plugin_option}  --init-config ./GreengrassInstaller/config.yaml \\
+  --component-default-user {RUN_AS} \\
+  --setup-system-service true
 """
 
 
@@ -177,75 +244,67 @@ set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 INSTALLER_ZIP="${{1:-$HERE/{q(zip_name)}}}"
 GG_ROOT={q(greengrass_root)}
-{RUN_FUNCTION}
-{machine_checks(python)}
-if [ -z "${{DRY_RUN:-}}" ] && [ "$(id -u)" -ne 0 ]; then echo "run as root: sudo $0" >&2; exit 1; fi
-if [ ! -f "$INSTALLER_ZIP" ]; then
-  echo "installer not found: $INSTALLER_ZIP" >&2
-  echo "download it first: curl -fsSL -o $HERE/{q(zip_name)} {q(url)}" >&2
-  exit 1
-fi
-{station_file_snippet(greengrass_root, q(thing_name), {} if altitude_m is None else {thing_name: altitude_m})}
-# OS prerequisites: Java for the Nucleus, Python for the Lambda components, I2C for the BME680.
-run apt-get update
-run apt-get install -y --no-install-recommends default-jre-headless python3 python3-venv unzip i2c-tools
-run raspi-config nonint do_i2c 0  # 0 means "enable"
-
-# The components run as ggc_user; the sensor runs as ggc_user:i2c (the deployment's runWith) to
-# open /dev/i2c-*, which belongs to group i2c.
-getent group {DEFAULT_POSIX_GROUP} >/dev/null || run groupadd --system {DEFAULT_POSIX_GROUP}
-id -u {DEFAULT_POSIX_USER} >/dev/null 2>&1 || run useradd --system --create-home --gid {DEFAULT_POSIX_GROUP} {DEFAULT_POSIX_USER}
-getent group i2c >/dev/null || run groupadd --system i2c
-run usermod -aG i2c {DEFAULT_POSIX_USER}
-
+{script_prologue(python)}
+{require_download("INSTALLER_ZIP", zip_name, url)}
+{station_file_snippet(greengrass_root, q(thing_name), {} if altitude_m is None else {thing_name: altitude_m})}{PREREQUISITES}
 run install -d -m 0755 "$GG_ROOT"
 run install -m 0644 "$HERE/{CERT_FILE}" "$GG_ROOT/{CERT_FILE}"
 run install -m 0600 "$HERE/{KEY_FILE}" "$GG_ROOT/{KEY_FILE}"
 run install -m 0644 "$HERE/{ROOT_CA_FILE}" "$GG_ROOT/{ROOT_CA_FILE}"
 
-WORK="$(mktemp -d)"
-trap 'rm -rf "$WORK"' EXIT
-run unzip -q "$INSTALLER_ZIP" -d "$WORK/GreengrassInstaller"
-run cp "$HERE/config.yaml" "$WORK/GreengrassInstaller/config.yaml"
-cd "$WORK"
-run java -Droot="$GG_ROOT" -Dlog.store=FILE \\
-  -jar ./GreengrassInstaller/lib/Greengrass.jar \\
-  --init-config ./GreengrassInstaller/config.yaml \\
-  --component-default-user {RUN_AS} \\
-  --setup-system-service true
+{run_installer('"$HERE/config.yaml"')}
 echo "Greengrass installed; follow it with: sudo tail -f $GG_ROOT/logs/greengrass.log"
 """
 
 
-def write_bundle(clients: AwsClients, names: AppNames, outputs: StackOutputs, device: Device,
-                 endpoints: Endpoints) -> Path:
-    key_path = names.private_key_path(device.thing_name)
-    if not key_path.exists():
-        raise DeviceSetupError(f"no private key for {device.thing_name} at {key_path}: run `make keys` "
-                               "(then `make deploy`, since the certificate is made from its CSR)")
-    described = call(clients.iot.describe_certificate, certificateId=device.certificate_id)["certificateDescription"]
+def active_certificate_pem(clients: AwsClients, certificate_id: str, owner: str, inactive_hint: str = "") -> str:
+    """The PEM of an ACTIVE certificate (a bundle with any other would never connect)."""
+    described = call(clients.iot.describe_certificate, certificateId=certificate_id)["certificateDescription"]
     if described["status"] != "ACTIVE":
-        raise DeviceSetupError(f"certificate {device.certificate_id} of {device.thing_name} is "
-                               f"{described['status']}, expected ACTIVE")
-    certificate_pem = described["certificatePem"]
+        raise DeviceSetupError(f"certificate {certificate_id} of {owner} is {described['status']}, expected ACTIVE"
+                               + (f": {inactive_hint}" if inactive_hint else ""))
+    return described["certificatePem"]
+
+
+def matching_private_key(key_path: Path, certificate_pem: str, certificate_id: str, owner: str) -> bytes:
+    """The PEM bytes of the key `make keys` made for `owner`, checked to belong to its certificate."""
+    if not key_path.exists():
+        raise DeviceSetupError(f"no private key for {owner} at {key_path}: run `make keys` "
+                               "(then `make deploy`, since the certificate is made from its CSR)")
     try:
         key_pem = key_path.read_bytes()
     except OSError as error:
         raise DeviceSetupError(f"cannot read {key_path} ({error.strerror}): make it readable by you "
                                "(`make keys` writes it with mode 0600)") from None
-    _check_key_matches(device, certificate_pem, _private_key(key_pem, key_path), key_path)
+    certificate = x509.load_pem_x509_certificate(certificate_pem.encode())
+    raw = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    if certificate.public_key().public_bytes(*raw) != _private_key(key_pem, key_path).public_key().public_bytes(*raw):
+        raise DeviceSetupError(
+            f"{key_path} does not belong to certificate {certificate_id} of {owner}: "
+            "the key was regenerated after the deploy; run `make deploy` to issue a certificate for it")
+    return key_pem
 
-    bundle = names.bundle_dir(device.thing_name)
+
+def private_bundle_dir(bundle: Path) -> Path:
     bundle.mkdir(parents=True, exist_ok=True)
     bundle.chmod(0o700)
-    _write(bundle / CERT_FILE, certificate_pem.encode(), 0o644)
-    _write(bundle / KEY_FILE, key_pem, 0o600)
-    _write(bundle / ROOT_CA_FILE, ROOT_CA.read_bytes(), 0o644)
-    _write(bundle / "config.yaml", config_yaml(
+    return bundle
+
+
+def write_bundle(clients: AwsClients, names: AppNames, outputs: StackOutputs, device: Device,
+                 endpoints: Endpoints) -> Path:
+    certificate_pem = active_certificate_pem(clients, device.certificate_id, device.thing_name)
+    key_pem = matching_private_key(names.private_key_path(device.thing_name), certificate_pem,
+                                   device.certificate_id, device.thing_name)
+    bundle = private_bundle_dir(names.bundle_dir(device.thing_name))
+    write_file(bundle / CERT_FILE, certificate_pem.encode(), 0o644)
+    write_file(bundle / KEY_FILE, key_pem, 0o600)
+    write_file(bundle / ROOT_CA_FILE, ROOT_CA.read_bytes(), 0o644)
+    write_file(bundle / "config.yaml", config_yaml(
         thing_name=device.thing_name, region=outputs.region, role_alias=outputs.role_alias_name,
         endpoints=endpoints, nucleus_version=names.nucleus_version,
         greengrass_root=names.config.greengrass_root).encode(), 0o644)
-    _write(bundle / "install.sh", install_script(
+    write_file(bundle / "install.sh", install_script(
         thing_name=device.thing_name, nucleus_version=names.nucleus_version,
         greengrass_root=names.config.greengrass_root, python=names.config.python_executable,
         altitude_m=names.config.station_altitude(device.thing_name)).encode(), 0o700)
@@ -302,16 +361,7 @@ def _private_key(key_pem: bytes, key_path: Path) -> PrivateKeyTypes:
         raise DeviceSetupError(f"{key_path} is not a PEM private key: {remake}") from None
 
 
-def _check_key_matches(device: Device, certificate_pem: str, key: PrivateKeyTypes, key_path: Path) -> None:
-    certificate = x509.load_pem_x509_certificate(certificate_pem.encode())
-    raw = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    if certificate.public_key().public_bytes(*raw) != key.public_key().public_bytes(*raw):
-        raise DeviceSetupError(
-            f"{key_path} does not belong to certificate {device.certificate_id} of {device.thing_name}: "
-            "the key was regenerated after the deploy; run `make deploy` to issue a certificate for it")
-
-
-def _write(path: Path, content: bytes, mode: int) -> None:
+def write_file(path: Path, content: bytes, mode: int) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     with os.fdopen(fd, "wb") as handle:
         os.fchmod(handle.fileno(), mode)  # an existing file keeps its old mode through os.open

@@ -19,6 +19,11 @@ REQUIRED_KEYS = (
     "ArtifactBucketName", "Region", "DeploymentId", "ComponentNames", "FunctionNames", "Devices",
 )
 DEVICE_KEYS = ("thingName", "certificateId", "policyName")
+# Present when the stack was deployed with fleetProvisioning (infra/stack.py).
+FLEET_KEYS = ("ProvisioningTemplateName", "ClaimCertificateId", "ClaimPolicyName", "SerialNumberPattern")
+# The monitoring resources (infra/monitoring.py), in stacks that have them.
+MONITORING_KEYS = ("AlarmTopicArn", "AlarmNames", "TopicRuleNames", "EventRuleName", "MonitoringLogGroupNames",
+                   "DashboardName")
 
 
 class OutputsError(LifecycleError):
@@ -30,6 +35,29 @@ class Device:
     thing_name: str
     certificate_id: str
     policy_name: str
+
+
+@dataclass(frozen=True)
+class FleetOutputs:
+    """What fleet provisioning added: the template, the claim certificate and policy, and the
+    pattern every provisioned device's serial number matched (the hook's rule)."""
+
+    template_name: str
+    claim_certificate_id: str
+    claim_policy_name: str
+    serial_number_pattern: str
+
+
+@dataclass(frozen=True)
+class MonitoringOutputs:
+    """The names of what the stack watches the fleet with; CloudFormation owns every one of them."""
+
+    alarm_topic_arn: str
+    alarm_names: tuple[str, ...]
+    topic_rule_names: tuple[str, ...]
+    event_rule_name: str
+    log_group_names: tuple[str, ...]
+    dashboard_name: str
 
 
 @dataclass(frozen=True)
@@ -46,6 +74,12 @@ class StackOutputs:
     component_names: tuple[str, ...]
     function_names: tuple[str, ...]
     devices: tuple[Device, ...]
+    fleet: FleetOutputs | None = None
+    monitoring: MonitoringOutputs | None = None
+
+    @property
+    def dashboard_name(self) -> str | None:
+        return self.monitoring.dashboard_name if self.monitoring else None
 
 
 def parse_outputs(outputs: Any) -> StackOutputs:
@@ -68,6 +102,8 @@ def parse_outputs(outputs: Any) -> StackOutputs:
         component_names=_split(outputs["ComponentNames"]),
         function_names=_split(outputs["FunctionNames"]),
         devices=_parse_devices(outputs["Devices"]),
+        fleet=_parse_fleet(outputs),
+        monitoring=_parse_monitoring(outputs),
     )
 
 
@@ -116,6 +152,30 @@ def load(path: Path) -> StackOutputs | None:
 
 def _split(value: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in value.split(",") if item.strip())
+
+
+def _optional_group(outputs: dict[str, str], keys: tuple[str, ...], what: str) -> list[str] | None:
+    """The values of a group of outputs that come together, or None when the stack has none of them."""
+    present = [key for key in keys if key in outputs]
+    if not present:
+        return None
+    if len(present) != len(keys):
+        raise OutputsError(f"stack {STACK_NAME} has the {what} outputs {', '.join(present)} but lacks "
+                           f"{', '.join(key for key in keys if key not in outputs)}")
+    return [outputs[key] for key in keys]
+
+
+def _parse_fleet(outputs: dict[str, str]) -> FleetOutputs | None:
+    values = _optional_group(outputs, FLEET_KEYS, "fleet provisioning")
+    return FleetOutputs(*values) if values else None
+
+
+def _parse_monitoring(outputs: dict[str, str]) -> MonitoringOutputs | None:
+    values = _optional_group(outputs, MONITORING_KEYS, "monitoring")
+    if not values:
+        return None
+    topic, alarms, rules, event_rule, log_groups, dashboard = values
+    return MonitoringOutputs(topic, _split(alarms), _split(rules), event_rule, _split(log_groups), dashboard)
 
 
 def _parse_devices(value: str) -> tuple[Device, ...]:

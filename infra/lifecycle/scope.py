@@ -5,7 +5,8 @@ The proofs, and nothing more (README, "What teardown touches"):
 - the names in that stack's outputs, live or saved in build/stack-outputs.json for the same region,
   each compared exactly (a name prefix proves nothing);
 - things carrying the thing attribute rainedge:app=<namePrefix>, and devices named in cdk.json that
-  are members of the app's own thing group (the one named in the outputs);
+  are members of the app's own thing group (the one named in the outputs); among the things with the
+  attribute, those fleet provisioning made (provisioned.py says how that is proven);
 - what the app's devices leave behind under names derived exactly from those: their shadows and
   Greengrass core-device records, the log groups of the app's components, deployments to its group.
 """
@@ -19,6 +20,7 @@ from infra.config import APP_TAG, STACK_NAME
 from infra.lifecycle.aws import AwsClients, LifecycleError, exists, paginate
 from infra.lifecycle.outputs import (OutputsError, StackOutputs, app_tag, describe_stack, load, parse_outputs,
                                      raw_outputs)
+from infra.lifecycle.provisioned import provisioned_things
 from infra.lifecycle.settings import AppNames
 
 
@@ -44,6 +46,15 @@ class AppStack:
             raise OutputsError(f"stack {STACK_NAME} is not deployed in this account/region "
                                "(or has no outputs): run `make deploy` first")
         return parse_outputs(self.live)
+
+    def known(self) -> StackOutputs:
+        """The live outputs, else the saved ones, for what outlives the stack (logs, the claim)."""
+        if self.foreign:
+            raise Refusal(f"{self.foreign}: it is not this app's stack")
+        if self.outputs is None:
+            raise OutputsError(f"stack {STACK_NAME} is not deployed in this account/region and no outputs are "
+                               "saved: run `make deploy` first")
+        return self.outputs
 
 
 def find_app_stack(clients: AwsClients, names: AppNames, saved_file: Path) -> AppStack:
@@ -79,10 +90,15 @@ class AppScope:
     name_prefix: str
     outputs: StackOutputs | None
     things: tuple[str, ...]
+    provisioned: tuple[str, ...] = ()  # the things among them that fleet provisioning made (provisioned.py)
 
     @property
     def certificate_ids(self) -> tuple[str, ...]:
-        return tuple(device.certificate_id for device in self.outputs.devices) if self.outputs else ()
+        """The certificates the stack made: each listed device's, and the fleet's claim."""
+        if self.outputs is None:
+            return ()
+        claim = (self.outputs.fleet.claim_certificate_id,) if self.outputs.fleet else ()
+        return tuple(device.certificate_id for device in self.outputs.devices) + claim
 
     @property
     def component_names(self) -> tuple[str, ...]:
@@ -91,11 +107,13 @@ class AppScope:
     @property
     def log_group_names(self) -> tuple[str, ...]:
         """Greengrass's log manager writes /aws/greengrass/UserComponent/<region>/<component> (Greengrass V2
-        developer guide, "Log manager"; PLAN.md contract); a Lambda function logs to /aws/lambda/<function>."""
+        developer guide, "Log manager"; PLAN.md contract); a Lambda function logs to /aws/lambda/<function>;
+        the monitoring rules write the log groups the outputs name."""
         if self.outputs is None:
             return ()
-        return (tuple(f"/aws/greengrass/UserComponent/{self.region}/{name}" for name in self.outputs.component_names)
-                + tuple(f"/aws/lambda/{name}" for name in self.outputs.function_names))
+        return (tuple(component_log_group(self.region, name) for name in self.outputs.component_names)
+                + tuple(f"/aws/lambda/{name}" for name in self.outputs.function_names)
+                + (self.outputs.monitoring.log_group_names if self.outputs.monitoring else ()))
 
     def owns_deployment(self, deployment: dict[str, Any]) -> bool:
         """The stack's deployment, or one whose target is the app's thing group."""
@@ -109,6 +127,12 @@ class AppScope:
                 or target == f"thinggroup/{self.outputs.thing_group_name}")
 
 
+def component_log_group(region: str, component: str) -> str:
+    """Where LogManager uploads a component's log: /aws/greengrass/UserComponent/<region>/<component>
+    ("Log manager", Greengrass V2 developer guide: /aws/greengrass/componentType/region/componentName)."""
+    return f"/aws/greengrass/UserComponent/{region}/{component}"
+
+
 def app_scope(clients: AwsClients, names: AppNames, app: AppStack, echo: Callable[[str], None]) -> AppScope:
     outputs = app.outputs
     if outputs is not None and (outputs.name_prefix, outputs.component_prefix) != (
@@ -116,17 +140,23 @@ def app_scope(clients: AwsClients, names: AppNames, app: AppStack, echo: Callabl
         echo(f"the stack's outputs name namePrefix {outputs.name_prefix} and componentPrefix "
              f"{outputs.component_prefix}, cdk.json {names.config.name_prefix} and {names.config.component_prefix}: "
              "acting on the names in the outputs")
-    return AppScope(clients.region, app.name_prefix, outputs, proven_things(clients, names, app.name_prefix, outputs))
+    attributed = attributed_things(clients, app.name_prefix)
+    members = set(group_members(clients, outputs.thing_group_name)) if outputs else set()
+    return AppScope(clients.region, app.name_prefix, outputs, proven_things(names, outputs, attributed, members),
+                    provisioned_things(outputs, attributed, members))
 
 
-def proven_things(clients: AwsClients, names: AppNames, prefix: str, outputs: StackOutputs | None) -> tuple[str, ...]:
+def attributed_things(clients: AwsClients, prefix: str) -> list[str]:
+    """Things carrying the thing attribute rainedge:app=<prefix>. Without usePrefixAttributeValue only
+    attribute values matching the entire attributeValue are returned (AWS IoT API reference, ListThings)."""
+    return [item["thingName"] for item in paginate(
+        clients.iot.list_things, "things", attributeName=APP_TAG, attributeValue=prefix, usePrefixAttributeValue=False)]
+
+
+def proven_things(names: AppNames, outputs: StackOutputs | None, attributed: list[str],
+                  members: set[str]) -> tuple[str, ...]:
     """Things named in the outputs, things carrying the app's attribute, and devices of cdk.json
     that are members of the app's thing group. A thing merely named in cdk.json is not the app's."""
-    # ListThings: without usePrefixAttributeValue only attribute values matching the entire
-    # attributeValue are returned (AWS IoT API reference, ListThings).
-    attributed = [item["thingName"] for item in paginate(
-        clients.iot.list_things, "things", attributeName=APP_TAG, attributeValue=prefix, usePrefixAttributeValue=False)]
-    members = set(group_members(clients, outputs.thing_group_name)) if outputs else set()
     grouped = [thing for thing in names.config.devices if thing in members]
     return tuple(dict.fromkeys([*(outputs.thing_names if outputs else ()), *attributed, *grouped]))
 

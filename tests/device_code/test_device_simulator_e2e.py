@@ -128,6 +128,7 @@ def test_demo_prints_progress_summary_and_writes_the_plot(trained_model_dir, syn
     assert "calibration of the probabilities shown: mean " in out and "Brier score" in out
     assert "cloud shadow 'rain' equals local shadow: yes" in out
     assert plot.read_bytes().startswith(b"\x89PNG")
+    assert (tmp_path / "dashboard.png").read_bytes().startswith(b"\x89PNG")
 
 
 def test_a_core_high_up_measures_station_pressure_and_predicts_as_at_sea_level(trained_model_dir, test_period, cloud,

@@ -6,6 +6,7 @@ accept a template that AWS IoT or Greengrass would refuse or misread at deploy o
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import semantic_version
@@ -13,13 +14,17 @@ import semantic_version
 from device_code.contracts import SHADOW_NAMES
 from device_code.functions import FUNCTIONS
 from infra_support import core_scope_problems, things, worst_case_pseudo
-from infra.greengrass import (DOCUMENTED_REQUIREMENTS, INTERPOLATION_MIN_NUCLEUS, NUCLEUS, PUBLIC_COMPONENT_VERSIONS,
-                              SHADOW_MANAGER)
+from infra.config import MAX_SILENCE_SECONDS
+from infra.greengrass import (DOCUMENTED_REQUIREMENTS, INTERPOLATION_MIN_NUCLEUS, LOG_MANAGER,
+                              LOG_MANAGER_RECOMMENDED, LOG_MANAGER_UPLOADS_ACTIVE_FILE, NUCLEUS,
+                              PUBLIC_COMPONENT_VERSIONS, SHADOW_MANAGER)
 from infra.iot_policy import MAX_DOCUMENT_CHARACTERS, document_size
 from infra.synthesized import Pseudo, SynthesizedStack
 
 pytestmark = pytest.mark.slow
 
+# CloudFormation resource schema of AWS::IoT::TopicRule: RuleName "pattern": "^[a-zA-Z0-9_]+$", 1-128.
+TOPIC_RULE_NAME = re.compile(r"^[a-zA-Z0-9_]{1,128}$")
 # CloudFormation quotas ("Understand CloudFormation quotas"): resources per template, and the largest
 # template body CloudFormation accepts (from S3; cdk deploy uploads large templates there).
 MAX_RESOURCES, MAX_TEMPLATE_BYTES = 500, 1_000_000
@@ -138,3 +143,33 @@ def test_the_template_stays_within_cloudformation_quotas(template, fleet_of_50, 
     chosen = template if which == "default" else fleet_of_50.template
     assert len(chosen["Resources"]) <= MAX_RESOURCES
     assert len(json.dumps(chosen).encode()) <= MAX_TEMPLATE_BYTES
+
+
+def test_log_manager_uploads_the_active_log_file_and_is_a_recommended_version(template):
+    # Log manager: <= 2.2.8 uploads rotated files only, >= 2.3.0 the active file; "We recommend
+    # upgrading to Log Manager v2.3.5 or later."
+    pinned = semantic_version.Version(SynthesizedStack(template).deployment()[LOG_MANAGER].version)
+    assert pinned >= semantic_version.Version(LOG_MANAGER_UPLOADS_ACTIVE_FILE)
+    assert pinned >= semantic_version.Version(LOG_MANAGER_RECOMMENDED)
+
+
+@pytest.mark.parametrize("which", ["default", "50 devices"])
+def test_metrics_insights_alarms_fit_the_window_cloudwatch_evaluates(template, fleet_of_50, which):
+    # Alarms on Metrics Insights queries: "Only the latest 3 hours of data can be used for evaluating the
+    # alarm's conditions"; multi-time-series queries need GROUP BY and ORDER BY ("Create a CloudWatch
+    # alarm based on a Metrics Insights query").
+    chosen = SynthesizedStack(template if which == "default" else fleet_of_50.template)
+    insights = [p for p in chosen.of_type("AWS::CloudWatch::Alarm").values()
+                if any(m.get("Expression", "").startswith("SELECT") for m in p.get("Metrics", []))]
+    assert len(insights) == 2
+    for alarm in insights:
+        (query,) = alarm["Metrics"]
+        assert alarm["EvaluationPeriods"] * query["Period"] <= MAX_SILENCE_SECONDS
+        assert " GROUP BY " in query["Expression"] and " ORDER BY " in query["Expression"]
+
+
+@pytest.mark.parametrize("which", ["default", "50 devices"])
+def test_topic_rule_names_fit_the_resource_schema(template, fleet_of_50, which):
+    chosen = SynthesizedStack(template if which == "default" else fleet_of_50.template)
+    names = list(chosen.topic_rules())
+    assert names and all(TOPIC_RULE_NAME.fullmatch(name) for name in names), names

@@ -40,6 +40,21 @@ def test_command_line_strings_are_parsed():
     assert RainEdgeConfig.from_context({"devices": '["pi-c"]'}).devices == ("pi-c",)
 
 
+def test_alarm_email_is_optional_and_a_plain_address_is_taken():
+    assert RainEdgeConfig().alarm_email == ""
+    assert RainEdgeConfig.from_context({"alarmEmail": "ops.team+rain@mail.example.org"}).alarm_email == \
+        "ops.team+rain@mail.example.org"
+
+
+def test_silence_is_counted_in_cloud_update_intervals():
+    # Periodic sync updates the cloud shadow at most once per delay, so a healthy device is quiet that long.
+    real_time = RainEdgeConfig.from_context({"sampleIntervalSeconds": "60", "silenceAlarmIntervals": "4"})
+    periodic = RainEdgeConfig.from_context({"sampleIntervalSeconds": "60", "silenceAlarmIntervals": "4",
+                                            "shadowSyncStrategy": "periodic", "shadowSyncDelaySeconds": "600"})
+    assert (real_time.cloud_update_interval_seconds, real_time.silence_seconds) == (60, 240)
+    assert (periodic.cloud_update_interval_seconds, periodic.silence_seconds) == (600, 2400)
+
+
 def test_cdk_feature_flags_and_cli_keys_are_not_ours_and_pass():
     context = {"@aws-cdk/core:enableDiffNoFail": True, "cli-telemetry": False, "aws:cdk:enable-path-metadata": True}
     assert RainEdgeConfig.from_context(context) == RainEdgeConfig()
@@ -53,6 +68,11 @@ def test_derived_names_follow_the_contract():
     assert config.deployment_name == "wx-deployment"
     assert config.function_name("shadow-writer") == "wx-shadow-writer"
     assert config.component_name("RainModel") == "org.example.RainModel"
+    assert config.metrics_namespace == "RainEdge/wx"
+    assert config.monitoring_log_group_name("rule-errors") == "/wx/rule-errors"
+    assert config.monitoring_name("device-silent") == "wx-device-silent"
+    # IoT rule names take letters, digits and underscores only.
+    assert RainEdgeConfig(name_prefix="wx-2").topic_rule_name("weather_metrics") == "wx_2_weather_metrics"
 
 
 @pytest.mark.parametrize(
@@ -79,6 +99,21 @@ def test_derived_names_follow_the_contract():
         ({"logLevel": "verbose"}, ["logLevel", "DEBUG", "INFO"]),
         ({"greengrassRoot": "greengrass"}, ["greengrassRoot", "absolute"]),
         ({"sampleIntervalSeconds": 600, "maxInputAgeSeconds": 300}, ["maxInputAgeSeconds", "sampleIntervalSeconds"]),
+        ({"shadowSyncStrategy": "hourly"}, ["shadowSyncStrategy", "realTime", "periodic"]),
+        ({"shadowSyncDelaySeconds": 0}, ["shadowSyncDelaySeconds", "from 1 to 86400"]),
+        ({"silenceAlarmIntervals": 1}, ["silenceAlarmIntervals", "from 2 to 1000"]),
+        ({"alarmEmail": "ops"}, ["alarmEmail", "e-mail address"]),
+        ({"alarmEmail": "Ops <ops@example.com>"}, ["alarmEmail", "e-mail address"]),
+        ({"alarmEmail": "ops@example.com, dev@example.com"}, ["alarmEmail", "e-mail address"]),
+        ({"alarmEmail": "ops..team@example.com"}, ["alarmEmail", "e-mail address"]),
+        ({"alarmEmail": "ops@example"}, ["alarmEmail", "e-mail address"]),
+        ({"alarmEmail": "a" * 250 + "@example.com"}, ["alarmEmail", "e-mail address"]),
+        ({"alarmEmail": ["ops@example.com"]}, ["alarmEmail", "e-mail address"]),
+        # Metrics Insights alarms see the latest 3 hours only.
+        ({"sampleIntervalSeconds": 3600, "maxInputAgeSeconds": 3600},
+         ["silenceAlarmIntervals x sampleIntervalSeconds", "18000", "3 hours"]),
+        ({"shadowSyncStrategy": "periodic", "shadowSyncDelaySeconds": 3000},
+         ["silenceAlarmIntervals x max(sampleIntervalSeconds, shadowSyncDelaySeconds)", "15000"]),
         ({"devices": ["p" * 65]}, ["devices", "1-64 characters"]),
         ({"devices": ["rainedge-claim-7"]}, ["devices", "rainedge-claim-"]),
         ({"fleetProvisioning": "sometimes"}, ["fleetProvisioning", "true or false"]),

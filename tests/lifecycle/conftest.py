@@ -5,6 +5,7 @@ with the stack tags CDK puts in the cloud assembly, and deletes them in reverse 
 CloudFormation would, failing where it would."""
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import re
@@ -31,8 +32,10 @@ from cryptography.x509.oid import NameOID
 from moto import mock_aws
 
 from infra.config import STACK_NAME
+from infra.fleet_hook.handler import SERIAL_PARAMETER, decide, thing_name
 from infra.lifecycle.aws import AwsClients
 from infra.lifecycle.settings import AppNames, load_names
+from infra.synthesized import Pseudo, SynthesizedStack, resolve
 from infra_support import synthesize
 
 REGION = "eu-west-1"
@@ -195,6 +198,7 @@ class FakeCloudFormation:
     order: list[str] = field(default_factory=list)  # creation order; deletes run in reverse
     outputs: dict[str, str] = field(default_factory=dict)
     calls: list[list[str]] = field(default_factory=list)
+    retained: set[str] = field(default_factory=set)  # logical ids a delete leaves, as with DeletionPolicy Retain
 
     @property
     def resources(self) -> dict[str, dict[str, Any]]:
@@ -218,12 +222,44 @@ class FakeCloudFormation:
         [physical] = [item for item in self.physical.values() if item.ref == device["certificateId"]]
         return physical
 
+    def provision(self, serial: str) -> "ProvisionedDevice":
+        """What AWS IoT does when a Pi presents the claim with its serial number and its own CSR:
+        the pre-provisioning hook decides (its real code, with the settings of the deployed template),
+        then the resources of the deployed provisioning template are made, with the policy named by a
+        hash of its document ("Provisioning templates"; the hash AWS uses is not documented, SHA-256
+        stands in). moto has no provisioning templates, so this is CloudFormation's stand-in's job."""
+        stack = SynthesizedStack(self.app.template)
+        pattern, prefix = stack.pre_provisioning_hook_settings()
+        allowed, reason = decide({SERIAL_PARAMETER: serial}, pattern, prefix, lambda name: _exists(self.clients, name))
+        if not allowed:
+            raise ValueError(f"the pre-provisioning hook refuses: {reason}")
+        [properties] = stack.of_type("AWS::IoT::ProvisioningTemplate").values()
+        body = json.loads(self.resolve(properties["TemplateBody"]))
+        device_key = ec.generate_private_key(ec.SECP256R1())
+        iot = self.clients.iot
+        csr = device_csr(device_key, thing_name(prefix, serial))
+        certificate = iot.register_certificate_without_ca(certificatePem=sign_csr(csr), status="ACTIVE")
+        parameters = {SERIAL_PARAMETER: serial, "AWS::IoT::Certificate::Id": certificate["certificateId"]}
+        made = {resource["Type"]: resource["Properties"]
+                for resource in resolve(body["Resources"], Pseudo(region=REGION, account=ACCOUNT), parameters).values()}
+        thing = made["AWS::IoT::Thing"]
+        iot.create_thing(thingName=thing["ThingName"], attributePayload={"attributes": thing["AttributePayload"]})
+        for group in thing["ThingGroups"]:
+            iot.add_thing_to_thing_group(thingGroupName=group, thingName=thing["ThingName"])
+        document = made["AWS::IoT::Policy"]["PolicyDocument"]
+        policy_name = hashlib.sha256(document.encode()).hexdigest()
+        iot.create_policy(policyName=policy_name, policyDocument=document)
+        iot.attach_policy(policyName=policy_name, target=certificate["certificateArn"])
+        iot.attach_thing_principal(thingName=thing["ThingName"], principal=certificate["certificateArn"])
+        return ProvisionedDevice(thing["ThingName"], certificate["certificateId"], certificate["certificateArn"],
+                                 policy_name)
+
     def cdk(self, args: Sequence[str]) -> int:
         """Stands in for `cdk destroy --force RainEdge`: exit 1 when a delete fails, as CloudFormation's would."""
         self.calls.append(list(args))
         assert list(args) == ["destroy", "--force", STACK_NAME]
         for logical in reversed(self.order):
-            if logical in self.physical:
+            if logical in self.physical and logical not in self.retained:
                 resource = self.resources[logical]
                 try:
                     HANDLERS[resource["Type"]].delete(self, self.resolve(resource.get("Properties", {})),
@@ -252,6 +288,28 @@ class FakeCloudFormation:
             return [self.resolve(item) for item in value]
         return value
 
+
+
+@dataclass(frozen=True)
+class ProvisionedDevice:
+    thing_name: str
+    certificate_id: str
+    certificate_arn: str
+    policy_name: str
+
+
+def device_csr(key: ec.EllipticCurvePrivateKey, common_name: str) -> bytes:
+    return (x509.CertificateSigningRequestBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
+            .sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM))
+
+
+def _exists(clients: AwsClients, thing: str) -> bool:
+    try:
+        clients.iot.describe_thing(thingName=thing)
+    except ClientError:
+        return False
+    return True
 
 
 def component_arn(name: str, version: str | None = None) -> str:
@@ -429,6 +487,46 @@ def _only_recorded(cfn: FakeCloudFormation, logical: str, props: dict[str, Any])
     return Physical(f"{logical}-physical-id")
 
 
+def _create_topic(cfn: FakeCloudFormation, logical: str, props: dict[str, Any]) -> Physical:
+    arn = cfn.clients.sns.create_topic(Name=props["TopicName"], Tags=_tag_list(props))["TopicArn"]
+    return Physical(arn, {"TopicArn": arn, "TopicName": props["TopicName"]})
+
+
+def _create_topic_rule(cfn: FakeCloudFormation, logical: str, props: dict[str, Any]) -> Physical:
+    payload = props["TopicRulePayload"]
+    cfn.clients.iot.create_topic_rule(ruleName=props["RuleName"], topicRulePayload={
+        "sql": payload["Sql"], "awsIotSqlVersion": payload["AwsIotSqlVersion"], "ruleDisabled": payload["RuleDisabled"],
+        "actions": [{"cloudwatchLogs": {"logGroupName": action["CloudwatchLogs"]["LogGroupName"],
+                                        "roleArn": action["CloudwatchLogs"]["RoleArn"]}}
+                    for action in payload["Actions"]]})
+    return Physical(props["RuleName"], {"Arn": f"arn:aws:iot:{REGION}:{ACCOUNT}:rule/{props['RuleName']}"})
+
+
+def _create_event_rule(cfn: FakeCloudFormation, logical: str, props: dict[str, Any]) -> Physical:
+    arn = cfn.clients.events.put_rule(Name=props["Name"], EventPattern=json.dumps(props["EventPattern"]),
+                                      State=props["State"], Tags=_tag_list(props))["RuleArn"]
+    cfn.clients.events.put_targets(Rule=props["Name"], Targets=[{"Id": target["Id"], "Arn": target["Arn"]}
+                                                                 for target in props["Targets"]])
+    return Physical(props["Name"], {"Arn": arn})
+
+
+def _delete_event_rule(cfn: FakeCloudFormation, props: dict[str, Any], physical: Physical) -> None:
+    cfn.clients.events.remove_targets(Rule=physical.ref, Ids=[target["Id"] for target in props["Targets"]])
+    cfn.clients.events.delete_rule(Name=physical.ref)
+
+
+def _create_alarm(cfn: FakeCloudFormation, logical: str, props: dict[str, Any]) -> Physical:
+    settings = {key: props[key] for key in ("AlarmName", "ComparisonOperator", "EvaluationPeriods", "Threshold",
+                                            "AlarmActions", "OKActions", "TreatMissingData", "Tags") if key in props}
+    if "Metrics" in props:
+        settings["Metrics"] = [{key: query[key] for key in ("Id", "Expression", "Period", "ReturnData")}
+                               for query in props["Metrics"]]
+    else:
+        settings.update({key: props[key] for key in ("Namespace", "MetricName", "Dimensions", "Statistic", "Period")})
+    cfn.clients.cloudwatch.put_metric_alarm(**settings)
+    return Physical(props["AlarmName"], {"Arn": f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{props['AlarmName']}"})
+
+
 def _lambda_version(cfn: FakeCloudFormation, logical: str, props: dict[str, Any]) -> Physical:
     return Physical(f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{props['FunctionName']}:1", {"Version": "1"})
 
@@ -464,6 +562,18 @@ HANDLERS: dict[str, Handler] = {
     "AWS::GreengrassV2::ComponentVersion": Handler(
         _create_component, lambda cfn, props, p: cfn.components.pop(p.attrs["ComponentName"])),
     "AWS::GreengrassV2::Deployment": Handler(_create_deployment),
+    "AWS::SNS::Topic": Handler(_create_topic, lambda cfn, props, p: cfn.clients.sns.delete_topic(TopicArn=p.ref)),
+    "AWS::SNS::TopicPolicy": Handler(_only_recorded),
+    "AWS::IoT::TopicRule": Handler(_create_topic_rule,
+                                   lambda cfn, props, p: cfn.clients.iot.delete_topic_rule(ruleName=p.ref)),
+    "AWS::Events::Rule": Handler(_create_event_rule, _delete_event_rule),
+    "AWS::CloudWatch::Alarm": Handler(_create_alarm,
+                                      lambda cfn, props, p: cfn.clients.cloudwatch.delete_alarms(AlarmNames=[p.ref])),
+    "AWS::CloudWatch::Dashboard": Handler(
+        lambda cfn, logical, props: cfn.clients.cloudwatch.put_dashboard(
+            DashboardName=props["DashboardName"], DashboardBody=props["DashboardBody"]) and Physical(
+            props["DashboardName"]),
+        lambda cfn, props, p: cfn.clients.cloudwatch.delete_dashboards(DashboardNames=[p.ref])),
 }
 
 

@@ -100,12 +100,20 @@ def test_audit_lists_everything_of_the_app_and_nothing_else(clients, names, depl
     assert found == {
         "stack: RainEdge", f"thing: {THING}", f"shadow: {THING}/weather", f"shadow: {THING}/rain",
         f"core device: {THING}", f"certificate: {outputs.devices[0].certificate_id}",
+        f"certificate: {outputs.fleet.claim_certificate_id}", "iot policy: rainedge-claim-policy",
         "thing group: rainedge-cores", f"iot policy: rainedge-device-{THING}", "role alias: rainedge-tes-role-alias",
         "iam role: rainedge-tes-role", "component: com.rainedge.Sensor",
         *(f"lambda function: rainedge-{function}" for function in ("sensor", "shadow-writer", "inference")),
         f"deployment: rainedge-deployment ({outputs.deployment_id}, ACTIVE)",
         f"bucket: {outputs.artifact_bucket_name}", f"log group: {SENSOR_LOG_GROUP}",
+        # What the stack watches the fleet with, each by the exact name its outputs give.
+        f"sns topic: {outputs.monitoring.alarm_topic_arn}", f"dashboard: {outputs.monitoring.dashboard_name}",
+        f"eventbridge rule: {outputs.monitoring.event_rule_name}",
+        *(f"iot topic rule: {name}" for name in outputs.monitoring.topic_rule_names),
+        *(f"alarm: {name}" for name in outputs.monitoring.alarm_names),
+        *(f"log group: {name}" for name in outputs.monitoring.log_group_names),
     }
+    assert len(outputs.monitoring.alarm_names) == 3 and len(outputs.monitoring.topic_rule_names) == 3
 
 
 def test_cleanup_removes_named_shadows_and_core_device_records(clients, names, deployed, greengrass, tmp_path):

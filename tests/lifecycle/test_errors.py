@@ -1,6 +1,6 @@
 """Every lifecycle command fails on bad input with one line that says what to do, exit 2, no
 traceback (issue 9, section 4): a broken saved-outputs file, a missing CDK CLI, an empty or
-malformed AWS_REGION, a garbage or encrypted private key."""
+malformed AWS_REGION, a garbage or encrypted private key, a stack that is not deployed."""
 from __future__ import annotations
 
 import pytest
@@ -11,7 +11,8 @@ from infra.lifecycle.__main__ import OUTPUTS_FILE, main
 
 from .conftest import THING, unreadable_file
 
-COMMANDS = (("preflight",), ("device-setup",), ("status",), ("destroy",), ("audit",))
+COMMANDS = (("preflight",), ("device-setup",), ("fleet-bundle",), ("status",), ("logs",), ("revoke-claim",),
+            ("destroy",), ("audit",))
 
 
 def run(clients, names, *command: str) -> int:
@@ -26,7 +27,8 @@ def one_line(capsys) -> str:
 
 
 @pytest.mark.parametrize("content", ["[]", "null", "{}", '{"RainEdge": null}', "{", "\x00\xff"])
-@pytest.mark.parametrize("command", ["destroy", "audit", "status", "device-setup"])
+@pytest.mark.parametrize("command", ["destroy", "audit", "status", "device-setup", "fleet-bundle", "logs",
+                                     "revoke-claim"])
 def test_a_broken_saved_outputs_file(clients, names, greengrass, capsys, content, command):
     state = names.project_root / OUTPUTS_FILE
     state.parent.mkdir(parents=True)
@@ -108,3 +110,9 @@ def test_an_unreadable_private_key(clients, names, deployed, capsys):
     with unreadable_file(key):
         assert run(clients, names, "device-setup") == 2
         assert f"cannot read {key}" in one_line(capsys)
+
+
+@pytest.mark.parametrize("command", ["fleet-bundle", "logs", "revoke-claim", "status"])
+def test_without_a_stack_says_deploy_first(clients, names, greengrass, capsys, command):
+    assert run(clients, names, command) == 2
+    assert "run `make deploy` first" in one_line(capsys)

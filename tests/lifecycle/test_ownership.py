@@ -23,8 +23,8 @@ from infra.lifecycle.destroy import destroy
 from infra.lifecycle.outputs import save
 from infra.lifecycle.scope import Refusal
 
-from .conftest import (ACCOUNT, EXAMPLE_OUTPUTS, OTHER_REGION, REGION, THING, FakeCloudFormation, component_arn,
-                       create_stack, project_for, put_shadow, shadow_exists, write_fake_cdk)
+from .conftest import (ACCOUNT, EXAMPLE_OUTPUTS, OTHER_REGION, REGION, THING, FakeCloudFormation, create_stack,
+                       project_for, put_shadow, shadow_exists, write_fake_cdk)
 
 FOREIGN_DEVICE = "pi-prod-7"  # named in cdk.json, but a thing of another fleet
 
@@ -270,8 +270,8 @@ def test_audit_notes_a_foreign_stack_without_counting_it(clients, names, greengr
     assert "not this app's, not counted" in one_line(captured.err)
 
 
-@pytest.mark.parametrize("command", ["status", "device-setup"])
-def test_status_and_device_setup_refuse_a_foreign_stack(clients, names, greengrass, capsys, command):
+@pytest.mark.parametrize("command", ["status", "device-setup", "fleet-bundle", "logs", "revoke-claim"])
+def test_the_commands_that_read_the_stack_refuse_a_foreign_stack(clients, names, greengrass, capsys, command):
     create_stack(clients.cloudformation, EXAMPLE_OUTPUTS, {"rainedge:app": "other"})
     assert run(clients, names, command) == 2
     assert "it is not this app's stack" in one_line(capsys.readouterr().err)

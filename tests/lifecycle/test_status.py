@@ -1,33 +1,103 @@
-"""status: cloud shadows from moto, core-device and deployment state from the GreengrassV2 stub."""
+"""status: one table of every core device, listed and provisioned; cloud shadows from moto, core
+devices and deployments from the GreengrassV2 stub (which also checks each request's parameters,
+pagination tokens included)."""
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 
 from infra.lifecycle.__main__ import main
+from infra.lifecycle.outputs import MONITORING_KEYS
+from infra.lifecycle.status import COLUMNS, dashboard_url
 
-from .conftest import THING
+from .conftest import ACCOUNT, REGION, THING, create_stack
+
+GROUP_ARN = f"arn:aws:iot:{REGION}:{ACCOUNT}:thinggroup/rainedge-cores"
+WHEN = datetime(2026, 11, 26, 11, 5, tzinfo=timezone.utc)
 
 
-def test_status_shows_shadows_and_deployment(clients, names, deployed, greengrass, capsys):
-    weather = {"temperature": 18.25, "humidity": 81.0, "pressure": 1004.2, "sampled_at": "2026-11-26T11:00:00Z"}
-    clients.iot_data.update_thing_shadow(thingName=THING, shadowName="weather",
-                                         payload=json.dumps({"state": {"reported": weather}}).encode())
-    greengrass.answer("get_core_device", {"coreDeviceThingName": THING, "status": "HEALTHY"},
+def report(clients, thing: str, shadow: str, reported: dict) -> None:
+    clients.iot_data.update_thing_shadow(thingName=thing, shadowName=shadow,
+                                         payload=json.dumps({"state": {"reported": reported}}).encode())
+
+
+def effective(deployment_id: str, status: str, **extra) -> dict:
+    return {"deploymentId": deployment_id, "deploymentName": "rainedge-deployment", "targetArn": GROUP_ARN,
+            "coreDeviceExecutionStatus": status, "creationTimestamp": WHEN, "modifiedTimestamp": WHEN, **extra}
+
+
+def core(thing: str, status: str) -> dict:
+    return {"coreDeviceThingName": thing, "status": status, "lastStatusUpdateTimestamp": WHEN}
+
+
+def table(lines: list[str]) -> dict[str, list[str]]:
+    """thing -> its cells, cut where the header's columns start."""
+    starts = [lines[0].index(label) for label in COLUMNS]
+    return {line.split()[0]: [line[start:end].strip() for start, end in zip(starts, [*starts[1:], None])]
+            for line in lines[1:] if line.startswith("rainedge")}
+
+
+def run_status(clients, names) -> int:
+    return main(["--project-root", str(names.project_root), "status"], clients=clients)
+
+
+def test_one_table_of_listed_and_provisioned_devices_with_what_failed(clients, names, deployed, greengrass, capsys):
+    healthy, broken, new = (deployed.provision(serial).thing_name
+                            for serial in ("10000000a1b2c3d4", "10000000b0000001", "10000000c0000002"))
+    ours = deployed.outputs["DeploymentId"]
+    report(clients, THING, "weather", {"temperature": 18.25, "sampled_at": "2026-11-26T11:00:00Z"})
+    report(clients, THING, "rain", {"raining": True, "probability": 0.8312, "threshold": 0.41})
+    report(clients, healthy, "weather", {"temperature": 9.5, "sampled_at": "2026-11-26T10:59:00Z"})
+    report(clients, healthy, "rain", {"raining": False, "probability": 0.0412, "status": None})
+    report(clients, broken, "rain", {"status": "model_unavailable", "detail": "no model.tflite"})
+    # Two pages of core devices: the second is asked for with the first one's token.
+    greengrass.answer("list_core_devices", {"coreDevices": [core(THING, "HEALTHY"), core(broken, "UNHEALTHY")],
+                                            "nextToken": "page-2"}, {"thingGroupArn": GROUP_ARN})
+    greengrass.answer("list_core_devices", {"coreDevices": [core(healthy, "HEALTHY")]},
+                      {"thingGroupArn": GROUP_ARN, "nextToken": "page-2"})
+    greengrass.answer("list_effective_deployments", {"effectiveDeployments": [effective(ours, "SUCCEEDED")]},
                       {"coreDeviceThingName": THING})
-    greengrass.answer("list_effective_deployments", {"effectiveDeployments": [{
-        "deploymentId": "d-1", "deploymentName": "rainedge-deployment", "targetArn": "arn:aws:iot:x:1:thinggroup/g",
-        "coreDeviceExecutionStatus": "SUCCEEDED", "creationTimestamp": 0, "modifiedTimestamp": 0}]},
-        {"coreDeviceThingName": THING})
+    greengrass.answer("list_effective_deployments", {"effectiveDeployments": [effective(ours, "SUCCEEDED")]},
+                      {"coreDeviceThingName": healthy})
+    greengrass.answer("list_effective_deployments", {"effectiveDeployments": [effective(
+        ours, "FAILED", reason="FAILED_ROLLBACK_COMPLETE: component com.rainedge.Inference is BROKEN",
+        statusDetails={"errorStack": ["DEPLOYMENT_FAILURE", "COMPONENT_UPDATE_ERROR", "COMPONENT_BROKEN"],
+                       "errorTypes": ["COMPONENT_ERROR", "DEPENDENCY_ERROR"]})]},
+        {"coreDeviceThingName": broken})
 
-    assert main(["--project-root", str(names.project_root), "status"], clients=clients) == 0
+    assert run_status(clients, names) == 0
 
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0] == f"{THING}: core device HEALTHY; deployment rainedge-deployment: SUCCEEDED"
-    assert lines[1] == f"  weather: {json.dumps(weather, sort_keys=True)}"
-    assert lines[2] == "  rain: no shadow yet"
+    rows = table(lines)
+    assert rows[THING] == [THING, "HEALTHY", "SUCCEEDED", "2026-11-26T11:00:00Z", "raining p=0.83"]
+    assert rows[healthy] == [healthy, "HEALTHY", "SUCCEEDED", "2026-11-26T10:59:00Z", "dry p=0.04"]
+    assert rows[broken] == [broken, "UNHEALTHY", "FAILED", "no shadow yet", "no prediction: model_unavailable"]
+    assert lines[1].startswith(THING)  # listed first, then the provisioned ones by name
+    assert [line.split()[0] for line in lines[2:] if line.startswith("rainedge")] == sorted([healthy, broken, new])
+    assert rows[new] == [new, "not registered", "-", "no shadow yet", "no shadow yet"]
+    failure = lines[lines.index(next(line for line in lines if line.startswith(broken))) + 1:][:3]
+    assert failure == [
+        f"    deployment rainedge-deployment ({ours}) FAILED: FAILED_ROLLBACK_COMPLETE: component "
+        "com.rainedge.Inference is BROKEN",
+        "    error types: COMPONENT_ERROR, DEPENDENCY_ERROR",
+        "    error stack: DEPLOYMENT_FAILURE > COMPONENT_UPDATE_ERROR > COMPONENT_BROKEN"]
+    assert lines[-2] == ("4 core devices (2 HEALTHY, 1 UNHEALTHY, 1 not registered); 1 with a failed deployment")
+    url = f"https://{REGION}.console.aws.amazon.com/cloudwatch/home?region={REGION}#dashboards:name=rainedge-fleet"
+    assert lines[-1] == f"dashboard: {url}"  # the stack's DashboardName output
 
 
-def test_status_before_the_device_is_installed(clients, names, deployed, greengrass, capsys):
-    greengrass.gone("get_core_device", {"coreDeviceThingName": THING})
-    assert main(["--project-root", str(names.project_root), "status"], clients=clients) == 0
-    assert f"{THING}: not registered yet (run install.sh on the device)" in capsys.readouterr().out
+def test_before_any_device_is_installed(clients, names, deployed, greengrass, capsys):
+    greengrass.answer("list_core_devices", {"coreDevices": []}, {"thingGroupArn": GROUP_ARN})
+    assert run_status(clients, names) == 0
+    out = capsys.readouterr().out
+    assert table(out.splitlines())[THING] == [THING, "not registered", "-", "no shadow yet", "no shadow yet"]
+
+
+def test_no_dashboard_line_when_the_stack_has_no_dashboard(clients, names, deployed, greengrass, capsys):
+    clients.cloudformation.delete_stack(StackName="RainEdge")
+    outputs = {key: value for key, value in deployed.outputs.items() if key not in MONITORING_KEYS}
+    create_stack(clients.cloudformation, outputs, deployed.app.stack_tags)
+    greengrass.answer("list_core_devices", {"coreDevices": []}, {"thingGroupArn": GROUP_ARN})
+    assert run_status(clients, names) == 0
+    assert "dashboard" not in capsys.readouterr().out
+    assert dashboard_url(REGION, "a b").endswith("#dashboards:name=a%20b")

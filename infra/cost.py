@@ -1,0 +1,246 @@
+"""`python -m infra.cost [--devices N] [--device-log-mb MB] [-c key=value ...]` (also `make cost`):
+the estimated monthly AWS cost of the deployed app per device and for N devices, from the configuration
+in cdk.json (sample interval, shadow sync, the rules, the metrics, the log groups, the model in S3).
+
+Every price is in PRICES, with the region and date it was read for and where. No free tier is applied.
+A price that could not be found says so and is left out of the totals (listed under "not priced").
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from device_code.contracts import RAIN_SHADOW, WEATHER_SHADOW, shadow_topic
+from infra import fleet_metrics as fm
+from infra.config import ConfigError, RainEdgeConfig, read_cdk_context
+from infra.iot_sql import TopicRule
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+HOURS_PER_MONTH = 730
+SECONDS_PER_MONTH = HOURS_PER_MONTH * 3600
+GB = 1024 ** 3
+
+
+@dataclass(frozen=True)
+class Price:
+    usd: float | None  # None: not found
+    per: str
+    region: str
+    as_of: str
+    source: str
+
+
+# ---- the one price table --------------------------------------------------------------------------
+PRICES: dict[str, Price] = {
+    "greengrass_core": Price(0.16, "active core device-month (1 to 10,000 devices)", "US East (N. Virginia)",
+                             "2026-10-07", "aws.amazon.com/greengrass/pricing (its pricing example; transcribed in "
+                             "api-evangelist/amazon-iot-greengrass)"),
+    "iot_connectivity": Price(0.08 / 1e6, "connection-minute", "Europe (Ireland)", "2026-09-20",
+                              "aws.amazon.com/iot-core/pricing (its pricing example; transcribed in "
+                              "api-evangelist/amazon-iot-core)"),
+    "iot_message": Price(1.00 / 1e6, "message of up to 5 KB (first billion)", "Europe (Ireland)", "2026-09-20",
+                         "aws.amazon.com/iot-core/pricing (its pricing example)"),
+    "iot_shadow_operation": Price(1.25 / 1e6, "Device Shadow operation per 1 KB", "Canada (Central)", "2026-09-20",
+                                  "aws.amazon.com/iot-core/pricing (as transcribed in api-evangelist/amazon-iot-core)"),
+    "iot_rule_triggered": Price(0.15 / 1e6, "rule triggered (per 5 KB)", "US East", "2026 (third-party)",
+                                "not read on an AWS page; public cost write-ups agree on $0.15 per million"),
+    "iot_rule_action": Price(0.15 / 1e6, "action executed (at least one per rule triggered)", "US East",
+                             "2026 (third-party)",
+                             "not read on an AWS page; public cost write-ups agree on $0.15 per million"),
+    "cw_metric": Price(0.30, "custom metric-month (first 10,000; $0.10 for the next 240,000)", "US East",
+                       "2026-05-05", "aws.amazon.com/cloudwatch/pricing (transcribed in api-evangelist/cloudwatch; "
+                       "same tiers on the 2022 Japanese page, nishinoshake/aws-rough#37)"),
+    "cw_metric_next_tier": Price(0.10, "custom metric-month (metrics 10,001 to 250,000)", "US East", "2026-05-05",
+                                 "as cw_metric"),
+    "cw_logs_ingest": Price(0.50, "GB ingested (standard log class)", "US East", "2026-06-13",
+                            "factualminds.com, 'Amazon CloudWatch Pricing' (third-party)"),
+    "cw_logs_storage": Price(0.03, "GB-month archived", "US East", "2026-05-05",
+                             "api-evangelist/cloudwatch (third-party transcription)"),
+    "cw_alarm_metric": Price(0.10, "standard-resolution alarm metric-month", "US East", "2026",
+                             "c3x.dev and api-evangelist/cloudwatch (third-party)"),
+    "cw_insights_alarm": Price(None, "Metrics Insights alarm", "-", "-",
+                               "not found: the CloudWatch free tier excludes alarms that use a Metrics Insights query; "
+                               "their price was not on the pages reached"),
+    "cw_dashboard": Price(3.00, "dashboard-month (the first 3 are free)", "US East", "2026-06-13",
+                          "factualminds.com (third-party); same on the 2022 Japanese page"),
+    "sns_email": Price(2.00 / 1e5, "e-mail notification (first 1,000 free)", "US East", "2026-06-13",
+                       "factualminds.com, 'Amazon SNS Pricing' (third-party)"),
+    "eventbridge_aws_event": Price(0.0, "event from an AWS service", "all", "2026",
+                                   "aws.amazon.com/cloudwatch/pricing free tier: 'All events except custom events "
+                                   "are included'"),
+    "s3_storage": Price(0.023, "GB-month, S3 Standard (first 50 TB)", "US East (N. Virginia)", "2024-2025",
+                        "third-party S3 pricing guides (devnotes.tech, deepeshsoni.com)"),
+    "s3_get": Price(0.0004 / 1000, "GET request", "US East (N. Virginia)", "2024-2025", "devnotes.tech (third-party)"),
+}
+
+# Per-device custom metrics: one series per metric with the ThingName dimension only, plus one per
+# (device, status) that occurs in the month; a healthy device reports `no_input` once at start-up.
+STATUSES_PER_DEVICE = 1
+# Representative shadow documents, as the device functions write them (tests check the shapes).
+WEATHER_REPORTED = {"temperature": 11.5, "humidity": 93.0, "pressure": 1004.2,
+                    "sampled_at": "2013-11-05T11:59:00.000Z", "temperature_compensation": "off"}
+RAIN_REPORTED = {"raining": True, "probability": 0.9312, "threshold": 0.4871, "model_version": "rain-90f2449aa4ebaab4",
+                 "runtime": "litert", "input_sampled_at": "2013-11-05T11:59:00.000Z",
+                 "predicted_at": "2013-11-05T12:00:00.000Z"}
+
+
+@dataclass(frozen=True)
+class Line:
+    item: str
+    quantity: float  # per device, or per fleet when fleet_wide
+    price: str
+    fleet_wide: bool = False
+
+    def usd(self, devices: int = 1) -> float | None:
+        price = PRICES[self.price].usd
+        if price is None:
+            return None
+        return self.quantity * price * (1 if self.fleet_wide else devices)
+
+
+def cloud_updates_per_shadow(config: RainEdgeConfig) -> float:
+    """How often each synced shadow is written in the cloud per month."""
+    if config.shadow_sync_direction == "cloudToDevice":
+        return 0.0
+    return SECONDS_PER_MONTH / config.cloud_update_interval_seconds
+
+
+def record_bytes(config: RainEdgeConfig) -> dict[str, int]:
+    """The size of the EMF record each rule writes, from the rule's own SQL on a representative document."""
+    thing = config.devices[0]
+    documents = {WEATHER_SHADOW: WEATHER_REPORTED, RAIN_SHADOW: RAIN_REPORTED}
+    sizes = {}
+    for rule in fm.SHADOW_RULES:
+        document = {"current": {"state": {"reported": documents[rule.shadow]}}}
+        record = TopicRule(rule.sql(config.metrics_namespace)).evaluate(
+            shadow_topic(thing, rule.shadow, "update/documents"), document, 1_700_000_000_000)
+        sizes[rule.purpose] = fm.record_bytes(record) if record is not None else 0
+    return sizes
+
+
+def _operations(reported: dict) -> int:
+    """Device Shadow operations are metered per 1 KB of the request."""
+    return math.ceil(len(json.dumps({"state": {"reported": reported}}).encode()) / 1024)
+
+
+def usage(config: RainEdgeConfig, device_log_mb: float, model_bytes: int) -> list[Line]:
+    updates = cloud_updates_per_shadow(config)
+    sizes = record_bytes(config)
+    # Every rule whose FROM matches a shadow's documents topic is triggered by each update of it: one
+    # weather rule, two rain rules (only one of them writes a record).
+    triggered = sum(updates for _ in fm.SHADOW_RULES)
+    # A rain update is either a prediction or a status: one record; a weather update one record.
+    ingested = updates * (sizes[fm.WEATHER_METRICS.purpose] + sizes[fm.PREDICTION_METRICS.purpose])
+    metrics_per_device = len({m.name for rule in fm.SHADOW_RULES for m in rule.metrics if m.dimensions == (fm.THING,)})
+    logs_gb = (ingested + device_log_mb * 1024 ** 2) / GB
+    return [
+        Line("Greengrass core device", 1, "greengrass_core"),
+        Line("IoT connectivity, always on (minutes)", HOURS_PER_MONTH * 60, "iot_connectivity"),
+        Line("Shadow sync: UpdateThingShadow operations", updates * (_operations(WEATHER_REPORTED) +
+                                                                      _operations(RAIN_REPORTED)), "iot_shadow_operation"),
+        # ShadowManager subscribes to update/accepted of each synced shadow (aws-facts section 5).
+        Line("Shadow sync: update/accepted messages to the core", updates * 2, "iot_message"),
+        Line("IoT rules triggered (one weather, two rain rules)", triggered, "iot_rule_triggered"),
+        Line("IoT rule actions (CloudWatch Logs)", triggered, "iot_rule_action"),
+        Line(f"CloudWatch metrics ({metrics_per_device} + {STATUSES_PER_DEVICE} status per device)",
+             metrics_per_device + STATUSES_PER_DEVICE, "cw_metric"),
+        Line(f"CloudWatch Logs ingestion (metric records + {device_log_mb:g} MB device logs)", logs_gb,
+             "cw_logs_ingest"),
+        # Device log groups have no retention: this is what each month adds to the stored total.
+        Line("CloudWatch Logs storage added per month (uncompressed)", logs_gb, "cw_logs_storage"),
+        Line("Dashboard", 1, "cw_dashboard", fleet_wide=True),
+        Line("Alarm on EventBridge's failed-deployment count", 1, "cw_alarm_metric", fleet_wide=True),
+        Line("Alarms on Metrics Insights queries (silence, model fault)", 2, "cw_insights_alarm", fleet_wide=True),
+        Line("Greengrass deployment events (EventBridge)", 0, "eventbridge_aws_event", fleet_wide=True),
+        Line("Model artifact in S3 (GB-month)", model_bytes / GB, "s3_storage", fleet_wide=True),
+        Line("Model downloads (one GET per device and deployment)", 1, "s3_get"),
+    ]
+
+
+def tiered_metrics_usd(metrics: float) -> float:
+    """CloudWatch custom metrics: the first 10,000 at one price, the next 240,000 at another."""
+    first = min(metrics, 10_000)
+    return first * PRICES["cw_metric"].usd + (metrics - first) * PRICES["cw_metric_next_tier"].usd
+
+
+def total(lines: list[Line], devices: int) -> float:
+    metrics = sum(line.quantity for line in lines if line.price == "cw_metric")
+    others = sum(line.usd(devices) or 0.0 for line in lines if line.price != "cw_metric")
+    return others + tiered_metrics_usd(metrics * devices)
+
+
+def alternative(config: RainEdgeConfig) -> RainEdgeConfig:
+    """The other sync strategy, to show what it changes."""
+    if config.shadow_sync_strategy == "periodic":
+        return replace(config, shadow_sync_strategy="realTime")
+    return replace(config, shadow_sync_strategy="periodic",
+                   shadow_sync_delay_seconds=max(config.shadow_sync_delay_seconds, config.sample_interval_seconds))
+
+
+def describe(config: RainEdgeConfig) -> str:
+    if config.shadow_sync_strategy == "periodic":
+        return f"periodic sync every {config.shadow_sync_delay_seconds} s"
+    return "real-time sync"
+
+
+def report(config: RainEdgeConfig, devices: int, device_log_mb: float, model_bytes: int) -> list[str]:
+    lines = usage(config, device_log_mb, model_bytes)
+    rows = [f"rainedge: estimated monthly AWS cost ({HOURS_PER_MONTH} h), no free tier; prices: infra/cost.py PRICES",
+            f"a reading every {config.sample_interval_seconds} s, {describe(config)}, "
+            f"{cloud_updates_per_shadow(config):,.0f} cloud updates per shadow and device",
+            "", f"{'item':<66}{'per device':>12}{f'{devices} devices':>14}"]
+    for line in lines:
+        per_device, fleet = line.usd(1), line.usd(devices)
+        if line.price == "cw_metric":
+            per_device, fleet = tiered_metrics_usd(line.quantity), tiered_metrics_usd(line.quantity * devices)
+        if per_device is None:
+            continue
+        per_device_text = "(fleet)" if line.fleet_wide else f"${per_device:,.4f}"
+        rows.append(f"{line.item:<66}{per_device_text:>12}{f'${fleet:,.2f}':>14}")
+    fleet_total = total(lines, devices)
+    rows += ["", f"{'total':<66}{f'${total(lines, 1):,.2f}':>12}{f'${fleet_total:,.2f}':>14}",
+             f"{'per device in a fleet of ' + str(devices):<66}{'':>12}{f'${fleet_total / devices:,.2f}':>14}"]
+    other = alternative(config)
+    other_lines = usage(other, device_log_mb, model_bytes)
+    rows.append(f"{'with ' + describe(other) + ' instead':<66}{f'${total(other_lines, 1):,.2f}':>12}"
+                f"{f'${total(other_lines, devices):,.2f}':>14}")
+    missing = [line.item for line in lines if line.usd() is None]
+    if missing:
+        rows.append("not priced (price not found): " + "; ".join(missing))
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m infra.cost", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--devices", type=int, default=None, help="fleet size (default: the configured devices)")
+    parser.add_argument("--device-log-mb", type=float, default=30.0,
+                        help="device log volume LogManager uploads per device and month (an assumption: measure "
+                             "yours with `sudo du -sh /greengrass/v2/logs`; default 30)")
+    parser.add_argument("-c", "--context", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a cdk.json context key, as with cdk synth")
+    args = parser.parse_args(argv)
+    try:
+        overrides = dict(item.split("=", 1) for item in args.context)
+    except ValueError:
+        parser.error("-c takes KEY=VALUE")
+    try:
+        config = RainEdgeConfig.from_context({**read_cdk_context(PROJECT_ROOT), **overrides})
+    except ConfigError as error:
+        print(f"rainedge cost: {error}", file=sys.stderr)
+        return 2
+    devices = len(config.devices) if args.devices is None else args.devices
+    if devices < 1 or args.device_log_mb < 0:
+        parser.error("--devices must be at least 1 and --device-log-mb not negative")
+    model = PROJECT_ROOT / config.model_zip
+    for row in report(config, devices, args.device_log_mb, model.stat().st_size if model.is_file() else 0):
+        print(row)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,94 @@
+"""The cost estimate against fixed inputs, each expectation computed by hand from PRICES."""
+from __future__ import annotations
+
+import pytest
+
+from infra import cost
+from infra.config import RainEdgeConfig
+
+MONTH_S = 730 * 3600  # 2,628,000 s
+
+
+def line(lines, price):
+    (found,) = [item for item in lines if item.price == price]
+    return found
+
+
+def test_real_time_sync_at_one_reading_a_minute():
+    lines = cost.usage(RainEdgeConfig(), device_log_mb=0, model_bytes=0)
+    updates = MONTH_S / 60  # 43,800 per shadow
+    assert updates == 43_800
+    assert line(lines, "iot_connectivity").usd() == pytest.approx(43_800 * 0.08e-6)            # $0.003504
+    assert line(lines, "iot_shadow_operation").usd() == pytest.approx(2 * 43_800 * 1.25e-6)    # $0.1095
+    assert line(lines, "iot_message").usd() == pytest.approx(2 * 43_800 * 1e-6)                # $0.0876
+    assert line(lines, "iot_rule_triggered").usd() == pytest.approx(3 * 43_800 * 0.15e-6)      # $0.01971
+    assert line(lines, "iot_rule_action").usd() == pytest.approx(3 * 43_800 * 0.15e-6)
+    assert line(lines, "cw_metric").quantity == 8  # 7 metrics + 1 status per device
+    sizes = cost.record_bytes(RainEdgeConfig())
+    assert 250 < sizes["weather_metrics"] < 1024 and 250 < sizes["rain_predictions"] < 1024
+    ingested_gb = 43_800 * (sizes["weather_metrics"] + sizes["rain_predictions"]) / 1024 ** 3
+    assert line(lines, "cw_logs_ingest").usd() == pytest.approx(ingested_gb * 0.50)
+    fixed = 3.00 + 0.10  # dashboard + the standard alarm; the Metrics Insights alarms are not priced
+    by_hand = (0.16 + 0.003504 + 0.1095 + 0.0876 + 2 * 0.01971 + 8 * 0.30 + 1 * 0.0004e-3
+               + ingested_gb * (0.50 + 0.03) + fixed)
+    assert cost.total(lines, 1) == pytest.approx(by_hand)
+
+
+def test_periodic_sync_divides_the_cloud_updates_by_the_delay():
+    periodic = RainEdgeConfig(shadow_sync_strategy="periodic", shadow_sync_delay_seconds=600)
+    lines = cost.usage(periodic, device_log_mb=0, model_bytes=0)
+    assert cost.cloud_updates_per_shadow(periodic) == 4_380
+    assert line(lines, "iot_shadow_operation").usd() == pytest.approx(2 * 4_380 * 1.25e-6)    # $0.01095
+    assert cost.total(lines, 1) < cost.total(cost.usage(RainEdgeConfig(), 0, 0), 1)
+    # A delay shorter than the sample interval cannot sync more often than readings arrive.
+    assert cost.cloud_updates_per_shadow(RainEdgeConfig(shadow_sync_strategy="periodic",
+                                                        shadow_sync_delay_seconds=10)) == 43_800
+
+
+def test_nothing_reaches_the_cloud_with_cloud_to_device_sync():
+    config = RainEdgeConfig(shadow_sync_direction="cloudToDevice")
+    assert line(cost.usage(config, 0, 0), "iot_shadow_operation").usd() == 0
+
+
+def test_metrics_beyond_ten_thousand_are_cheaper_and_fleet_wide_lines_are_counted_once():
+    lines = cost.usage(RainEdgeConfig(), device_log_mb=0, model_bytes=0)
+    assert cost.tiered_metrics_usd(2_000 * 8) == pytest.approx(10_000 * 0.30 + 6_000 * 0.10)
+    assert line(lines, "cw_dashboard").usd(500) == 3.00
+    assert line(lines, "greengrass_core").usd(500) == pytest.approx(80.0)
+
+
+def test_device_logs_and_the_model_are_priced_from_their_size():
+    lines = cost.usage(RainEdgeConfig(), device_log_mb=1024, model_bytes=1024 ** 3)
+    assert line(lines, "s3_storage").usd() == pytest.approx(0.023)
+    assert line(lines, "cw_logs_ingest").quantity == pytest.approx(
+        1 + line(cost.usage(RainEdgeConfig(), 0, 0), "cw_logs_ingest").quantity)
+
+
+def test_every_price_says_where_and_when_and_a_missing_one_says_so():
+    for key, price in cost.PRICES.items():
+        assert price.per and price.region and price.as_of and price.source, key
+        assert (price.usd is None) == ("not found" in price.source), key
+
+
+def test_the_report_shows_both_sync_strategies_and_what_is_not_priced(capsys):
+    assert cost.main(["--devices", "3", "--device-log-mb", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "3 devices" in out and "with periodic sync every 300 s instead" in out
+    assert "not priced (price not found): Alarms on Metrics Insights queries" in out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["-c", "sampleIntervalSeconds=0"], "sampleIntervalSeconds must be an integer from 1 to 86400"),
+    (["-c", "shadowSyncStrategy=hourly"], "shadowSyncStrategy must be one of realTime, periodic"),
+])
+def test_a_bad_setting_is_one_line_naming_the_key(argv, message, capsys):
+    assert cost.main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("argv", [["--devices", "0"], ["-c", "novalue"]])
+def test_bad_options_are_refused(argv):
+    with pytest.raises(SystemExit) as exit_:
+        cost.main(argv)
+    assert exit_.value.code == 2

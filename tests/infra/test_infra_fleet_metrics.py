@@ -1,0 +1,196 @@
+"""The fleet-metric rules as synthesized, run on shadow documents that the real device functions write
+through the simulator's shadow service, and what CloudWatch extracts from their embedded metric format."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from device_code.config import load_inference_config, load_shadow_writer_config
+from device_code.contracts import RAIN_SHADOW, WEATHER_SHADOW, shadow_topic
+from device_code.inference import InferenceService
+from device_code.model import ModelMetadata, ModelUnavailable, RainModel
+from device_code.shadow_writer import ShadowWriter
+from device_code.simulator.core import standalone_environment
+from device_code.simulator.greengrass import LocalGreengrass
+from infra import fleet_metrics as fm
+from infra.config import RainEdgeConfig
+from infra.iot_sql import TopicRule
+from infra.synthesized import SynthesizedStack
+
+THING = "pi-garden"
+NOW = datetime(2013, 11, 5, 12, 0, tzinfo=timezone.utc)
+NOW_MS = int(NOW.timestamp() * 1000)
+NAMESPACE = RainEdgeConfig().metrics_namespace
+METADATA = ModelMetadata(version="rain-test", threshold=0.5,
+                         valid_ranges={"temperature": (-40.0, 85.0), "humidity": (0.0, 100.0),
+                                       "pressure": (300.0, 1100.0)})
+READING = {"temperature": 11.5, "humidity": 93.0, "pressure": 1004.2, "sampled_at": "2013-11-05T11:59:00.000Z"}
+
+
+class FixedClock:
+    def __init__(self, now: datetime) -> None:
+        self.current = now
+
+    def now(self) -> datetime:
+        return self.current
+
+
+class Device:
+    """The shadow writer and the inference function on the simulator's Greengrass; records every
+    `update/documents` message, which is what the cloud shadow service publishes too."""
+
+    def __init__(self, load=lambda path: RainModel(METADATA, "fake", lambda t, h, p: h / 100.0)) -> None:
+        self.greengrass, self.clock, self.documents = LocalGreengrass(), FixedClock(NOW), []
+        self.greengrass.bus.tap(lambda topic, message, _: self.documents.append((topic, message))
+                                if topic.endswith("/update/documents") else None)
+        environment = standalone_environment(THING)
+        self.writer = ShadowWriter(load_shadow_writer_config(environment), self.greengrass, self.clock, lambda: 50.0)
+        self.inference = InferenceService(load_inference_config(environment), self.greengrass, self.clock, load)
+
+    def read(self, **overrides) -> None:
+        assert self.writer.handle({**READING, **overrides}) == {"accepted": True}
+
+    def write(self, shadow: str, reported: dict) -> None:
+        """A shadow update that bypasses the functions' validation (what a faulty device could send)."""
+        self.greengrass.update_shadow(THING, shadow, {"state": {"reported": reported}})
+
+    def predict(self) -> list[tuple[str, dict]]:
+        self.inference.heartbeat()
+        self.greengrass.bus.drain()
+        return self.documents
+
+
+@pytest.fixture(scope="module")
+def rules(template) -> list[TopicRule]:
+    payloads = SynthesizedStack(template).topic_rules().values()
+    return [TopicRule(payload["Sql"]) for payload in payloads]
+
+
+def metrics(rules, documents) -> set[tuple]:
+    """(metric, dimensions, value) for everything CloudWatch would extract from the rules' records."""
+    found = set()
+    for topic, document in documents:
+        for rule in rules:
+            record = rule.evaluate(topic, document, NOW_MS)
+            if record is not None:
+                found |= {(p.name, p.dimensions, p.value) for p in fm.emf_metrics(record)
+                          if p.namespace == NAMESPACE and p.timestamp_ms == NOW_MS}
+    return found
+
+
+def of_device(*pairs) -> tuple:
+    return (("ThingName", THING), *pairs)
+
+
+def test_the_template_has_one_rule_per_record_shape(rules):
+    assert [rule.topic_filter for rule in rules] == [rule.topic_filter for rule in fm.SHADOW_RULES]
+
+
+def test_a_reading_becomes_the_devices_weather_metrics(rules):
+    device = Device()
+    device.read()
+    assert metrics(rules, device.documents) == {
+        ("Temperature", of_device(), 11.5), ("Humidity", of_device(), 93.0), ("Pressure", of_device(), 1004.2)}
+
+
+def test_a_prediction_becomes_probability_threshold_and_raining(rules):
+    device = Device()
+    device.read()
+    rain_documents = [d for d in device.predict() if d[0] == shadow_topic(THING, RAIN_SHADOW, "update/documents")]
+    assert metrics(rules, rain_documents) == {
+        ("Probability", of_device(), 0.93), ("Threshold", of_device(), 0.5), ("Raining", of_device(), 1.0),
+        ("ModelFault", of_device(), 0.0)}
+
+
+def failing_model(path):
+    def broken(temperature, humidity, pressure):
+        raise RuntimeError("interpreter crashed")
+    return RainModel(METADATA, "fake", broken)
+
+
+def unavailable(path):
+    raise ModelUnavailable("no model.tflite in /nonexistent")
+
+
+def invalid_weather(device):
+    device.write(WEATHER_SHADOW, {**READING, "humidity": 150.0})
+
+
+def old_weather(device):
+    device.read()
+    device.clock.current = NOW + timedelta(hours=2)
+
+
+@pytest.mark.parametrize("status, load, prepare", [
+    (fm.NO_INPUT, None, lambda device: None),
+    (fm.INVALID_INPUT, None, invalid_weather),
+    (fm.STALE_INPUT, None, old_weather),
+    (fm.MODEL_UNAVAILABLE, unavailable, lambda device: device.read()),
+    (fm.PREDICTION_FAILED, failing_model, lambda device: device.read()),
+])
+def test_each_status_is_counted_and_only_model_failures_are_faults(rules, status, load, prepare):
+    device = Device(load) if load else Device()
+    prepare(device)
+    rain = [d for d in device.predict() if d[0] == shadow_topic(THING, RAIN_SHADOW, "update/documents")]
+    assert rain[-1][1]["current"]["state"]["reported"]["status"] == status
+    assert metrics(rules, rain) == {("NoPrediction", of_device(("Status", status)), 1.0),
+                                    ("ModelFault", of_device(), float(status in fm.FAULT_STATUSES))}
+
+
+def test_every_status_the_inference_function_writes_has_its_count():
+    assert set(fm.NO_PREDICTION_STATUSES) == {fm.STALE_INPUT, fm.INVALID_INPUT, fm.NO_INPUT, fm.MODEL_UNAVAILABLE,
+                                              fm.PREDICTION_FAILED}
+    assert set(fm.FAULT_STATUSES) == {fm.MODEL_UNAVAILABLE, fm.PREDICTION_FAILED}
+
+
+def test_an_unknown_status_is_counted_as_other_so_dimensions_stay_bounded(rules):
+    device = Device()
+    device.write(RAIN_SHADOW, {"status": "overheated' OR 'x", "checked_at": "2013-11-05T12:00:00.000Z"})
+    assert metrics(rules, device.documents) == {("NoPrediction", of_device(("Status", fm.OTHER_STATUS)), 1.0),
+                                                ("ModelFault", of_device(), 0.0)}
+
+
+@pytest.mark.parametrize("shadow, reported", [
+    (WEATHER_SHADOW, {**READING, "temperature": "hot"}),
+    (WEATHER_SHADOW, {"temperature": 11.5, "humidity": 93.0}),
+    (RAIN_SHADOW, {"probability": 0.4, "raining": False}),
+    (RAIN_SHADOW, {"probability": [0.4], "threshold": 0.5, "raining": False}),
+])
+def test_a_malformed_document_makes_no_record(rules, shadow, reported):
+    device = Device()
+    device.write(shadow, reported)
+    assert metrics(rules, device.documents) == set()
+
+
+def test_other_shadows_and_other_topics_are_ignored(rules):
+    document = {"current": {"state": {"reported": READING}}}
+    for topic in (f"$aws/things/{THING}/shadow/update/documents",
+                  f"$aws/things/{THING}/shadow/name/AWSManagedGreengrassV2Deployment/update/documents",
+                  shadow_topic(THING, WEATHER_SHADOW, "update/accepted")):
+        assert metrics(rules, [(topic, document)]) == set()
+
+
+# ---- the embedded metric format as CloudWatch reads it ------------------------------------------
+def test_emf_records_name_a_timestamp_in_milliseconds_and_string_dimensions():
+    record = TopicRule(fm.WEATHER_METRICS.sql(NAMESPACE)).evaluate(
+        shadow_topic(THING, WEATHER_SHADOW, "update/documents"), {"current": {"state": {"reported": READING}}}, NOW_MS)
+    assert record["_aws"]["Timestamp"] == NOW_MS and record["ThingName"] == THING
+    # "The root node MUST contain all Target Members defined by the references in the MetricDirective."
+    del record["Pressure"]
+    with pytest.raises(fm.EmfError, match="Pressure"):
+        fm.emf_metrics(record)
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda r: r["_aws"].pop("Timestamp"), "Timestamp"),
+    (lambda r: r.update(ThingName=7), "dimension"),
+    (lambda r: r.update(Humidity="93"), "Humidity"),
+    (lambda r: r.pop("_aws"), "CloudWatchMetrics"),
+])
+def test_emf_records_that_break_the_specification_yield_nothing(change, message):
+    record = TopicRule(fm.WEATHER_METRICS.sql(NAMESPACE)).evaluate(
+        shadow_topic(THING, WEATHER_SHADOW, "update/documents"), {"current": {"state": {"reported": READING}}}, NOW_MS)
+    change(record)
+    with pytest.raises(fm.EmfError, match=message):
+        fm.emf_metrics(record)

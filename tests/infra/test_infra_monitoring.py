@@ -1,0 +1,205 @@
+"""Synth assertions for "see the fleet": LogManager in the deployment, the IoT rules, alarms, the alarm
+topic, the dashboard and the outputs teardown reads; and that none of it grows with the fleet."""
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+
+import pytest
+from infra_support import flatten, joined, resources_of
+
+from infra import fleet_metrics as fm
+from infra.config import RainEdgeConfig
+from infra.greengrass import LOG_MANAGER, SHADOW_MANAGER
+from infra.synthesized import SynthesizedStack
+
+pytestmark = pytest.mark.slow
+
+CONFIG = RainEdgeConfig()
+ALARMS = ("device-silent", "model-fault", "deployment-failed")
+MONITORING_OUTPUTS = {"DashboardName", "AlarmTopicArn", "AlarmNames", "TopicRuleNames", "EventRuleName",
+                      "MonitoringLogGroupNames", "DeviceLogGroupNames", "MetricsNamespace"}
+LOGGED = ["com.rainedge.DeviceRuntime", "com.rainedge.Sensor", "com.rainedge.ShadowWriter", "com.rainedge.Inference"]
+
+
+@pytest.fixture(scope="module")
+def fleet(synth_variant_module):
+    """Ten devices, periodic sync, an alarm address and another Greengrass root, in one synth."""
+    return synth_variant_module(devices=json.dumps([f"pi-{n}" for n in range(10)]), shadowSyncStrategy="periodic",
+                                shadowSyncDelaySeconds=600, alarmEmail="ops@example.com",
+                                greengrassRoot="/opt/greengrass")
+
+
+@pytest.fixture(scope="module")
+def ten_devices(synth_variant_module):
+    return synth_variant_module(devices=json.dumps([f"pi-{n}" for n in range(10)]))
+
+
+@pytest.fixture(scope="module")
+def synth_variant_module(trained_model_dir, tmp_path_factory, secrets_dir):
+    from infra_support import synthesize
+    return lambda **overrides: synthesize(tmp_path_factory.mktemp("cdk.out"), secrets_dir, **overrides)
+
+
+def logical_id(template, resource_type, **properties) -> str:
+    (found,) = [key for key, value in resources_of(template, resource_type).items()
+                if properties.items() <= value["Properties"].items()]
+    return found
+
+
+def monitoring_resources(template) -> dict:
+    return {key: value for key, value in template["Resources"].items() if key.startswith("Monitoring")}
+
+
+# ---- device logs ----------------------------------------------------------------------------
+def test_log_manager_uploads_the_system_log_and_each_component_that_runs_code(template, fleet):
+    for chosen, root in ((template, "/greengrass/v2"), (fleet, "/opt/greengrass")):
+        merge = SynthesizedStack(chosen).deployment()[LOG_MANAGER].merge
+        uploader = merge["logsUploaderConfiguration"]
+        assert uploader["systemLogsConfiguration"]["uploadToCloudWatch"] == "true"
+        components = uploader["componentLogsConfigurationMap"]
+        assert sorted(components) == sorted(LOGGED)
+        for settings in components.values():
+            assert settings["logFileDirectoryPath"] == f"{root}/logs"
+            assert settings["diskSpaceLimitUnit"] == "MB" and int(settings["diskSpaceLimit"]) <= 25
+        assert int(merge["periodicUploadIntervalSec"]) == 300  # a top-level key, not inside the uploader
+
+
+def test_device_log_groups_are_named_for_teardown_but_left_to_log_manager(template):
+    # LogManager creates /aws/greengrass/UserComponent/<region>/<component> itself; the shared System group
+    # belongs to every Greengrass app of the account.
+    names = [joined(v["Properties"].get("LogGroupName", "")) for v in resources_of(template, "AWS::Logs::LogGroup").values()]
+    assert not [name for name in names if name.startswith("/aws/greengrass/")]
+    assert "GreengrassSystemComponent" not in flatten(template)
+    output = template["Outputs"]["DeviceLogGroupNames"]["Value"]
+    assert joined(output).split(",") == [f"/aws/greengrass/UserComponent/<token>/{name}" for name in LOGGED]
+
+
+# ---- shadow sync strategy ---------------------------------------------------------------------
+def test_shadow_manager_strategy_follows_the_context(template, fleet):
+    assert SynthesizedStack(template).deployment()[SHADOW_MANAGER].merge["strategy"] == {"type": "realTime"}
+    assert SynthesizedStack(fleet).deployment()[SHADOW_MANAGER].merge["strategy"] == {"type": "periodic",
+                                                                                      "delay": 600}
+
+
+# ---- rules ------------------------------------------------------------------------------------
+def test_each_rule_writes_its_records_into_the_metrics_group_and_failures_into_the_errors_group(template):
+    metrics_group = logical_id(template, "AWS::Logs::LogGroup", LogGroupName="/rainedge/shadow-metrics")
+    errors_group = logical_id(template, "AWS::Logs::LogGroup", LogGroupName="/rainedge/rule-errors")
+    rules = SynthesizedStack(template).topic_rules()
+    assert list(rules) == [CONFIG.topic_rule_name(rule.purpose) for rule in fm.SHADOW_RULES]
+    for payload, rule in zip(rules.values(), fm.SHADOW_RULES):
+        assert payload["Sql"] == rule.sql(CONFIG.metrics_namespace)
+        assert (payload["AwsIotSqlVersion"], payload["RuleDisabled"]) == (fm.SQL_VERSION, False)
+        (action,) = payload["Actions"]
+        assert action["CloudwatchLogs"]["LogGroupName"] == {"Ref": metrics_group}
+        assert payload["ErrorAction"]["CloudwatchLogs"]["LogGroupName"] == {"Ref": errors_group}
+    role = next(iter(rules.values()))["Actions"][0]["CloudwatchLogs"]["RoleArn"]["Fn::GetAtt"][0]
+    trust = template["Resources"][role]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert [statement["Principal"] for statement in trust] == [{"Service": "iot.amazonaws.com"}]
+    (policy,) = [v["Properties"] for v in resources_of(template, "AWS::IAM::Policy").values()
+                 if v["Properties"]["Roles"] == [{"Ref": role}]]
+    (statement,) = policy["PolicyDocument"]["Statement"]
+    # The CloudWatch Logs rule action's requirements, and nothing else.
+    assert sorted(statement["Action"]) == ["logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"]
+    assert statement["Resource"] == [{"Fn::GetAtt": [group, "Arn"]} for group in (metrics_group, errors_group)]
+    for payload in rules.values():
+        assert payload["Actions"][0]["CloudwatchLogs"]["RoleArn"] == {"Fn::GetAtt": [role, "Arn"]}
+
+
+# ---- alarms and the topic -----------------------------------------------------------------------
+def alarms_of(template) -> dict[str, dict]:
+    return {p["AlarmName"]: p for p in (v["Properties"] for v in resources_of(template, "AWS::CloudWatch::Alarm").values())}
+
+
+@pytest.mark.parametrize("which", ["default", "periodic fleet"])
+def test_the_silence_alarm_waits_the_configured_number_of_cloud_update_intervals(template, fleet, which):
+    chosen, config = (template, CONFIG) if which == "default" else (
+        fleet, RainEdgeConfig(shadow_sync_strategy="periodic", shadow_sync_delay_seconds=600))
+    alarm = alarms_of(chosen)["rainedge-device-silent"]
+    (query,) = alarm["Metrics"]
+    assert query["Expression"] == fm.silence_query(CONFIG.metrics_namespace)
+    assert alarm["EvaluationPeriods"] * query["Period"] == math.ceil(config.silence_seconds / 60) * 60
+    assert alarm["DatapointsToAlarm"] == alarm["EvaluationPeriods"]
+    assert (alarm["ComparisonOperator"], alarm["Threshold"], alarm["TreatMissingData"]) == \
+        ("LessThanThreshold", 1, "breaching")
+
+
+def test_the_fault_alarm_holds_until_the_next_prediction_and_the_deployment_alarm_counts_failure_events(template):
+    alarms = alarms_of(template)
+    assert list(alarms) == [CONFIG.monitoring_name(name) for name in ALARMS]
+    fault = alarms["rainedge-model-fault"]
+    assert fault["Metrics"][0]["Expression"] == fm.fault_query(CONFIG.metrics_namespace)
+    assert (fault["ComparisonOperator"], fault["Threshold"], fault["TreatMissingData"]) == \
+        ("GreaterThanOrEqualToThreshold", 1, "ignore")
+    deployment = alarms["rainedge-deployment-failed"]
+    assert (deployment["Namespace"], deployment["MetricName"]) == ("AWS/Events", "TriggeredRules")
+    rule_id = logical_id(template, "AWS::Events::Rule", Name="rainedge-deployment-failed")
+    assert deployment["Dimensions"] == [{"Name": "RuleName", "Value": {"Ref": rule_id}}]
+    topic = logical_id(template, "AWS::SNS::Topic", TopicName="rainedge-alarms")
+    for alarm in alarms.values():
+        assert alarm["AlarmActions"] == alarm["OKActions"] == [{"Ref": topic}]
+
+
+def test_a_failed_deployment_of_this_stack_reaches_the_topic_with_its_error_types(template):
+    (rule,) = [v["Properties"] for v in resources_of(template, "AWS::Events::Rule").values()]
+    deployment = logical_id(template, "AWS::GreengrassV2::Deployment", DeploymentName="rainedge-deployment")
+    assert rule["EventPattern"] == {
+        "source": ["aws.greengrass"], "detail-type": ["Greengrass V2 Effective Deployment Status Change"],
+        "detail": {"coreDeviceExecutionStatus": ["FAILED"],
+                   "deployment-id": [{"Fn::GetAtt": [deployment, "DeploymentId"]}]}}
+    (target,) = rule["Targets"]
+    assert "$.detail.statusDetails.errorTypes" in target["InputTransformer"]["InputPathsMap"].values()
+
+
+def test_the_alarm_topic_takes_tls_only_and_an_e_mail_only_when_configured(template, fleet):
+    assert resources_of(template, "AWS::SNS::Subscription") == {}
+    (subscription,) = [v["Properties"] for v in resources_of(fleet, "AWS::SNS::Subscription").values()]
+    assert (subscription["Protocol"], subscription["Endpoint"]) == ("email", "ops@example.com")
+    (policy,) = [v["Properties"] for v in resources_of(template, "AWS::SNS::TopicPolicy").values()]
+    assert '"aws:SecureTransport": "false"' in flatten(policy)
+
+
+# ---- dashboard and outputs -----------------------------------------------------------------------
+def dashboard_body(template) -> dict:
+    (dashboard,) = [v["Properties"] for v in resources_of(template, "AWS::CloudWatch::Dashboard").values()]
+    return json.loads(joined(dashboard["DashboardBody"]))
+
+
+def test_the_dashboard_shows_every_metric_per_device_the_alarms_and_deployment_health(template):
+    body = flatten(dashboard_body(template))
+    queries = [("AVG", "Temperature"), ("AVG", "Humidity"), ("AVG", "Pressure"), ("MAX", "Probability"),
+               ("MAX", "Threshold"), ("MAX", "Raining"), ("COUNT", fm.READING_COUNTER)]
+    for statistic, metric in queries:
+        assert json.dumps(fm.per_device(statistic, metric, CONFIG.metrics_namespace))[1:-1] in body, metric
+    assert json.dumps(fm.per_device("SUM", "NoPrediction", CONFIG.metrics_namespace, by_status=True))[1:-1] in body
+    (alarm_widget,) = [w for w in dashboard_body(template)["widgets"] if w["type"] == "alarm"]
+    assert len(alarm_widget["properties"]["alarms"]) == len(ALARMS)
+    assert '"TriggeredRules"' in body
+
+
+def test_outputs_name_everything_teardown_needs(template):
+    outputs = {key: value["Value"] for key, value in template["Outputs"].items()}
+    assert MONITORING_OUTPUTS <= set(outputs)
+    assert outputs["DashboardName"] == {"Ref": logical_id(template, "AWS::CloudWatch::Dashboard",
+                                                          DashboardName="rainedge-fleet")}
+    assert joined(outputs["AlarmNames"]).split(",") == ["<token>"] * len(ALARMS)
+    assert outputs["TopicRuleNames"] == ",".join(CONFIG.topic_rule_name(r.purpose) for r in fm.SHADOW_RULES)
+    assert joined(outputs["MonitoringLogGroupNames"]).split(",") == ["<token>", "<token>"]
+    assert outputs["MetricsNamespace"] == "RainEdge/rainedge"
+
+
+def test_monitoring_does_not_grow_with_the_fleet(template, ten_devices, fleet):
+    # One device or ten: the same resources, byte for byte (no device name anywhere in them).
+    assert monitoring_resources(template) == monitoring_resources(ten_devices)
+    assert "pi-3" not in flatten(monitoring_resources(ten_devices))
+    types = lambda chosen: Counter(value["Type"] for value in monitoring_resources(chosen).values())  # noqa: E731
+    assert types(fleet) - types(template) == Counter({"AWS::SNS::Subscription": 1})
+
+
+def test_everything_taggable_carries_the_app_tag(template):
+    for resource_type in ("AWS::IoT::TopicRule", "AWS::CloudWatch::Alarm", "AWS::SNS::Topic", "AWS::Events::Rule",
+                          "AWS::Logs::LogGroup"):
+        for properties in (v["Properties"] for v in resources_of(template, resource_type).values()):
+            assert {"Key": "rainedge:app", "Value": "rainedge"} in properties["Tags"], resource_type

@@ -1,0 +1,133 @@
+"""The fleet bundle's install.sh, run with bash on a stand-in machine with a fake device-tree serial
+number: the machine checks of the listed path, the serial number checked by the hook's own code
+before anything changes, the device key and CSR made on the Pi, the installer run with the plugin;
+every value is data, never a command."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from infra.fleet_hook import handler as fleet_hook
+from infra.lifecycle.device_setup import yaml_document
+from infra.lifecycle.fleet_bundle import HOOK_FILE, PLUGIN_JAR, SERIAL_SLOT, fleet_install_script
+
+from .test_install_script import NUCLEUS, machine
+
+SERIAL = "10000000a1b2c3d4"
+PATTERN = "[0-9a-f]{16}"
+
+
+def pi(tmp_path: Path, arch: str = "aarch64") -> Path:
+    """The stand-in machine with the lambdaRuntime interpreter (a real one: the script runs the hook's
+    code with it), `tr`, and an `rm` that keeps the scratch folder so that the test can read it."""
+    bin_dir = machine(tmp_path, arch, ())
+    os.symlink(sys.executable, bin_dir / "python3.11")
+    os.symlink(shutil.which("tr"), bin_dir / "tr")
+    (bin_dir / "rm").unlink()
+    (bin_dir / "rm").write_text("#!/bin/sh\nexit 0\n")
+    (bin_dir / "rm").chmod(0o755)
+    return bin_dir
+
+
+def run_install(tmp_path: Path, bin_dir: Path, serial: bytes | None = SERIAL.encode() + b"\0", *,
+                pattern: str = PATTERN, greengrass_root: str = "/greengrass/v2",
+                downloads: tuple[str, ...] = (f"greengrass-{NUCLEUS}.zip", PLUGIN_JAR)) -> subprocess.CompletedProcess:
+    bundle = tmp_path / "bundle"
+    bundle.mkdir(exist_ok=True)
+    (bundle / "install.sh").write_text(fleet_install_script(
+        name_prefix="rainedge", serial_pattern=pattern, nucleus_version=NUCLEUS, greengrass_root=greengrass_root,
+        python="python3.11"))
+    shutil.copy(fleet_hook.__file__, bundle / HOOK_FILE)
+    (bundle / "config.yaml").write_text(yaml_document({"templateParameters": {"SerialNumber": SERIAL_SLOT},
+                                                       "deviceId": f"rainedge-claim-{SERIAL_SLOT}"}))
+    for name in downloads:
+        (bundle / name).write_bytes(b"PK")
+    env = {"PATH": str(bin_dir), "DRY_RUN": "1", "TMPDIR": str(tmp_path / "tmp")}
+    (tmp_path / "tmp").mkdir(exist_ok=True)
+    if serial is not None:
+        (tmp_path / "serial-number").write_bytes(serial)
+        env["SERIAL_NUMBER_FILE"] = str(tmp_path / "serial-number")
+    return subprocess.run(["/bin/bash", str(bundle / "install.sh")], capture_output=True, text=True, timeout=60,
+                          env=env)
+
+
+def changes(result: subprocess.CompletedProcess) -> list[str]:
+    return [line for line in result.stdout.splitlines() if line.startswith("would run:")]
+
+
+def test_a_dry_run_on_a_pi_joins_as_prefix_serial_with_its_own_key(tmp_path):
+    result = run_install(tmp_path, pi(tmp_path))
+    assert result.returncode == 0, result.stderr
+    thing = f"rainedge-{SERIAL}"
+    assert f"this Pi joins as {thing} (serial number {SERIAL} from {tmp_path}/serial-number)" in result.stdout
+    done = changes(result)
+    key = "/greengrass/v2/device-key/private.pem.key"
+    csr = "/greengrass/v2/device-key/device.csr"
+    assert done.index(f"would run: openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out {key}") \
+        < done.index(f"would run: chmod 0600 {key}") \
+        < done.index(f"would run: openssl req -new -key {key} -subj /CN={thing} -out {csr}")
+    assert "would run: install -m 0600 " in "\n".join(done)  # the claim key, 0600
+    [java] = [line for line in done if line.startswith("would run: java")]
+    assert (" -jar ./GreengrassInstaller/lib/Greengrass.jar --trusted-plugin "
+            f"./GreengrassInstaller/{PLUGIN_JAR} --init-config ./GreengrassInstaller/config.yaml "
+            "--component-default-user ggc_user:ggc_group --setup-system-service true") in java
+    assert "--provision" not in java
+    # The serial number went into the configuration the installer gets.
+    [filled] = (tmp_path / "tmp").glob("*/config.yaml")
+    assert yaml.safe_load(filled.read_text()) == {"templateParameters": {"SerialNumber": SERIAL},
+                                                  "deviceId": f"rainedge-claim-{SERIAL}"}
+    assert "PRIVATE KEY" not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("serial, says", [
+    (b"10000000A1B2C3D4\0", "does not match [0-9a-f]{16}"),  # the pattern is matched in full, case and all
+    (b"10000000a1b2c3d\0", "does not match"),
+    (b"10000000a1b2c3d4\n10000000a1b2c3d4\0", "does not match"),
+    (b"\0", "does not match"),
+])
+def test_a_serial_number_the_hook_would_refuse_stops_before_any_change(tmp_path, serial, says):
+    result = run_install(tmp_path, pi(tmp_path), serial)
+    assert result.returncode == 1
+    assert "this board cannot join the fleet" in result.stderr and says in result.stderr
+    assert changes(result) == []
+
+
+def test_a_pattern_that_admits_a_name_aws_iot_refuses_is_caught_by_the_hooks_name_rule(tmp_path):
+    result = run_install(tmp_path, pi(tmp_path), b"pi:7\0", pattern=".+")
+    assert result.returncode == 1 and "is not 1-64 of A-Z a-z 0-9 _ -" in result.stderr
+    assert changes(result) == []
+
+
+def test_without_a_device_tree_serial_number(tmp_path):
+    result = run_install(tmp_path, pi(tmp_path), serial=None)
+    assert result.returncode == 1
+    assert "no serial number in the device tree" in result.stderr and "SERIAL_NUMBER_FILE" in result.stderr
+    assert changes(result) == []
+
+
+def test_a_missing_plugin_jar_says_how_to_download_it(tmp_path):
+    result = run_install(tmp_path, pi(tmp_path), downloads=(f"greengrass-{NUCLEUS}.zip",))
+    assert result.returncode == 1
+    assert "fleetprovisioningbyclaim-latest.jar" in result.stderr and changes(result) == []
+
+
+def test_the_machine_checks_of_the_listed_path_come_first(tmp_path):
+    result = run_install(tmp_path, pi(tmp_path, arch="armv7l"))
+    assert result.returncode == 1 and "this is a armv7l system" in result.stderr
+    assert "joins as" not in result.stdout and changes(result) == []
+
+
+def test_hostile_values_are_data_not_commands(tmp_path):
+    marker = tmp_path / "pwned"
+    hostile = f"$(touch {marker})`touch {marker}`;touch {marker}"
+    root = run_install(tmp_path, pi(tmp_path), greengrass_root=f"/opt/gg;{hostile}")
+    assert root.returncode == 0, root.stderr
+    serial = run_install(tmp_path, tmp_path / "bin", hostile.encode() + b"\0", pattern=f".*'''\"\"\"{hostile}")
+    assert serial.returncode == 1 and "this board cannot join the fleet" in serial.stderr
+    assert not marker.exists()
