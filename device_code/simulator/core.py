@@ -57,11 +57,13 @@ class IpcCall:
 def standalone_environment(thing_name: str, model_dir: Path | str = "/nonexistent", **overrides: str) -> dict[str, str]:
     """Every variable the device functions require, for running them outside a deployment (the
     bench, unit tests): the defaults of cdk.json, the given model folder, no CPU thermal zone, no
-    station file (0 m). Give HISTORY_FILE a folder of your own before an inference function saves."""
+    station file (0 m), and a history file under /dev/null, which no one (root neither) can create:
+    the history stays in memory and each save is logged as failed. Give HISTORY_FILE a folder of your
+    own to keep it."""
     values = {env.THING_NAME: thing_name, env.LOG_LEVEL: "INFO", env.SAMPLE_INTERVAL_S: "60", env.I2C_BUS: "1",
               env.I2C_ADDRESS: "0x76", env.CPU_TEMP_COMPENSATION: "off", env.CPU_TEMP_PATH: "/nonexistent",
               env.STATION_FILE: "/nonexistent/station.json", env.MODEL_DIR: str(model_dir),
-              env.HISTORY_FILE: "/nonexistent/reading_history.json", env.INFERENCE_INTERVAL_S: "10",
+              env.HISTORY_FILE: "/dev/null/reading_history.json", env.INFERENCE_INTERVAL_S: "10",
               env.MAX_INPUT_AGE_S: "300"}
     return {**values, **overrides}
 

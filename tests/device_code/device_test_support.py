@@ -4,11 +4,12 @@ from __future__ import annotations
 import threading
 from datetime import datetime, timedelta, timezone
 
+from fake_model import METADATA, humid_means_rain
+
 from device_code.config import load_inference_config, load_shadow_writer_config
-from device_code.features import INSTANTANEOUS_INPUTS, TREND_INPUTS
 from device_code.history import ReadingHistory
 from device_code.inference import InferenceService
-from device_code.model import INSTANTANEOUS, TREND, ModelMetadata, ModelSpec, RainModel
+from device_code.model import RainModel
 from device_code.port import PortError, ShadowUpdateRejected
 from device_code.shadow_writer import ShadowWriter
 from device_code.simulator.core import standalone_environment
@@ -68,16 +69,7 @@ def reading(**overrides):
     return message
 
 
-METADATA = ModelMetadata(version="rain-test",
-                         valid_ranges={"temperature": (-40.0, 85.0), "humidity": (0.0, 100.0),
-                                       "pressure": (300.0, 1100.0)},
-                         models={INSTANTANEOUS: ModelSpec(INSTANTANEOUS, "serving_default", INSTANTANEOUS_INPUTS, 0.5),
-                                 TREND: ModelSpec(TREND, "trend", TREND_INPUTS, 0.5)})
-
-
-def humid_means_rain(signature, inputs):
-    """A fake runner for either model: P(rain) = humidity / 100."""
-    return inputs["humidity"] / 100.0
+__all__ = ["METADATA", "humid_means_rain"]  # the fake model, re-exported for the edge tests
 
 
 def make_writer(greengrass, clock, compensation="off", cpu=lambda: 50.0, station_file="/nonexistent/station.json"):

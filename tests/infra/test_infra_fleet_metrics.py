@@ -5,11 +5,13 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from fake_model import METADATA, humid_means_rain
 
 from device_code.config import load_inference_config, load_shadow_writer_config
 from device_code.contracts import RAIN_SHADOW, WEATHER_SHADOW, shadow_topic
+from device_code.history import ReadingHistory
 from device_code.inference import InferenceService
-from device_code.model import ModelMetadata, ModelUnavailable, RainModel
+from device_code.model import ModelUnavailable, RainModel
 from device_code.shadow_writer import ShadowWriter
 from device_code.simulator.core import standalone_environment
 from device_code.simulator.greengrass import LocalGreengrass
@@ -22,9 +24,6 @@ THING = "pi-garden"
 NOW = datetime(2013, 11, 5, 12, 0, tzinfo=timezone.utc)
 NOW_MS = int(NOW.timestamp() * 1000)
 NAMESPACE = RainEdgeConfig().metrics_namespace
-METADATA = ModelMetadata(version="rain-test", threshold=0.5,
-                         valid_ranges={"temperature": (-40.0, 85.0), "humidity": (0.0, 100.0),
-                                       "pressure": (300.0, 1100.0)})
 READING = {"temperature": 11.5, "humidity": 93.0, "pressure": 1004.2, "sampled_at": "2013-11-05T11:59:00.000Z"}
 
 
@@ -40,13 +39,14 @@ class Device:
     """The shadow writer and the inference function on the simulator's Greengrass; records every
     `update/documents` message, which is what the cloud shadow service publishes too."""
 
-    def __init__(self, load=lambda path: RainModel(METADATA, "fake", lambda t, h, p: h / 100.0)) -> None:
+    def __init__(self, load=lambda path: RainModel(METADATA, "fake", humid_means_rain)) -> None:
         self.greengrass, self.clock, self.documents = LocalGreengrass(), FixedClock(NOW), []
         self.greengrass.bus.tap(lambda topic, message, _: self.documents.append((topic, message))
                                 if topic.endswith("/update/documents") else None)
         environment = standalone_environment(THING)
         self.writer = ShadowWriter(load_shadow_writer_config(environment), self.greengrass, self.clock, lambda: 50.0)
-        self.inference = InferenceService(load_inference_config(environment), self.greengrass, self.clock, load)
+        self.inference = InferenceService(load_inference_config(environment), self.greengrass, self.clock, load,
+                                          ReadingHistory(None))
 
     def read(self, **overrides) -> None:
         assert self.writer.handle({**READING, **overrides}) == {"accepted": True}
@@ -104,7 +104,7 @@ def test_a_prediction_becomes_probability_threshold_and_raining(rules):
 
 
 def failing_model(path):
-    def broken(temperature, humidity, pressure):
+    def broken(signature, inputs):
         raise RuntimeError("interpreter crashed")
     return RainModel(METADATA, "fake", broken)
 
