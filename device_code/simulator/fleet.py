@@ -17,6 +17,8 @@ from .replay import Observation, load_test_period
 from .simulation import EdgeSimulation, SimulationSettings
 
 ORIGINS = ("EWR", "JFK", "LGA")
+# How long the whole fleet's shadows may take to reach the cloud after the functions stop.
+SYNC_TIMEOUT_S = 60.0
 
 
 def fleet_serial(index: int) -> str:
@@ -88,7 +90,11 @@ def run_fleet(stack, settings: SimulationSettings, devices: int, hours: int, clo
         for member in members:
             member.sim.wait_for_predictions(hours, max(0.0, deadline - time.monotonic()))
     finally:
-        synced = [member.sim.stop() for member in members]
+        # All functions first, then every core's sync against one deadline: the cores catch up together.
+        for member in members:
+            member.sim.stop_functions()
+        deadline = time.monotonic() + SYNC_TIMEOUT_S
+        synced = [member.sim.finish_sync(max(0.0, deadline - time.monotonic())) for member in members]
     run = FleetRun(members, time.perf_counter() - began_wall, time.process_time() - began_cpu)
     for member, in_sync in zip(members, synced):
         member.matches = member.sim.cloud_matches(cloud, in_sync)

@@ -130,14 +130,22 @@ class EdgeSimulation:
 
     def stop(self, sync_timeout_s: float = 10.0) -> bool:
         """Stop the functions, deliver what is in flight, let the cloud catch up; True when in sync."""
+        self.stop_functions()
+        return self.finish_sync(sync_timeout_s)
+
+    def stop_functions(self) -> None:
+        """Stop the functions and deliver what is in flight on the local bus."""
         for service in self.services.values():
             if hasattr(service, "stop"):
                 service.stop()
         self.greengrass.bus.drain()
         self._folder.cleanup()
+
+    def finish_sync(self, timeout_s: float) -> bool:
+        """Let the cloud catch up with the local shadows, then stop syncing; True when in sync."""
         if self.sync is None:
             return False
-        synced = self.sync.wait_until_synced(sync_timeout_s)
+        synced = self.sync.wait_until_synced(timeout_s)
         self.sync.stop()
         return synced
 

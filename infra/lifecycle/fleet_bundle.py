@@ -13,14 +13,15 @@ from __future__ import annotations
 
 import shlex
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Mapping
 
 from infra.fleet_hook import handler as fleet_hook
 from infra.lifecycle.aws import AwsClients
 from infra.lifecycle.device_setup import (PLUGIN_JAR, PREREQUISITES, ROOT_CA, ROOT_CA_FILE, DeviceSetupError,
                                           Endpoints, active_certificate_pem, fetch_endpoints, installer_url,
                                           installer_zip, matching_private_key, private_bundle_dir, require_download,
-                                          run_installer, script_prologue, write_file, yaml_document)
+                                          run_installer, script_prologue, station_file_snippet, write_file,
+                                          yaml_document)
 from infra.lifecycle.outputs import FleetOutputs, OutputsError, StackOutputs
 from infra.lifecycle.provisioned import claim_name
 from infra.lifecycle.settings import AppNames
@@ -71,9 +72,10 @@ def fleet_config_yaml(*, outputs: StackOutputs, fleet: FleetOutputs, endpoints: 
 
 
 def fleet_install_script(*, name_prefix: str, serial_pattern: str, nucleus_version: str, greengrass_root: str,
-                         python: str) -> str:
+                         python: str, altitudes: Mapping[str, float]) -> str:
     """install.sh of the fleet bundle. Every configured value is shell-quoted, or a Python literal
-    inside a quoted here-document (which the shell does not expand)."""
+    inside a quoted here-document (which the shell does not expand). `altitudes`: stationAltitudes,
+    looked up by the name the Pi joins as (ALTITUDE_M at install wins)."""
     q = shlex.quote
     zip_name, url = installer_zip(nucleus_version), installer_url(nucleus_version)
     key = f'"$GG_ROOT/{DEVICE_KEY_DIR}/{DEVICE_KEY_FILE}"'
@@ -122,7 +124,7 @@ print(thing_name({name_prefix!r}, serial))
 CHECK_SERIAL
 )"
 echo "this Pi joins as $THING (serial number $SERIAL from $SERIAL_FILE)"
-
+{station_file_snippet(greengrass_root, '"$THING"', altitudes)}
 {PREREQUISITES}
 run install -d -m 0755 "$GG_ROOT"
 run install -m 0644 "$HERE/{ROOT_CA_FILE}" "$GG_ROOT/{ROOT_CA_FILE}"
@@ -167,7 +169,7 @@ def write_fleet_bundle(clients: AwsClients, names: AppNames, outputs: StackOutpu
     write_file(bundle / "install.sh", fleet_install_script(
         name_prefix=outputs.name_prefix, serial_pattern=fleet.serial_number_pattern,
         nucleus_version=names.nucleus_version, greengrass_root=greengrass_root,
-        python=names.config.python_executable).encode(), 0o700)
+        python=names.config.python_executable, altitudes=names.config.station_altitudes).encode(), 0o700)
     return bundle
 
 

@@ -37,18 +37,20 @@ def pi(tmp_path: Path, arch: str = "aarch64") -> Path:
 
 def run_install(tmp_path: Path, bin_dir: Path, serial: bytes | None = SERIAL.encode() + b"\0", *,
                 pattern: str = PATTERN, greengrass_root: str = "/greengrass/v2",
-                downloads: tuple[str, ...] = (f"greengrass-{NUCLEUS}.zip", PLUGIN_JAR)) -> subprocess.CompletedProcess:
+                downloads: tuple[str, ...] = (f"greengrass-{NUCLEUS}.zip", PLUGIN_JAR),
+                altitudes: dict[str, float] | None = None, altitude: str | None = None) -> subprocess.CompletedProcess:
     bundle = tmp_path / "bundle"
     bundle.mkdir(exist_ok=True)
     (bundle / "install.sh").write_text(fleet_install_script(
         name_prefix="rainedge", serial_pattern=pattern, nucleus_version=NUCLEUS, greengrass_root=greengrass_root,
-        python="python3.11"))
+        python="python3.11", altitudes=altitudes or {}))
     shutil.copy(fleet_hook.__file__, bundle / HOOK_FILE)
     (bundle / "config.yaml").write_text(yaml_document({"templateParameters": {"SerialNumber": SERIAL_SLOT},
                                                        "deviceId": f"rainedge-claim-{SERIAL_SLOT}"}))
     for name in downloads:
         (bundle / name).write_bytes(b"PK")
-    env = {"PATH": str(bin_dir), "DRY_RUN": "1", "TMPDIR": str(tmp_path / "tmp")}
+    env = {"PATH": str(bin_dir), "DRY_RUN": "1", "TMPDIR": str(tmp_path / "tmp"),
+           **({"ALTITUDE_M": altitude} if altitude is not None else {})}
     (tmp_path / "tmp").mkdir(exist_ok=True)
     if serial is not None:
         (tmp_path / "serial-number").write_bytes(serial)
@@ -131,3 +133,22 @@ def test_hostile_values_are_data_not_commands(tmp_path):
     serial = run_install(tmp_path, tmp_path / "bin", hostile.encode() + b"\0", pattern=f".*'''\"\"\"{hostile}")
     assert serial.returncode == 1 and "this board cannot join the fleet" in serial.stderr
     assert not marker.exists()
+
+
+@pytest.mark.parametrize("altitudes, altitude, expected", [
+    ({}, None, '{"altitude_m": 0} (default: stationAltitudes has no entry for rainedge-10000000a1b2c3d4)'),
+    ({f"rainedge-{SERIAL}": 512.5, "rainedge-1000000000000000": 80}, None, '{"altitude_m": 512.5} (stationAltitudes)'),
+    ({f"rainedge-{SERIAL}": 512.5}, "1200", '{"altitude_m": 1200} (ALTITUDE_M)'),
+])
+def test_the_pi_writes_its_station_altitude_looked_up_by_the_name_it_joins_as(tmp_path, altitudes, altitude,
+                                                                              expected):
+    result = run_install(tmp_path, pi(tmp_path), altitudes=altitudes, altitude=altitude)
+    assert result.returncode == 0, result.stderr
+    assert f"station file /greengrass/v2/rainedge/station.json: {expected}" in result.stdout
+
+
+def test_a_bad_altitude_stops_the_install_before_any_change(tmp_path):
+    result = run_install(tmp_path, pi(tmp_path), altitude="high; touch /tmp/x")
+    assert result.returncode == 1
+    assert "is not metres from -500 to 9000" in result.stderr
+    assert changes(result) == []
