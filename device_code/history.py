@@ -1,8 +1,8 @@
 """The device's recent readings, which the trend model needs: bounded, persisted, tolerant.
 
 - Bounded: one reading per RESOLUTION_S slot (the first that arrives for it), and nothing older than
-  the trend model's window (plus one slot) before `now`: at most ~300 readings, whatever the
-  sampling rate. The features only look near whole hours back, within a 15-minute tolerance
+  the trend model's window (plus one slot) before the newest reading: at most ~300 readings,
+  whatever the sampling rate. The features only look near whole hours back, within a 15-minute tolerance
   (device_code.features), so a 5-minute resolution loses nothing they use.
 - Persisted: written to a JSON file (atomically: temporary file + rename) whenever the kept
   readings change, i.e. at most about once per slot, so a restart keeps the hours already
@@ -43,12 +43,18 @@ class ReadingHistory:
         return len(self._slots)
 
     def add(self, reading: HasReadingValues, now: datetime) -> bool:
-        """Keep `reading` if its slot is free and it lies within the window before `now`; prune
-        what fell out of the window. True when the kept readings changed (and were saved)."""
-        at = reading.sampled_at.timestamp()
-        changed = self._prune(now.timestamp())
+        """Keep `reading` if its slot is free, it is not stamped after `now` and it lies within the
+        window before the newest reading; prune what fell out. True when the kept readings changed
+        (and were saved).
+
+        The window hangs off the newest reading, not off `now`: a reading is predicted from for as
+        long as it is fresh enough (MAX_INPUT_AGE_S), and the readings its lags need must stay so long."""
+        at, now_s = reading.sampled_at.timestamp(), now.timestamp()
+        newest = max((t for t in [at, *(row[0] for row in self._slots.values())] if t <= now_s + MAX_CLOCK_SKEW_S),
+                     default=now_s)
+        changed = self._prune(now_s, newest)
         slot = int(at // RESOLUTION_S)
-        if self._within(at, now.timestamp()) and slot not in self._slots:
+        if self._within(at, now_s, newest) and slot not in self._slots:
             self._slots[slot] = (at, float(reading.temperature), float(reading.humidity), float(reading.pressure))
             changed = True
         if changed:
@@ -60,11 +66,11 @@ class ReadingHistory:
         columns = list(zip(*rows)) if rows else [()] * 4
         return Series(*(np.asarray(column, dtype=np.float64) for column in columns))
 
-    def _within(self, at: float, now: float) -> bool:
-        return now - self.window_s <= at <= now + MAX_CLOCK_SKEW_S
+    def _within(self, at: float, now: float, newest: float) -> bool:
+        return newest - self.window_s <= at <= now + MAX_CLOCK_SKEW_S
 
-    def _prune(self, now: float) -> bool:
-        stale = [slot for slot, row in self._slots.items() if not self._within(row[0], now)]
+    def _prune(self, now: float, newest: float) -> bool:
+        stale = [slot for slot, row in self._slots.items() if not self._within(row[0], now, newest)]
         for slot in stale:
             del self._slots[slot]
         return bool(stale)

@@ -206,6 +206,23 @@ def test_the_trend_model_answers_once_the_history_covers_its_window(greengrass, 
     assert rain(greengrass)["model"] == "trend" and rain(greengrass)["threshold"] == 0.5
 
 
+def test_a_heartbeat_later_in_the_hour_keeps_the_trend_model_for_the_same_reading(greengrass, clock):
+    # The reading a day before the newest one must stay in the history for as long as that newest
+    # reading may be predicted from (MAX_INPUT_AGE_S), not only for 24 h 15 min after it.
+    service = make_service(greengrass, clock, max_age="3600")
+    service.heartbeat()
+    feed(service, clock, hourly_weather(24) + [{"state": {"reported": reading(sampled_at=format_timestamp(NOW))}}])
+    assert rain(greengrass)["model"] == "trend"
+    write_weather(greengrass, sampled_at=format_timestamp(NOW))  # what the heartbeat reads
+    service.heartbeat()
+    version = greengrass.get_shadow(THING, RAIN_SHADOW)["version"]
+    for minutes in (20, 30, 45):
+        clock.current = NOW + timedelta(minutes=minutes)
+        service.heartbeat()
+        assert rain(greengrass)["model"] == "trend"
+    assert greengrass.get_shadow(THING, RAIN_SHADOW)["version"] == version  # nothing new to say
+
+
 def test_a_restart_keeps_the_history_through_its_file(greengrass, clock, tmp_path):
     history_file = tmp_path / "work" / "reading_history.json"
     first = make_service(greengrass, clock, history=ReadingHistory(history_file))
