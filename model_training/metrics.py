@@ -1,14 +1,29 @@
 """Classification and calibration metrics shared by training (model card) and the evaluate CLI."""
 from __future__ import annotations
 
+from typing import Any, Iterable
+
 import numpy as np
-from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score
 
 CALIBRATION_BINS = 10
+# scikit-learn is imported where it is used: the simulator takes confusion_counts from here, and its
+# benchmark process must not carry scikit-learn's memory.
+
+
+def confusion_counts(predicted: Iterable[Any], actual: Iterable[Any]) -> tuple[int, int, int, int]:
+    """(rain predicted & observed, false alarms, missed rain, dry & dry)."""
+    predicted = np.asarray(list(predicted), dtype=bool)
+    actual = np.asarray(list(actual), dtype=bool)
+    true_pos = int(np.sum(predicted & actual))
+    false_pos = int(np.sum(predicted & ~actual))
+    false_neg = int(np.sum(~predicted & actual))
+    return true_pos, false_pos, false_neg, len(actual) - true_pos - false_pos - false_neg
 
 
 def choose_threshold(rain: np.ndarray, probability: np.ndarray) -> float:
     """The probability cut-off that maximises F1 (chosen on validation data, never on test)."""
+    from sklearn.metrics import precision_recall_curve
+
     precision, recall, thresholds = precision_recall_curve(rain, probability)
     # The last (precision, recall) pair has no threshold: it is the "predict nothing" end point.
     f1 = 2 * precision[:-1] * recall[:-1] / np.maximum(precision[:-1] + recall[:-1], 1e-12)
@@ -49,13 +64,13 @@ def classification_metrics(rain: np.ndarray, probability: np.ndarray, threshold)
 
     ROC-AUC and PR-AUC need both classes; with only one present they are reported as None.
     """
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
     rain = np.asarray(rain).astype(int)
     probability = np.asarray(probability, dtype=float)
     predicted = probability >= threshold
     actual = rain == 1
-    true_pos = int(np.sum(predicted & actual))
-    false_pos = int(np.sum(predicted & ~actual))
-    false_neg = int(np.sum(~predicted & actual))
+    true_pos, false_pos, false_neg, _ = confusion_counts(predicted, actual)
     precision = true_pos / (true_pos + false_pos) if true_pos + false_pos else 0.0
     recall = true_pos / (true_pos + false_neg) if true_pos + false_neg else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0

@@ -18,9 +18,9 @@ import numpy as np
 from device_code.contracts import SEA_LEVEL_PRESSURE, Reading
 from device_code.features import Series
 from device_code.model import INSTANTANEOUS, TREND, RainModel
-from model_training.metrics import classification_metrics
+from model_training.metrics import classification_metrics, confusion_counts
 
-from .simulation import Step, confusion
+from .simulation import Step
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,7 @@ class DemoReport:
         briers = {}
         for name, probability, threshold in self.rows():
             metrics = classification_metrics(self.rain, probability, threshold)
-            tp, fp, fn, tn = confusion(probability >= threshold, self.rain)
+            tp, fp, fn, tn = confusion_counts(probability >= threshold, self.rain)
             precision = f"{metrics['precision']:.3f}" if tp + fp else "-"  # nothing predicted: undefined
             lines.append(f"  {name:<27}{precision:>10}{metrics['recall']:>8.3f}{metrics['f1']:>7.3f}"
                          f"{metrics['accuracy']:>10.3f}{tp:>5}{fp:>4}{fn:>4}{tn:>5}")

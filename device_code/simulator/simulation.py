@@ -3,8 +3,9 @@
 Like a core device running the deployment (see core.py): each Lambda component's service is
 built from its handler module's `build` with the core's own environment and port (several cores can
 run in one process), each pinned one runs its long-lived loop, each event source invokes its
-function, every IPC call goes through the component's access control, and the synchroniser pushes the shadows ShadowManager is configured to
-sync to a cloud shadow service (a moto server) while it is reachable and the IoT policy allows it.
+function, every IPC call goes through the component's access control, and the synchroniser pushes
+the shadows ShadowManager is configured to sync to a cloud shadow service (a moto server) while it
+is reachable and the IoT policy allows it.
 """
 from __future__ import annotations
 
@@ -13,13 +14,14 @@ import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Mapping
 
 from device_code import config as env
 from device_code import runtime
 from device_code.contracts import (ALTITUDE_M, DEFAULT_ALTITUDE_M, RAIN_SHADOW, READINGS_TOPIC, WEATHER_SHADOW,
                                    shadow_topic)
 from device_code.port import ShadowNotFound
+from model_training.metrics import confusion_counts
 
 from .chip import SimulatedBme680
 from .core import DEVICE_TO_CLOUD, SimulatedCore
@@ -35,15 +37,6 @@ def resolve_model_dir(path: Path) -> Path:
             return candidate
     raise SystemExit(f"no trained model in {path} (expected metadata.json there or in rain_model/): "
                      "run `make train` (`make demo` does it for you)")
-
-
-def confusion(predicted: Iterable[Any], rain: Iterable[Any]) -> tuple[int, int, int, int]:
-    """(rain predicted & observed, false alarms, missed rain, dry & dry)."""
-    pairs = [(bool(p), bool(a)) for p, a in zip(predicted, rain)]
-    tp = sum(p and a for p, a in pairs)
-    fp = sum(p and not a for p, a in pairs)
-    fn = sum(a and not p for p, a in pairs)
-    return tp, fp, fn, len(pairs) - tp - fp - fn
 
 
 @dataclass
@@ -186,9 +179,10 @@ class EdgeSimulation:
             self._progress.notify_all()
 
     def confusion(self) -> tuple[int, int, int, int]:
-        """confusion() over the predicted hours."""
+        """model_training.metrics.confusion_counts over the predicted hours."""
         done = [step for step in self.steps if step.prediction]
-        return confusion([step.prediction["raining"] for step in done], [step.observation.rain for step in done])
+        return confusion_counts([step.prediction["raining"] for step in done],
+                                [step.observation.rain for step in done])
 
     def cloud_matches(self, cloud: Any, synced: bool) -> dict[str, bool]:
         """For each synced shadow: does the cloud's reported state equal the local one?"""
