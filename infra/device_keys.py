@@ -71,6 +71,20 @@ def _private_folder(folder: Path) -> None:
                              f"owner's alone; run chmod 700 {folder.resolve()}")
 
 
+class UnusableKey(ValueError):
+    """What is wrong with a private key file, said as the end of "<file> ..."."""
+
+
+def parse_private_key(pem: bytes) -> PrivateKeyTypes:
+    """The key of a PEM file as Greengrass reads it (unattended: no passphrase); UnusableKey otherwise."""
+    try:
+        return serialization.load_pem_private_key(pem, password=None)
+    except TypeError:  # cryptography's answer to an encrypted key loaded without a password
+        raise UnusableKey("is encrypted, but Greengrass reads its key without a passphrase") from None
+    except (ValueError, UnsupportedAlgorithm) as error:
+        raise UnusableKey(f"is not a PEM private key ({error})") from None
+
+
 def _read_key(key_path: Path) -> PrivateKeyTypes | None:
     if not key_path.exists():
         return None
@@ -79,13 +93,10 @@ def _read_key(key_path: Path) -> PrivateKeyTypes | None:
         raise DeviceKeyError(f"{key_path} is readable by others (mode {mode:04o}): run chmod 600 {key_path}; "
                              "if someone may have copied it, delete its folder and run `make keys` for a new key")
     try:
-        return serialization.load_pem_private_key(key_path.read_bytes(), password=None)
-    except TypeError:
-        problem = "is encrypted (Greengrass reads the key unattended)"
-    except (ValueError, UnsupportedAlgorithm) as error:
-        problem = f"is not a PEM private key ({error})"
-    raise DeviceKeyError(f"{key_path} {problem}: put the device's unencrypted key back, or delete its folder "
-                         "and run `make keys` for a new key (then `make deploy` and `make device-setup`)")
+        return parse_private_key(key_path.read_bytes())
+    except UnusableKey as problem:
+        raise DeviceKeyError(f"{key_path} {problem}: put the device's unencrypted key back, or delete its folder "
+                             "and run `make keys` for a new key (then `make deploy` and `make device-setup`)") from None
 
 
 def _check_pair(key: PrivateKeyTypes, csr_path: Path, thing_name: str) -> None:
@@ -94,7 +105,7 @@ def _check_pair(key: PrivateKeyTypes, csr_path: Path, thing_name: str) -> None:
     try:
         csr = x509.load_pem_x509_csr(csr_path.read_bytes())
         names = [attribute.value for attribute in csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
-        matches = csr.is_signature_valid and names == [thing_name] and _public(csr.public_key()) == _public(
+        matches = csr.is_signature_valid and names == [thing_name] and public_der(csr.public_key()) == public_der(
             key.public_key())
     except ValueError:
         matches = False
@@ -105,7 +116,8 @@ def _check_pair(key: PrivateKeyTypes, csr_path: Path, thing_name: str) -> None:
             "certificate for it and `make device-setup` installs it; otherwise put the original key back")
 
 
-def _public(public_key) -> bytes:
+def public_der(public_key) -> bytes:
+    """A public key's DER SubjectPublicKeyInfo: equal for a certificate or CSR and the key it was made from."""
     return public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 

@@ -16,12 +16,12 @@ from pathlib import Path, PurePosixPath
 from typing import Callable, Mapping
 
 from cryptography import x509
-from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
 from device_code.sea_level import ALTITUDE_RANGE_M
 from infra.config import DEFAULT_POSIX_GROUP, DEFAULT_POSIX_USER, LAMBDA_RUNTIMES, station_file
+from infra.device_keys import UnusableKey, parse_private_key, public_der
+from infra.greengrass import NUCLEUS
 from infra.lifecycle.aws import AwsClients, LifecycleError, call
 from infra.lifecycle.outputs import Device, StackOutputs
 from infra.lifecycle.settings import AppNames
@@ -76,7 +76,7 @@ def config_yaml(*, thing_name: str, region: str, role_alias: str, endpoints: End
             "thingName": thing_name,
         },
         "services": {
-            "aws.greengrass.Nucleus": {
+            NUCLEUS: {
                 "componentType": "NUCLEUS",
                 "version": nucleus_version,
                 "configuration": {
@@ -277,8 +277,7 @@ def matching_private_key(key_path: Path, certificate_pem: str, certificate_id: s
         raise DeviceSetupError(f"cannot read {key_path} ({error.strerror}): make it readable by you "
                                "(`make keys` writes it with mode 0600)") from None
     certificate = x509.load_pem_x509_certificate(certificate_pem.encode())
-    raw = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    if certificate.public_key().public_bytes(*raw) != _private_key(key_pem, key_path).public_key().public_bytes(*raw):
+    if public_der(certificate.public_key()) != public_der(_private_key(key_pem, key_path).public_key()):
         raise DeviceSetupError(
             f"{key_path} does not belong to certificate {certificate_id} of {owner}: "
             "the key was regenerated after the deploy; run `make deploy` to issue a certificate for it")
@@ -350,15 +349,12 @@ def run_device_setup(clients: AwsClients, names: AppNames, outputs: StackOutputs
 
 
 def _private_key(key_pem: bytes, key_path: Path) -> PrivateKeyTypes:
-    remake = "move it away and run `make keys` to make a new key, then `make deploy` to issue its certificate"
     try:
-        return serialization.load_pem_private_key(key_pem, password=None)
-    except TypeError:
-        # cryptography raises TypeError for an encrypted key loaded without a password.
-        raise DeviceSetupError(f"{key_path} is encrypted, but Greengrass reads its key without a passphrase: "
-                               f"replace it with its decrypted form (`openssl pkey`), or {remake}") from None
-    except (ValueError, UnsupportedAlgorithm):
-        raise DeviceSetupError(f"{key_path} is not a PEM private key: {remake}") from None
+        return parse_private_key(key_pem)
+    except UnusableKey as problem:
+        raise DeviceSetupError(f"{key_path} {problem}: replace it with the unencrypted key of the deployed "
+                               "certificate (`openssl pkey` decrypts one), or move it away and run `make keys` to "
+                               "make a new key, then `make deploy` to issue its certificate") from None
 
 
 def write_file(path: Path, content: bytes, mode: int) -> None:
