@@ -100,18 +100,18 @@ class DeviceComponents(Construct):
             env.CPU_TEMP_PATH: CPU_THERMAL_ZONE,
             env.STATION_FILE: config.station_file,
             env.MODEL_DIR: model_dir,
-            env.HISTORY_FILE: f"{config.greengrass_root}/work/{config.component_name(INFERENCE.component)}/"
-                              f"{HISTORY_FILE_NAME}",
+            env.HISTORY_FILE: f"{self._work_folder(INFERENCE.component)}/{HISTORY_FILE_NAME}",
             env.INFERENCE_INTERVAL_S: str(config.inference_interval_seconds),
             env.MAX_INPUT_AGE_S: str(config.max_input_age_seconds),
         }
 
+    def _work_folder(self, suffix: str) -> str:
+        """The work folder the nucleus gives a component: <root>/work/<component name>."""
+        return f"{self.config.greengrass_root}/work/{self.config.component_name(suffix)}"
+
     @property
     def site_packages(self) -> str:
-        return (
-            f"{self.config.greengrass_root}/work/{self.config.component_name(RUNTIME_COMPONENT)}"
-            f"/venv/lib/{self.config.python_executable}/site-packages"
-        )
+        return f"{self._work_folder(RUNTIME_COMPONENT)}/venv/lib/{self.config.python_executable}/site-packages"
 
     # ---- components ---------------------------------------------------------------------
     def _lambda_component(self, function: DeviceFunction, values: dict[str, str]) -> DeployedComponent:

@@ -18,7 +18,7 @@ from typing import Any, Mapping
 from device_code.contracts import finite_number, shown
 from device_code.functions import FUNCTIONS
 from device_code.sea_level import ALTITUDE_RANGE_M
-from infra.fleet_hook.handler import SERIAL_PARAMETER, decide
+from infra.fleet_hook.handler import MAX_THING_NAME, SERIAL_PARAMETER, THING_NAME, decide
 
 # Shared by the stack and the lifecycle tools (which find the app's resources by them).
 STACK_NAME = "RainEdge"
@@ -37,11 +37,6 @@ SYNC_STRATEGIES = ("realTime", "periodic")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 BME680_I2C_ADDRESSES = (0x76, 0x77)
 
-# IoT thing names are 1-128 of [a-zA-Z0-9:_-] (CreateThing); ':' is refused because the name goes
-# into MQTT topics, ARNs and policy names, and at most 64 because it is the common name of the
-# device's certificate request (X.509 upper bound ub-common-name, RFC 5280).
-MAX_THING_NAME = 64
-_THING_NAME = re.compile(rf"^[a-zA-Z0-9_-]{{1,{MAX_THING_NAME}}}$")
 # Prefix of IAM/IoT/Lambda resource names: short enough for "<prefix>-tes-role-alias" and
 # the Lambda name limit of 64.
 _NAME_PREFIX = re.compile(r"^[a-z][a-z0-9-]{0,29}$")
@@ -383,7 +378,7 @@ def _devices(key: str, raw: Any) -> tuple[str, ...]:
     if not isinstance(raw, (list, tuple)) or not raw:
         raise ConfigError(f"{key} must be a non-empty list of thing names; got {shown(raw)}")
     for name in raw:
-        if not isinstance(name, str) or not _THING_NAME.fullmatch(name):
+        if not isinstance(name, str) or not THING_NAME.fullmatch(name):
             raise ConfigError(
                 f"{key} entries must be thing names of 1-{MAX_THING_NAME} characters from a-z A-Z 0-9 _ -; "
                 f"got {shown(name)}"
@@ -444,7 +439,7 @@ def _station_altitudes(key: str, raw: Any) -> Mapping[str, float]:
         raise ConfigError(f"{key} must map thing names to metres above sea level, e.g. {example}; got {shown(raw)}")
     altitudes = {}
     for name, metres in raw.items():
-        if not isinstance(name, str) or not _THING_NAME.fullmatch(name):
+        if not isinstance(name, str) or not THING_NAME.fullmatch(name):
             raise ConfigError(f"{key} keys must be thing names of 1-{MAX_THING_NAME} characters from a-z A-Z 0-9 _ -; "
                               f"got {shown(name)}")
         value = finite_number(metres)

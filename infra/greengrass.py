@@ -13,14 +13,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from device_code.contracts import SHADOW_NAMES  # noqa: F401  (the synchronised shadows, re-exported)
-from device_code.functions import Grant
+from device_code.functions import SHADOWS, Grant
 
 NUCLEUS = "aws.greengrass.Nucleus"
-SHADOW_MANAGER = "aws.greengrass.ShadowManager"
+# The shadow manager component is also the IPC service of local shadows.
+SHADOW_MANAGER = SHADOWS
 LAMBDA_MANAGER = "aws.greengrass.LambdaManager"
 LAMBDA_LAUNCHER = "aws.greengrass.LambdaLauncher"
 LAMBDA_RUNTIMES = "aws.greengrass.LambdaRuntimes"
-TOKEN_EXCHANGE = "aws.greengrass.TokenExchangeService"
 LOG_MANAGER = "aws.greengrass.LogManager"
 
 PUBLIC_COMPONENT_VERSIONS = {
@@ -67,10 +67,26 @@ DOCUMENTED_REQUIREMENTS = (
 LOG_MANAGER_UPLOADS_ACTIVE_FILE = "2.3.0"
 LOG_MANAGER_RECOMMENDED = "2.3.5"
 
+
+# Where LogManager puts logs: /aws/greengrass/<componentType>/<region>/<componentName> (developer
+# guide, "Log manager"). User components (Lambda ones included) have a group each; the nucleus and
+# plugins such as ShadowManager and LambdaManager log into one System group, shared with every other
+# Greengrass app of the account and region, which the stack never owns and teardown never deletes.
+def component_log_group(region: str, component: str) -> str:
+    return f"/aws/greengrass/UserComponent/{region}/{component}"
+
+
+def system_log_group(region: str) -> str:
+    return f"/aws/greengrass/GreengrassSystemComponent/{region}/System"
+
 # `{iot:thingName}` in component configuration is resolved only with this nucleus option, which
 # exists from nucleus 2.6.0 and defaults to false (developer guide, Greengrass nucleus,
 # Configuration: interpolateComponentConfiguration).
 INTERPOLATION_MIN_NUCLEUS = "2.6.0"
+
+# What ShadowManager calls in the cloud to sync a shadow, over HTTPS with the core's certificate
+# (developer guide, "Shadow manager": the core's AWS IoT policy must allow these to sync shadows).
+SHADOW_SYNC_ACTIONS = ("iot:GetThingShadow", "iot:UpdateThingShadow", "iot:DeleteThingShadow")
 
 # Components that use local shadows depend on ShadowManager ("Interact with local shadows": include
 # the shadow manager component as a dependency). AWS's tutorial recipe asks for ^2.2.0 and no type,

@@ -15,7 +15,7 @@ from constructs import Construct
 
 from infra.artifacts import helper_log_group
 from infra.config import APP_TAG, RainEdgeConfig
-from infra.greengrass import SHADOW_NAMES
+from infra.greengrass import SHADOW_NAMES, SHADOW_SYNC_ACTIONS
 from infra.device_keys import read_csr
 from infra.nag import acknowledge_wildcard_resources, nag_arn
 
@@ -26,7 +26,6 @@ from infra.nag import acknowledge_wildcard_resources, nag_arn
 # The two health topics (greengrass/ and greengrassv2/) share one pattern to keep the document short.
 PUBLISHED_TOPICS = ("greengrass*/health/json", "jobs/*", "shadow/*")
 SUBSCRIBED_TOPICS = ("jobs/*", "shadow/*")
-SHADOW_SYNC_ACTIONS = ("iot:GetThingShadow", "iot:UpdateThingShadow", "iot:DeleteThingShadow")
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
 from infra import fleet_metrics as fm
+from infra.greengrass import component_log_group
 from infra.config import RainEdgeConfig
 from infra.nag import acknowledge
 
@@ -38,13 +39,6 @@ RULE_ERRORS_RETENTION = logs.RetentionDays.ONE_MONTH
 # "Greengrass V2 Effective Deployment Status Change" events (deployment health notifications page).
 GREENGRASS_SOURCE = "aws.greengrass"
 DEPLOYMENT_STATUS_EVENT = "Greengrass V2 Effective Deployment Status Change"
-
-
-def device_log_group_name(region: str, component: str) -> str:
-    """Where LogManager puts a user component's log: /aws/greengrass/UserComponent/<region>/<component>
-    (developer guide, "Log manager", Usage). Plugins such as ShadowManager and LambdaManager log into the
-    shared .../GreengrassSystemComponent/<region>/System group, which this stack never owns."""
-    return f"/aws/greengrass/UserComponent/{region}/{component}"
 
 
 class Monitoring(Construct):
@@ -62,7 +56,7 @@ class Monitoring(Construct):
         # LogManager creates these groups itself (CreateLogGroup in its uploader); the stack does not own
         # them, so a device still uploading after `cdk destroy` cannot make the next deploy fail on a
         # group that already exists. Teardown deletes them by name.
-        self.device_log_group_names = [device_log_group_name(Stack.of(self).region, name) for name in logged_components]
+        self.device_log_group_names = [component_log_group(Stack.of(self).region, name) for name in logged_components]
         self.shadow_metrics = self._log_group(
             "ShadowMetrics", config.monitoring_log_group_name("shadow-metrics"), SHADOW_METRICS_RETENTION)
         self.rule_errors = self._log_group(
@@ -206,7 +200,7 @@ class Monitoring(Construct):
             f"# rainedge fleet `{config.name_prefix}`\n"
             f"One line per device (dimension `{fm.THING}`), from each update of its `weather` and `rain` shadows "
             f"(namespace `{namespace}`). Silent = no reading for {config.silence_seconds} s; model fault = "
-            f"{', '.join(fm.FAULT_STATUSES)}. Device logs: `/aws/greengrass/UserComponent/<region>/<component>`.")))
+            f"{', '.join(fm.FAULT_STATUSES)}. Device logs: `{component_log_group('<region>', '<component>')}`.")))
         dashboard.add_widgets(
             cloudwatch.AlarmStatusWidget(title="Alarms", alarms=list(self.alarms.values()), width=8, height=6),
             per_device("Readings per minute (silence)", ("COUNT", fm.READING_COUNTER)),

@@ -25,15 +25,12 @@ from device_code.functions import (GET_THING_SHADOW, PUBLISH_TO_TOPIC, PUBSUB, S
                                    UPDATE_THING_SHADOW, DeviceFunction)
 from device_code.port import GreengrassPort, Message, MessageCallback, PortError
 from infra.fleet_hook.handler import SERIAL_PARAMETER, decide
+from infra.greengrass import NUCLEUS, SHADOW_MANAGER, SHADOW_SYNC_ACTIONS
 from infra.iot_policy import allows_any
 from infra.synthesized import DeployedVersion, LambdaComponent, Pseudo, SynthesizedStack, TemplateError
 
 from .greengrass import LocalGreengrass
 
-NUCLEUS = "aws.greengrass.Nucleus"
-SHADOW_MANAGER = "aws.greengrass.ShadowManager"
-# What ShadowManager calls in the cloud, over HTTPS with the core's certificate.
-CLOUD_SHADOW_ACTIONS = ("iot:GetThingShadow", "iot:UpdateThingShadow", "iot:DeleteThingShadow")
 DEVICE_TO_CLOUD = ("betweenDeviceAndCloud", "deviceToCloud")
 
 
@@ -208,7 +205,7 @@ class SimulatedCore:
     def cloud_refusal(self, shadow: str) -> str | None:
         """Why AWS IoT would refuse ShadowManager's calls for `shadow`, or None when it allows them."""
         arn = f"arn:{self.pseudo.partition}:iot:{self.pseudo.region}:{self.pseudo.account}:thing/{self.thing_name}/{shadow}"
-        denied = [action for action in CLOUD_SHADOW_ACTIONS if not allows_any(self.policies.values(), action, arn)]
+        denied = [action for action in SHADOW_SYNC_ACTIONS if not allows_any(self.policies.values(), action, arn)]
         if not denied:
             return None
         names = ", ".join(self.policies) or "no policy at all"

@@ -14,9 +14,12 @@ from typing import Any, Callable
 
 # The provisioning template's parameter the device fills from its serial number (infra/fleet.py).
 SERIAL_PARAMETER = "SerialNumber"
-# Thing names this app uses: 1-64 of these characters (a thing name is the certificate request's
-# common name, at most 64 characters; ':' would break topics and policy names).
-THING_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+# Thing names this app uses (listed and provisioned alike; infra/config.py takes them from here):
+# CreateThing allows 1-128 of [a-zA-Z0-9:_-]; ':' is refused because the name goes into MQTT
+# topics, ARNs and policy names, and at most 64 because it is the common name of the device's
+# certificate request (X.509 upper bound ub-common-name, RFC 5280).
+MAX_THING_NAME = 64
+THING_NAME = re.compile(rf"[A-Za-z0-9_-]{{1,{MAX_THING_NAME}}}")
 
 
 def thing_name(name_prefix: str, serial_number: str) -> str:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Callable, Mapping
 
 from infra.fleet_hook import handler as fleet_hook
+from infra.greengrass import NUCLEUS
 from infra.lifecycle.aws import AwsClients
 from infra.lifecycle.device_setup import (PLUGIN_JAR, PREREQUISITES, ROOT_CA, ROOT_CA_FILE, DeviceSetupError,
                                           Endpoints, active_certificate_pem, fetch_endpoints, installer_url,
@@ -49,7 +50,7 @@ def fleet_config_yaml(*, outputs: StackOutputs, fleet: FleetOutputs, endpoints: 
     parameters in "Configure the AWS IoT fleet provisioning plugin" (Greengrass V2 developer guide);
     the nucleus is the version the deployment pins."""
     return yaml_document({"services": {
-        "aws.greengrass.Nucleus": {"version": nucleus_version},
+        NUCLEUS: {"version": nucleus_version},
         "aws.greengrass.FleetProvisioningByClaim": {"configuration": {
             "rootPath": greengrass_root,
             "awsRegion": outputs.region,

@@ -17,9 +17,10 @@ from typing import Any, Callable, Iterable
 
 from botocore.exceptions import ClientError
 
+from infra.greengrass import component_log_group, system_log_group
 from infra.lifecycle.aws import AwsClients, LifecycleError, is_gone, paginate
 from infra.lifecycle.outputs import StackOutputs
-from infra.lifecycle.scope import component_log_group, group_members
+from infra.lifecycle.scope import group_members
 
 SYSTEM = "system"
 _SINCE = re.compile(r"([1-9][0-9]{0,5})([smhd])")
@@ -56,10 +57,6 @@ def day_prefix(day: date) -> str:
 
 def log_stream_name(day: date, thing: str) -> str:
     return day_prefix(day) + stream_thing(thing)
-
-
-def system_log_group(region: str) -> str:
-    return f"/aws/greengrass/GreengrassSystemComponent/{region}/System"
 
 
 def log_sources(outputs: StackOutputs, component: str | None) -> list[LogSource]:

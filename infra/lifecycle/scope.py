@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from infra.config import APP_TAG, STACK_NAME
+from infra.greengrass import component_log_group
 from infra.lifecycle.aws import AwsClients, LifecycleError, exists, paginate
 from infra.lifecycle.outputs import (OutputsError, StackOutputs, app_tag, describe_stack, load, parse_outputs,
                                      raw_outputs)
@@ -127,10 +128,6 @@ class AppScope:
                 or target == f"thinggroup/{self.outputs.thing_group_name}")
 
 
-def component_log_group(region: str, component: str) -> str:
-    """Where LogManager uploads a component's log: /aws/greengrass/UserComponent/<region>/<component>
-    ("Log manager", Greengrass V2 developer guide: /aws/greengrass/componentType/region/componentName)."""
-    return f"/aws/greengrass/UserComponent/{region}/{component}"
 
 
 def app_scope(clients: AwsClients, names: AppNames, app: AppStack, echo: Callable[[str], None]) -> AppScope:
