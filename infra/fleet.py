@@ -21,9 +21,9 @@ from constructs import Construct
 
 from infra.artifacts import helper_log_group
 from infra.config import APP_TAG, FLEET_HOOK_SOURCE, RainEdgeConfig
+from infra.core_policy import core_policy_document
 from infra.device_keys import read_csr
 from infra.fleet_hook.handler import SERIAL_PARAMETER
-from infra.identity import core_policy_document
 from infra.nag import acknowledge, acknowledge_wildcard_resources, nag_arn
 
 HOOK_SOURCE = Path(__file__).resolve().parent.parent / FLEET_HOOK_SOURCE
@@ -54,6 +54,7 @@ class FleetProvisioning(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
+        self.config = config
         self.template_name = config.provisioning_template_name
         template_arn = stack.format_arn(service="iot", resource="provisioningtemplate",
                                         resource_name=self.template_name)
@@ -97,6 +98,14 @@ class FleetProvisioning(Construct):
             self, "ClaimPolicyAttachment", policy_name=config.claim_policy_name,
             principal=self.claim_certificate.attr_arn)
         attachment.node.add_dependency(claim_policy)
+
+    @property
+    def outputs(self) -> dict[str, str]:
+        """Stack outputs: what fleet-bundle, status and teardown need."""
+        return {"ProvisioningTemplateName": self.template_name,
+                "ClaimCertificateId": self.claim_certificate.attr_id,
+                "ClaimPolicyName": self.config.claim_policy_name,
+                "SerialNumberPattern": self.config.serial_number_pattern}
 
     def _hook(self, config: RainEdgeConfig, stack: Stack) -> lambda_.Function:
         function = lambda_.Function(

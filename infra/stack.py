@@ -66,18 +66,14 @@ class RainEdgeStack(Stack):
         )
         monitoring = Monitoring(self, "Monitoring", config=config, logged_components=logged_components,
                                 deployment_id=deployment.resource.attr_deployment_id)
-        self._outputs(config, identity, artifacts, components, deployment, monitoring)
-        if config.fleet_provisioning:
-            fleet = FleetProvisioning(self, "Fleet", config=config, secrets_dir=secrets_dir,
-                                      thing_group_name=config.thing_group_name, role_alias_arn=identity.role_alias_arn)
-            for key, value in {"ProvisioningTemplateName": fleet.template_name,
-                               "ClaimCertificateId": fleet.claim_certificate.attr_id,
-                               "ClaimPolicyName": config.claim_policy_name,
-                               "SerialNumberPattern": config.serial_number_pattern}.items():
-                CfnOutput(self, key, value=value)
+        fleet = FleetProvisioning(self, "Fleet", config=config, secrets_dir=secrets_dir,
+                                  thing_group_name=config.thing_group_name, role_alias_arn=identity.role_alias_arn
+                                  ) if config.fleet_provisioning else None
+        self._outputs(config, identity, artifacts, components, deployment, monitoring, fleet)
         self._acknowledge_cdk_helpers(artifacts)
 
-    def _outputs(self, config, identity: DeviceIdentity, artifacts, components, deployment, monitoring) -> None:
+    def _outputs(self, config, identity: DeviceIdentity, artifacts, components, deployment, monitoring,
+                 fleet: FleetProvisioning | None) -> None:
         outputs = {
             "ThingNames": ",".join(config.devices),
             "ThingGroupName": config.thing_group_name,
@@ -101,6 +97,7 @@ class RainEdgeStack(Stack):
                 ]
             ),
             **monitoring.outputs,
+            **(fleet.outputs if fleet else {}),
         }
         for key, value in outputs.items():
             CfnOutput(self, key, value=value)

@@ -6,7 +6,8 @@ Order matters: the outputs are read (and saved) first because they vanish with t
 claim certificate is deactivated so that no device joins meanwhile; attachments made outside the
 template are undone before `cdk destroy` because they make the certificate and thing deletes fail;
 provisioned devices are removed while the thing group that proves them exists; shadows and
-core-device records are removed after `cdk destroy` too, because a still-running device can re-create them until its certificate is gone.
+core-device records are removed after `cdk destroy` too, because a still-running device can
+re-create them until its certificate is gone.
 Every step treats "already gone" as done, so re-running after a partial failure finishes the job.
 """
 from __future__ import annotations

@@ -18,6 +18,7 @@ import dataclasses
 import json
 from typing import Any, Callable, Iterable
 
+from infra.core_policy import core_policy_document
 from infra.fleet_hook.handler import SERIAL_PARAMETER, decide, thing_name
 from infra.lifecycle.aws import MARKER, AwsClients, call, call_unless_gone, delete_if_present, paginate
 from infra.lifecycle.outputs import StackOutputs
@@ -45,8 +46,6 @@ def provisioned_things(outputs: StackOutputs | None, attributed: Iterable[str], 
 def device_policy_document(certificate_arn: str, thing: str, role_alias_name: str) -> dict[str, Any]:
     """The document the provisioning template wrote for `thing`, in the certificate's partition,
     region and account (an ARN is arn:partition:service:region:account:resource)."""
-    from infra.identity import core_policy_document  # imports the CDK: only when a provisioned device is judged
-
     _, partition, _, region, account, _ = certificate_arn.split(":", 5)
 
     def iot_arn(resource: str, name: str) -> str:

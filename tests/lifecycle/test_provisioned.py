@@ -9,7 +9,7 @@ import json
 import pytest
 from botocore.exceptions import ClientError
 
-from infra.identity import core_policy_document
+from infra.core_policy import core_policy_document
 from infra.lifecycle.__main__ import OUTPUTS_FILE, main
 from infra.lifecycle.destroy import destroy
 from infra.lifecycle.outputs import save
