@@ -17,6 +17,15 @@ class ModelArtifactError(Exception):
     """The model path is missing or not a model artifact."""
 
 
+def artifact_folder(path: Path) -> Path | None:
+    """The unpacked artifact at `path`: the folder itself, or its rain_model/ (the `train --out`
+    folder); None when neither holds metadata.json."""
+    for candidate in (path, path / UNPACKED_NAME):
+        if candidate.is_dir() and (candidate / "metadata.json").is_file():
+            return candidate
+    return None
+
+
 @contextlib.contextmanager
 def opened_artifact(path: Path) -> Iterator[Path]:
     """Yield a folder holding metadata.json, model.tflite and saved_model/.
@@ -24,10 +33,9 @@ def opened_artifact(path: Path) -> Iterator[Path]:
     `path` may be the zip, its unpacked folder, or the folder `train --out` wrote (which holds both).
     """
     path = Path(path)
-    if path.is_dir() and (path / "metadata.json").is_file():
-        yield path
-    elif path.is_dir() and (path / UNPACKED_NAME / "metadata.json").is_file():
-        yield path / UNPACKED_NAME
+    folder = artifact_folder(path)
+    if folder is not None:
+        yield folder
     elif path.is_file():
         if not zipfile.is_zipfile(path):
             raise ModelArtifactError(f"model {path} is not a zip file")

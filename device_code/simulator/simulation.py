@@ -21,6 +21,7 @@ from device_code import runtime
 from device_code.contracts import (ALTITUDE_M, DEFAULT_ALTITUDE_M, RAIN_SHADOW, READINGS_TOPIC, WEATHER_SHADOW,
                                    shadow_topic)
 from device_code.port import ShadowNotFound
+from model_training.artifact import artifact_folder
 from model_training.metrics import confusion_counts
 
 from .chip import SimulatedBme680
@@ -32,9 +33,9 @@ from .sync import CloudShadowSync
 
 def resolve_model_dir(path: Path) -> Path:
     """Accept build/model (the training output) or the unpacked artifact folder itself."""
-    for candidate in (path, path / "rain_model"):
-        if (candidate / "metadata.json").is_file():
-            return candidate
+    folder = artifact_folder(path)
+    if folder is not None:
+        return folder
     raise SystemExit(f"no trained model in {path} (expected metadata.json there or in rain_model/): "
                      "run `make train` (`make demo` does it for you)")
 
