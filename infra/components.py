@@ -2,6 +2,7 @@
 device-runtime component that installs the device-side Python packages."""
 from __future__ import annotations
 
+import hashlib
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +42,12 @@ class DeployedComponent:
     configuration: dict | None = None
     # The deployment's runWith posixUser for this component ("user:group"), when not the default.
     posix_user: str | None = None
+
+
+def install_stamp(python: str, requirements: list[str]) -> str:
+    """The file name that says "this interpreter has these pins installed"."""
+    digest = hashlib.sha256("\n".join([python, *requirements]).encode()).hexdigest()[:16]
+    return f".installed-{digest}"
 
 
 def device_requirements(project_root: Path) -> list[str]:
@@ -239,13 +246,20 @@ class DeviceComponents(Construct):
         python = self.config.python_executable
         venv = "{work:path}/venv"
         packages = " ".join(f"'{requirement}'" for requirement in requirements)
+        stamp = f"{venv}/{install_stamp(python, requirements)}"
+        # Install "also runs ... each time the software launches" unless its Skipif holds ("exists <file>":
+        # component recipe reference, Lifecycle > Install > Skipif). The stamp, named by the pins, is
+        # written only after pip succeeded: a Pi that boots offline starts from what it has, and new pins
+        # install again.
         script = (
             f"{python} -m venv {venv} && "
-            f"{venv}/bin/python -m pip install --disable-pip-version-check --no-input {packages}"
+            f"{venv}/bin/python -m pip install --disable-pip-version-check --no-input {packages} && "
+            f"touch {stamp}"
         )
         return self._recipe_component(
             RUNTIME_COMPONENT,
             f"Installs the device-side Python packages into a {python} virtual environment",
-            {"Lifecycle": {"Install": {"Script": script, "Timeout": 1800, "RequiresPrivilege": False}}},
+            {"Lifecycle": {"Install": {"Script": script, "Skipif": f"exists {stamp}", "Timeout": 1800,
+                                       "RequiresPrivilege": False}}},
             content={"script": script},
         )

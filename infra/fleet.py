@@ -28,6 +28,10 @@ from infra.nag import acknowledge, acknowledge_wildcard_resources, nag_arn
 
 HOOK_SOURCE = Path(__file__).resolve().parent.parent / FLEET_HOOK_SOURCE
 CERTIFICATE_ID_PARAMETER = "AWS::IoT::Certificate::Id"
+# arn:aws:iam::aws:policy/service-role/AWSIoTThingsRegistration (AWS managed policy reference).
+THINGS_REGISTRATION_POLICY = "service-role/AWSIoTThingsRegistration"
+# "Status: ACTIVE or INACTIVE" of an AWS::IoT::Certificate in a template ("Provisioning templates").
+PROVISIONED_CERTIFICATE_STATUS = "ACTIVE"
 # Stands for the device's serial number while the policy is written; replaced by a Ref to it.
 _SERIAL_SLOT = "@SERIAL_NUMBER@"
 # MQTT API of fleet provisioning with JSON payloads, which the Greengrass plugin uses (AWS IoT
@@ -56,16 +60,15 @@ class FleetProvisioning(Construct):
         stack = Stack.of(self)
         self.config = config
         self.template_name = config.provisioning_template_name
-        template_arn = stack.format_arn(service="iot", resource="provisioningtemplate",
-                                        resource_name=self.template_name)
         hook = self._hook(config, stack)
+        # The hook's resource policy names the account only: "Pre-provisioning hooks" asks for a source ARN
+        # or account without saying which ARN AWS IoT presents, and a wrong guess refuses every device.
         hook.add_permission(
             "IotInvokes",
             principal=iam.ServicePrincipal("iot.amazonaws.com"),
             source_account=stack.account,
-            source_arn=template_arn,
         )
-        role = self._provisioning_role(config, stack, thing_group_name)
+        role = self._provisioning_role()
         body = provisioning_template_body(config, thing_group_name, lambda resource, name: stack.format_arn(
             service="iot", resource=resource, resource_name=name), role_alias_arn)
         self.template = iot.CfnProvisioningTemplate(
@@ -134,46 +137,24 @@ class FleetProvisioning(Construct):
                 "provisioned things are named <prefix>-<serial>."})
         return function
 
-    def _provisioning_role(self, config: RainEdgeConfig, stack: Stack, thing_group_name: str) -> iam.Role:
-        """What AWS IoT needs to carry out the template's three resources, and nothing else: the
-        subset of the managed AWSIoTThingsRegistration policy for a thing in one group, a
-        certificate that already exists, and a new policy attached to it."""
-        def arn(resource: str, name: str) -> str:
-            return stack.format_arn(service="iot", resource=resource, resource_name=name)
-
-        things = arn("thing", f"{config.name_prefix}-*")
-        group = arn("thinggroup", thing_group_name)
-        certificates, policies = arn("cert", "*"), arn("policy", "*")
+    def _provisioning_role(self) -> iam.Role:
+        """The role AWS IoT assumes to carry out the template: the AWS managed policy
+        AWSIoTThingsRegistration, which AWS's guides attach for this ("Set up AWS IoT fleet provisioning
+        for Greengrass core devices", step "Create a fleet provisioning template": the provisioning role gets
+        `arn:aws:iam::aws:policy/service-role/AWSIoTThingsRegistration`). AWS does not document which calls RegisterThing
+        makes, so a hand-written subset is a guess that fails on a real account (the last one granted
+        iot:AttachThingPrincipal on things, whose resource type is the certificate)."""
         role = iam.Role(
             self,
             "ProvisioningRole",
             assumed_by=iam.ServicePrincipal("iot.amazonaws.com"),
             description="rainedge fleet provisioning: create <prefix>-<serial> things, attach their certificate and policy",
+            managed_policies=[iam.ManagedPolicy.from_aws_managed_policy_name(THINGS_REGISTRATION_POLICY)],
         )
-        statements = [
-            iam.PolicyStatement(actions=["iot:CreateThing", "iot:DescribeThing", "iot:UpdateThing",
-                                         "iot:ListThingGroupsForThing", "iot:UpdateThingGroupsForThing",
-                                         "iot:AddThingToThingGroup", "iot:AttachThingPrincipal",
-                                         "iot:ListThingPrincipals"],
-                                resources=[things, group]),
-            iam.PolicyStatement(actions=["iot:DescribeThingGroup"], resources=[group]),
-            iam.PolicyStatement(actions=["iot:DescribeCertificate", "iot:UpdateCertificate", "iot:AttachPolicy",
-                                         "iot:AttachPrincipalPolicy", "iot:ListAttachedPolicies"],
-                                resources=[certificates]),
-            iam.PolicyStatement(actions=["iot:CreatePolicy", "iot:GetPolicy", "iot:AttachPolicy"],
-                                resources=[policies]),
-        ]
-        policy = iam.Policy(self, "ProvisioningPolicy", statements=statements, roles=[role])
-        iot_arn = nag_arn(stack, "iot")
-        acknowledge_wildcard_resources(policy, {
-            f"{iot_arn}:thing/{config.name_prefix}-*":
-                "Provisioned things are named <prefix>-<serial>; the serial is known only when a device joins.",
-            f"{iot_arn}:cert/*":
-                "The device's certificate is created from its CSR during provisioning; its id is not known before.",
-            f"{iot_arn}:policy/*":
-                "A policy created from a template's PolicyDocument is named by a hash of the document "
-                "(AWS IoT, Provisioning templates), so its name is not known before.",
-        })
+        acknowledge(role, f"AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/{THINGS_REGISTRATION_POLICY}]",
+                    "AWS's fleet-provisioning guide gives the provisioning role this managed policy; the calls "
+                    "RegisterThing makes are not documented, so a narrower policy cannot be shown to cover them. "
+                    "Only AWS IoT can assume the role, and only for this stack's template.")
         return role
 
 
@@ -202,7 +183,7 @@ def provisioning_template_body(config: RainEdgeConfig, thing_group_name: str, io
             },
             "certificate": {
                 "Type": "AWS::IoT::Certificate",
-                "Properties": {"CertificateId": {"Ref": CERTIFICATE_ID_PARAMETER}, "Status": "Active"},
+                "Properties": {"CertificateId": {"Ref": CERTIFICATE_ID_PARAMETER}, "Status": PROVISIONED_CERTIFICATE_STATUS},
             },
             "policy": {"Type": "AWS::IoT::Policy", "Properties": {"PolicyDocument": {"Fn::Join": ["", parts]}}},
         },

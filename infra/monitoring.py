@@ -36,9 +36,15 @@ DEPLOYMENT_ALARM_PERIOD = Duration.minutes(5)
 # The records behind the metrics are for debugging a rule; the metrics themselves stay 15 months.
 SHADOW_METRICS_RETENTION = logs.RetentionDays.TWO_WEEKS
 RULE_ERRORS_RETENTION = logs.RetentionDays.ONE_MONTH
-# "Greengrass V2 Effective Deployment Status Change" events (deployment health notifications page).
+# "Greengrass V2 Effective Deployment Status Change" events, as the current "Get deployment and component
+# health status notifications" page shows them: the id in `detail.deploymentId` (an archived older
+# version of the page spelled it `deployment-id`), and the terminal states FAILED, SUCCEEDED,
+# COMPLETED, REJECTED and CANCELED, of which three mean the deployment did not apply.
 GREENGRASS_SOURCE = "aws.greengrass"
 DEPLOYMENT_STATUS_EVENT = "Greengrass V2 Effective Deployment Status Change"
+DEPLOYMENT_ID_FIELD = "deploymentId"
+CLOUDWATCH_PRINCIPAL = "cloudwatch.amazonaws.com"
+NOT_APPLIED_STATUSES = ("FAILED", "REJECTED", "CANCELED")
 
 
 class Monitoring(Construct):
@@ -116,16 +122,17 @@ class Monitoring(Construct):
         rule = events.Rule(
             self, "DeploymentFailed",
             rule_name=self.config.monitoring_name("deployment-failed"),
-            description="A core device reports this stack's Greengrass deployment as FAILED",
+            description=f"A core device reports this stack's Greengrass deployment as {'/'.join(NOT_APPLIED_STATUSES)}",
             event_pattern=events.EventPattern(
                 source=[GREENGRASS_SOURCE],
                 detail_type=[DEPLOYMENT_STATUS_EVENT],
-                detail={"coreDeviceExecutionStatus": ["FAILED"], "deployment-id": [deployment_id]},
+                detail={"coreDeviceExecutionStatus": list(NOT_APPLIED_STATUSES), DEPLOYMENT_ID_FIELD: [deployment_id]},
             ),
         )
         detail = events.EventField.from_path
         rule.add_target(targets.SnsTopic(self.topic, message=events.RuleTargetInput.from_text(
-            f"Greengrass deployment {detail('$.detail.deployment-id')} FAILED on {detail('$.resources[0]')}: "
+            f"Greengrass deployment {detail('$.detail.' + DEPLOYMENT_ID_FIELD)} "
+            f"{detail('$.detail.coreDeviceExecutionStatus')} on {detail('$.resources[0]')}: "
             f"{detail('$.detail.statusDetails.errorTypes')} {detail('$.detail.statusDetails.errorStack')} "
             f"{detail('$.detail.reason')}")))
         return rule
@@ -162,7 +169,8 @@ class Monitoring(Construct):
             "deployment-failed": cloudwatch.Alarm(
                 self, "DeploymentFailedAlarm",
                 alarm_name=config.monitoring_name("deployment-failed"),
-                alarm_description="A core device reported the Greengrass deployment FAILED (EventBridge rule "
+                alarm_description=f"A core device reported the Greengrass deployment {'/'.join(NOT_APPLIED_STATUSES)} "
+                                  "(EventBridge rule "
                                   f"{config.monitoring_name('deployment-failed')}; the e-mail from the rule has "
                                   "the error types).",
                 # EventBridge's per-rule metric (AWS/Events TriggeredRules, dimension RuleName:
@@ -178,7 +186,23 @@ class Monitoring(Construct):
         for alarm in alarms.values():
             alarm.add_alarm_action(action)
             alarm.add_ok_action(action)
+        self._let_alarms_publish(list(alarms.values()))
         return alarms
+
+    def _let_alarms_publish(self, alarms: list[cloudwatch.Alarm]) -> None:
+        """CloudWatch alarms publish as the service principal `cloudwatch.amazonaws.com`, and a topic with a
+        resource policy (the EventBridge target writes one) refuses every principal it does not name (SNS
+        developer guide, "Example cases for Amazon SNS access control": CloudWatch alarms publishing to a
+        topic). Only this stack's alarms, in this account, against the confused deputy ("aws:SourceArn and
+        aws:SourceAccount" on the same page)."""
+        self.topic.add_to_resource_policy(iam.PolicyStatement(
+            sid="AlarmsOfThisStackPublish",
+            principals=[iam.ServicePrincipal(CLOUDWATCH_PRINCIPAL)],
+            actions=["sns:Publish"],
+            resources=[self.topic.topic_arn],
+            conditions={"ArnEquals": {"aws:SourceArn": [alarm.alarm_arn for alarm in alarms]},
+                        "StringEquals": {"aws:SourceAccount": Stack.of(self).account}},
+        ))
 
     # ---- dashboard --------------------------------------------------------------------------
     def _dashboard(self) -> cloudwatch.Dashboard:

@@ -112,3 +112,38 @@ def worst_case_pseudo():
 def things(count: int) -> list[str]:
     """`count` thing names of the longest length synth accepts (64), alike but for their end."""
     return [f"{index:04d}".rjust(64, "x") for index in range(count)]
+
+
+def service_may(document: dict, *, service: str, action: str, resource: str, context: dict[str, str]) -> bool:
+    """A resource-based policy's decision for a request by an AWS service principal, for the elements
+    topic policies use (IAM User Guide, "Policy evaluation logic" and "IAM JSON policy elements:
+    Condition operators"): Allow/Deny, Principal Service or AWS "*", Action and Resource globs, and the
+    condition operators ArnEquals/ArnLike/StringEquals/Bool over `context`; a missing key fails the
+    condition (no ...IfExists here); an explicit Deny wins; what nothing allows is denied."""
+    from infra.iot_policy import matches
+
+    def listed(value) -> list:
+        return [value] if isinstance(value, (str, bool)) else list(value)
+
+    def principal_matches(principal) -> bool:
+        if principal == "*" or principal == {"AWS": "*"}:
+            return True
+        return service in listed(principal.get("Service", []))
+
+    operators = {"ArnEquals": lambda want, got: want == got, "ArnLike": matches,
+                 "StringEquals": lambda want, got: want == got,
+                 "Bool": lambda want, got: str(want).lower() == str(got).lower()}
+
+    def conditions_hold(conditions: dict) -> bool:
+        for operator, keys in conditions.items():
+            for key, wanted in keys.items():
+                if key not in context or not any(operators[operator](want, context[key]) for want in listed(wanted)):
+                    return False
+        return True
+
+    effects = [statement["Effect"] for statement in listed(document["Statement"])
+               if principal_matches(statement["Principal"])
+               and any(matches(glob.lower(), action.lower()) for glob in listed(statement["Action"]))
+               and any(matches(glob, resource) for glob in listed(statement["Resource"]))
+               and conditions_hold(statement.get("Condition", {}))]
+    return "Allow" in effects and "Deny" not in effects

@@ -49,6 +49,9 @@ def run_cdk(cdk: str, region: str) -> CdkRunner:
     return run
 
 
+CANCELLING = frozenset({"ConflictException"})
+
+
 def detach_outside_attachments(clients: AwsClients, scope: AppScope, echo: Callable[[str], None]) -> None:
     """Undo attachments the template did not make, on the app's own group, certificates, things and
     policies: CloudFormation cannot delete a certificate, thing or policy while something else is
@@ -107,7 +110,10 @@ def sweep_after_stack(clients: AwsClients, scope: AppScope, echo: Callable[[str]
     for deployment in owned_deployments(clients, scope):
         if deployment.get("deploymentStatus") == "ACTIVE":
             delete_if_present(gg.cancel_deployment, deploymentId=deployment["deploymentId"])
-        if delete_if_present(gg.delete_deployment, deploymentId=deployment["deploymentId"]):
+        # "To delete an active deployment, you must first cancel it" (GreengrassV2 DeleteDeployment), and a
+        # cancellation takes effect after the call returns: a ConflictException meanwhile is retried (~15 s).
+        if delete_if_present(gg.delete_deployment, deploymentId=deployment["deploymentId"],
+                             retry_codes=CANCELLING):
             echo(f"deleted deployment {deployment['deploymentId']}")
     for component in owned_components(clients, scope):
         for version in paginate(gg.list_component_versions, "componentVersions", arn=component["arn"]):

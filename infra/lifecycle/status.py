@@ -2,9 +2,14 @@
 
 Per device: the Greengrass core-device status, the app's deployment on it, the time of the last
 reading (the `weather` shadow) and the rain prediction or the reason there is none (the `rain`
-shadow). Each list call is paginated, so a fleet of thousands is shown whole; rows are printed as
-they are read. Under a device on which a deployment failed come the error types and error stack
-Greengrass reports for it, not just FAILED.
+shadow). Each device is looked up on its own (GetCoreDevice, ListEffectiveDeployments): a group
+listing (ListCoreDevices with thingGroupArn) "includes only core devices that have successfully
+deployed a deployment that targets the thing group" (GreengrassV2 API reference), which would hide
+exactly the devices whose first deployment failed. Rows are printed as they are read. Under a device
+on which a deployment failed come the error types and error stack Greengrass reports for it.
+
+Every device can write its own shadows, so whatever a shadow holds is shown escaped and cut short:
+a control character or a newline can never forge a row.
 """
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ import json
 from typing import Any, Callable
 from urllib.parse import quote
 
+from device_code.contracts import finite_number
 from infra.greengrass import SHADOW_NAMES
 from infra.lifecycle.aws import AwsClients, call_unless_gone, paginate
 from infra.lifecycle.outputs import StackOutputs
@@ -23,25 +29,50 @@ WEATHER, RAIN = SHADOW_NAMES
 # and `statusDetails` (errorStack, errorTypes).
 FAILED_STATUSES = ("FAILED", "REJECTED", "TIMED_OUT")
 COLUMNS = ("THING", "CORE DEVICE", "DEPLOYMENT", "LAST READING", "RAIN")
+# Longest text of a device's own that a cell shows.
+MAX_SHOWN = 48
 
 
-def reported_state(clients: AwsClients, thing_name: str, shadow_name: str) -> dict[str, Any] | None:
-    """The shadow's `state.reported`, or None when the shadow does not exist yet."""
+def shown(value: Any) -> str:
+    """A value a device wrote, as one printable line: non-printable characters escaped, cut to MAX_SHOWN."""
+    text = value if isinstance(value, str) else repr(value)
+    text = "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
+    return text if len(text) <= MAX_SHOWN else text[:MAX_SHOWN - 1] + "…"
+
+
+def reported_state(clients: AwsClients, thing_name: str, shadow_name: str) -> Any:
+    """The shadow's `state.reported` (whatever JSON the device put there), None when the shadow does not
+    exist yet, or the text "unreadable document" when its document cannot be read as JSON at all."""
     response = call_unless_gone(clients.iot_data.get_thing_shadow, thingName=thing_name, shadowName=shadow_name)
     if response is None:
         return None
-    return json.loads(response["payload"].read()).get("state", {}).get("reported", {})
+    try:
+        document = json.loads(response["payload"].read())
+    except (ValueError, RecursionError):
+        return "unreadable document"
+    state = document.get("state") if isinstance(document, dict) else None
+    return state.get("reported", {}) if isinstance(state, dict) else {}
 
 
-def rain_cell(rain: dict[str, Any] | None) -> str:
+def rain_cell(rain: Any) -> str:
     if rain is None:
         return "no shadow yet"
+    if not isinstance(rain, dict):
+        return f"malformed: {shown(rain)}"
     if rain.get("status"):
-        return f"no prediction: {rain['status']}"
-    probability = rain.get("probability")
-    if isinstance(rain.get("raining"), bool) and isinstance(probability, (int, float)):
+        return f"no prediction: {shown(rain['status'])}"
+    probability = finite_number(rain.get("probability"))
+    if isinstance(rain.get("raining"), bool) and probability is not None:
         return f"{'raining' if rain['raining'] else 'dry'} p={probability:.2f}"
     return "-"
+
+
+def reading_cell(weather: Any) -> str:
+    if weather is None:
+        return "no shadow yet"
+    if not isinstance(weather, dict):
+        return f"malformed: {shown(weather)}"
+    return shown(weather.get("sampled_at", "-"))
 
 
 def failure_lines(deployment: dict[str, Any]) -> list[str]:
@@ -66,25 +97,20 @@ def show_status(clients: AwsClients, outputs: StackOutputs, echo: Callable[[str]
     gg = clients.greengrassv2
     members = group_members(clients, outputs.thing_group_name)
     things = list(dict.fromkeys([*outputs.thing_names, *sorted(members)]))
-    group = call_unless_gone(clients.iot.describe_thing_group, thingGroupName=outputs.thing_group_name)
-    # One paginated call for the status of every core device in the group (GreengrassV2 ListCoreDevices).
-    cores = {core["coreDeviceThingName"]: core for core in paginate(
-        gg.list_core_devices, "coreDevices", thingGroupArn=group["thingGroupArn"])} if group else {}
 
     widths = (max([len(COLUMNS[0]), *map(len, things)]), 14, 12, 22)
     echo(_row(COLUMNS, widths))
     counts: dict[str, int] = {}
     failed = 0
     for thing in things:
-        core = cores.get(thing)
+        core = call_unless_gone(gg.get_core_device, coreDeviceThingName=thing)
         status = core["status"] if core else "not registered"
         counts[status] = counts.get(status, 0) + 1
         deployments = paginate(gg.list_effective_deployments, "effectiveDeployments",
                                coreDeviceThingName=thing) if core else []
         ours = next((item["coreDeviceExecutionStatus"] for item in deployments
                      if item["deploymentId"] == outputs.deployment_id), "-")
-        weather = reported_state(clients, thing, WEATHER)
-        reading = str(weather.get("sampled_at", "-")) if weather else "no shadow yet"
+        reading = reading_cell(reported_state(clients, thing, WEATHER))
         echo(_row((thing, status, ours, reading, rain_cell(reported_state(clients, thing, RAIN))), widths))
         failures = [item for item in deployments if item["coreDeviceExecutionStatus"] in FAILED_STATUSES]
         failed += bool(failures)

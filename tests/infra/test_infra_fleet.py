@@ -35,7 +35,59 @@ def test_the_template_is_enabled_and_asks_the_hook_first(template):
     (permission,) = [r["Properties"] for r in resources_of(template, "AWS::Lambda::Permission").values()
                      if r["Properties"]["FunctionName"] == {"Fn::GetAtt": [hook_id, "Arn"]}]
     assert permission["Principal"] == "iot.amazonaws.com" and permission["SourceAccount"] == {"Ref": "AWS::AccountId"}
-    assert json.dumps(permission["SourceArn"]).endswith(':provisioningtemplate/rainedge-fleet"]]}')
+    # "Pre-provisioning hooks" asks for source-arn *or* source-account and does not say which ARN AWS IoT
+    # presents: a guessed SourceArn that is wrong would refuse every device.
+    assert "SourceArn" not in permission
+
+
+# The AWS managed policy AWSIoTThingsRegistration, version v3, as the AWS managed policy reference
+# publishes it (docs.aws.amazon.com/aws-managed-policy/latest/reference/AWSIoTThingsRegistration.html).
+THINGS_REGISTRATION_V3 = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Resource": ["*"], "Action": [
+    "iot:AddThingToThingGroup", "iot:AttachPolicy", "iot:AttachPrincipalPolicy", "iot:AttachThingPrincipal",
+    "iot:CreateCertificateFromCsr", "iot:CreatePolicy", "iot:CreateThing", "iot:DescribeCertificate",
+    "iot:DescribeThing", "iot:DescribeThingGroup", "iot:DescribeThingType", "iot:DetachPolicy",
+    "iot:DetachThingPrincipal", "iot:GetPolicy", "iot:ListAttachedPolicies", "iot:ListPolicyPrincipals",
+    "iot:ListPrincipalPolicies", "iot:ListPrincipalThings", "iot:ListTargetsForPolicy",
+    "iot:ListThingGroupsForThing", "iot:ListThingPrincipals", "iot:RegisterCertificate", "iot:RegisterThing",
+    "iot:RemoveThingFromThingGroup", "iot:UpdateCertificate", "iot:UpdateThing", "iot:UpdateThingGroupsForThing",
+    "iot:AddThingToBillingGroup", "iot:DescribeBillingGroup", "iot:RemoveThingFromBillingGroup"]}]}
+# What carrying out the template's three resources takes (a thing in a group, an existing certificate
+# activated and attached, a new policy attached to it); AWS does not list RegisterThing's calls.
+TEMPLATE_CALLS = ("CreateThing", "DescribeThing", "UpdateThing", "AddThingToThingGroup", "DescribeThingGroup",
+                  "ListThingGroupsForThing", "UpdateThingGroupsForThing", "AttachThingPrincipal",
+                  "ListThingPrincipals", "DescribeCertificate", "UpdateCertificate", "CreatePolicy", "GetPolicy",
+                  "AttachPolicy", "ListAttachedPolicies")
+
+
+def iam_resources_of(action: str) -> list[str]:
+    """ARNs of each resource type IAM's service authorization data (as cfn-lint ships it) gives for an
+    IoT action, or "*" for an action without one."""
+    from importlib.resources import files
+    data = json.loads((files("cfnlint") / "data" / "AdditionalSpecs" / "Policies.json").read_text())["iot"]
+    types = data["Actions"][action.lower()].get("Resources", [])
+    return [data["Resources"][kind]["ARNFormats"][0].replace("${Partition}", "aws").replace(
+        "${Region}", "us-east-1").replace("${Account}", "123456789012").replace(".*", "rainedge-x")
+            for kind in types] or ["*"]
+
+
+def test_the_provisioning_role_is_the_one_aws_documents_and_it_covers_every_call(template):
+    (role_id, role), = [(k, r) for k, r in resources_of(template, "AWS::IAM::Role").items()
+                        if "ProvisioningRole" in k]
+    assert role["Properties"]["ManagedPolicyArns"] == [{"Fn::Join": ["", [
+        "arn:", {"Ref": "AWS::Partition"}, ":iam::aws:policy/service-role/AWSIoTThingsRegistration"]]}]
+    # No inline policy narrows or widens it.
+    assert not [p for p in resources_of(template, "AWS::IAM::Policy").values()
+                if {"Ref": role_id} in p["Properties"].get("Roles", [])]
+    for call in TEMPLATE_CALLS:
+        for resource in iam_resources_of(call):
+            assert allows_any([THINGS_REGISTRATION_V3], f"iot:{call}", resource), (call, resource)
+
+
+def test_a_hand_made_subset_on_things_cannot_attach_a_certificate():
+    """The rule the test above relies on: AttachThingPrincipal acts on the certificate, and
+    ListAttachedPolicies on no resource type, so grants on thing/ or cert/ ARNs miss them."""
+    assert iam_resources_of("AttachThingPrincipal") == ["arn:aws:iot:us-east-1:123456789012:cert/rainedge-x"]
+    assert iam_resources_of("ListAttachedPolicies") == ["*"]
 
 
 def test_a_provisioned_device_is_a_core_of_the_group_with_a_listed_devices_scope(template):
@@ -55,6 +107,8 @@ def test_the_certificate_comes_from_the_devices_own_csr(template):
     # "Only certificate IDs can be used with a fleet provisioning template": the plugin's CSR
     # becomes the certificate through CreateCertificateFromCsr, whose id the template receives.
     assert certificate["Properties"]["CertificateId"] == {"Ref": "AWS::IoT::Certificate::Id"}
+    # "Provisioning templates": a certificate resource's Status is ACTIVE or INACTIVE.
+    assert certificate["Properties"]["Status"] in ("ACTIVE", "INACTIVE")
     assert "AWS::IoT::Certificate::Id" in body["Parameters"]
 
 

@@ -142,15 +142,110 @@ def test_the_fault_alarm_holds_until_the_next_prediction_and_the_deployment_alar
         assert alarm["AlarmActions"] == alarm["OKActions"] == [{"Ref": topic}]
 
 
-def test_a_failed_deployment_of_this_stack_reaches_the_topic_with_its_error_types(template):
+# The deployment status event exactly as the current "Get deployment and component health status
+# notifications" page of the Greengrass V2 developer guide shows it (its id field is `deploymentId`).
+DOCUMENTED_EVENT = {
+    "version": "0", "id": "cd4d811e-ab12-322b-8255-EXAMPLEb1bc8",
+    "detail-type": "Greengrass V2 Effective Deployment Status Change", "source": "aws.greengrass",
+    "account": "123456789012", "region": "us-west-2", "time": "2018-03-22T00:38:11Z",
+    "resources": ["arn:aws:greengrass:us-east-1:123456789012:coreDevices:MyGreengrassCore"],
+    "detail": {"deploymentId": "4f38f1a7-3dd0-42a1-af48-EXAMPLE09681", "coreDeviceExecutionStatus": "FAILED",
+               "statusDetails": {"errorStack": ["DEPLOYMENT_FAILURE", "ARTIFACT_DOWNLOAD_ERROR", "S3_ERROR"],
+                                 "errorTypes": ["DEPENDENCY_ERROR", "PERMISSION_ERROR"]},
+               "reason": "Error occurred while processing deployment"},
+}
+
+
+def deployment_rule_matches(template, event: dict) -> bool:
+    """Whether EventBridge (moto's) delivers `event` to a target of the synthesized rule, with the
+    deployment id the stack would receive standing for its GetAtt."""
+    import boto3
+    from moto import mock_aws
     (rule,) = [v["Properties"] for v in resources_of(template, "AWS::Events::Rule").values()]
-    deployment = logical_id(template, "AWS::GreengrassV2::Deployment", DeploymentName="rainedge-deployment")
-    assert rule["EventPattern"] == {
-        "source": ["aws.greengrass"], "detail-type": ["Greengrass V2 Effective Deployment Status Change"],
-        "detail": {"coreDeviceExecutionStatus": ["FAILED"],
-                   "deployment-id": [{"Fn::GetAtt": [deployment, "DeploymentId"]}]}}
+    pattern = json.dumps(rule["EventPattern"]).replace(
+        json.dumps({"Fn::GetAtt": [logical_id(template, "AWS::GreengrassV2::Deployment",
+                                              DeploymentName="rainedge-deployment"), "DeploymentId"]}),
+        json.dumps(DOCUMENTED_EVENT["detail"]["deploymentId"]))
+    with mock_aws():
+        eventbridge, sqs = boto3.client("events", "us-east-1"), boto3.client("sqs", "us-east-1")
+        queue = sqs.create_queue(QueueName="target")["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        eventbridge.put_rule(Name="rule", EventPattern=pattern)
+        eventbridge.put_targets(Rule="rule", Targets=[{"Id": "queue", "Arn": queue_arn}])
+        eventbridge.put_events(Entries=[{"Source": event["source"], "DetailType": event["detail-type"],
+                                         "Resources": event["resources"], "Detail": json.dumps(event["detail"])}])
+        return bool(sqs.receive_message(QueueUrl=queue).get("Messages"))
+
+
+@pytest.mark.parametrize("status", ["FAILED", "REJECTED", "CANCELED"])
+def test_the_documented_event_of_a_deployment_that_did_not_apply_fires_the_rule(template, status):
+    event = {**DOCUMENTED_EVENT, "detail": {**DOCUMENTED_EVENT["detail"], "coreDeviceExecutionStatus": status}}
+    assert deployment_rule_matches(template, event)
+
+
+@pytest.mark.parametrize("change", [{"coreDeviceExecutionStatus": "SUCCEEDED"},
+                                    {"coreDeviceExecutionStatus": "COMPLETED"},
+                                    {"deploymentId": "another-stacks-deployment"}])
+def test_a_deployment_that_applied_or_is_not_ours_does_not(template, change):
+    event = {**DOCUMENTED_EVENT, "detail": {**DOCUMENTED_EVENT["detail"], **change}}
+    assert not deployment_rule_matches(template, event)
+
+
+def test_the_notification_reads_the_documented_fields(template):
+    (rule,) = [v["Properties"] for v in resources_of(template, "AWS::Events::Rule").values()]
     (target,) = rule["Targets"]
-    assert "$.detail.statusDetails.errorTypes" in target["InputTransformer"]["InputPathsMap"].values()
+    paths = set(target["InputTransformer"]["InputPathsMap"].values())
+    assert {"$.detail.deploymentId", "$.detail.coreDeviceExecutionStatus", "$.detail.statusDetails.errorTypes",
+            "$.detail.statusDetails.errorStack"} <= paths
+    for path in paths:  # every path the message reads exists in the documented event
+        node = DOCUMENTED_EVENT
+        for key in path.removeprefix("$.").replace("[0]", "").split("."):
+            node = node[key]
+
+
+def resolved_topic_policy(template) -> dict:
+    """The alarm topic's policy with the topic's Ref and each alarm's Arn as CloudFormation returns them
+    ("AWS::SNS::Topic" Ref: the ARN; "AWS::CloudWatch::Alarm" Fn::GetAtt Arn)."""
+    from infra.synthesized import Pseudo, resolve
+    pseudo = Pseudo()
+    (policy,) = [v["Properties"] for v in resources_of(template, "AWS::SNS::TopicPolicy").values()]
+    topic_id = logical_id(template, "AWS::SNS::Topic", TopicName="rainedge-alarms")
+    text = json.dumps(policy["PolicyDocument"]).replace(
+        json.dumps({"Ref": topic_id}), json.dumps(f"arn:aws:sns:{pseudo.region}:{pseudo.account}:rainedge-alarms"))
+    for key, alarm in resources_of(template, "AWS::CloudWatch::Alarm").items():
+        text = text.replace(json.dumps({"Fn::GetAtt": [key, "Arn"]}), json.dumps(
+            f"arn:aws:cloudwatch:{pseudo.region}:{pseudo.account}:alarm:{alarm['Properties']['AlarmName']}"))
+    return resolve(json.loads(text), pseudo)
+
+
+TOPIC = "arn:aws:sns:us-east-1:123456789012:rainedge-alarms"
+
+
+@pytest.mark.parametrize("alarm", ALARMS)
+def test_cloudwatch_may_publish_each_alarm_of_the_stack_and_eventbridge_its_rule(template, alarm):
+    from infra_support import service_may
+    policy = resolved_topic_policy(template)
+    alarm_arn = f"arn:aws:cloudwatch:us-east-1:123456789012:alarm:{CONFIG.monitoring_name(alarm)}"
+    secure = {"aws:SecureTransport": "true", "aws:SourceAccount": "123456789012"}
+    assert service_may(policy, service="cloudwatch.amazonaws.com", action="sns:Publish", resource=TOPIC,
+                       context={**secure, "aws:SourceArn": alarm_arn})
+    assert service_may(policy, service="events.amazonaws.com", action="sns:Publish", resource=TOPIC,
+                       context={**secure, "aws:SourceArn": "arn:aws:events:us-east-1:123456789012:rule/"
+                                                           "rainedge-deployment-failed"})
+
+
+@pytest.mark.parametrize("context", [
+    {"aws:SourceArn": "arn:aws:cloudwatch:us-east-1:123456789012:alarm:someone-elses-alarm"},
+    {"aws:SourceArn": "arn:aws:cloudwatch:us-east-1:123456789012:alarm:rainedge-device-silent",
+     "aws:SourceAccount": "999999999999"},
+    {"aws:SourceArn": "arn:aws:cloudwatch:us-east-1:123456789012:alarm:rainedge-device-silent",
+     "aws:SecureTransport": "false"},
+], ids=["another-alarm", "another-account", "no-tls"])
+def test_cloudwatch_may_not_publish_for_anything_else(template, context):
+    from infra_support import service_may
+    context = {"aws:SecureTransport": "true", "aws:SourceAccount": "123456789012", **context}
+    assert not service_may(resolved_topic_policy(template), service="cloudwatch.amazonaws.com",
+                           action="sns:Publish", resource=TOPIC, context=context)
 
 
 def test_the_alarm_topic_takes_tls_only_and_an_e_mail_only_when_configured(template, fleet):

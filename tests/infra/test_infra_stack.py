@@ -166,6 +166,19 @@ def test_model_and_runtime_components(template, project_root):
     assert script.startswith("python3.11 -m venv {work:path}/venv")
 
 
+def test_the_runtime_installs_once_per_set_of_pins(template):
+    """Install "also runs ... each time the software launches" unless Skipif holds; "exists <file>" skips
+    it when the file exists (component recipe reference). The file is the last thing the script makes,
+    after pip succeeded, and its name changes with the pins."""
+    from infra.components import install_stamp
+    install = components_by_name(template)["com.rainedge.DeviceRuntime"]["Manifests"][0]["Lifecycle"]["Install"]
+    check, stamp = install["Skipif"].split(" ")
+    assert check == "exists" and stamp.startswith("{work:path}/venv/.installed-")
+    assert install["Script"].endswith(f"&& touch {stamp}")
+    assert install_stamp("python3.11", ["numpy==2.1.0"]) != install_stamp("python3.11", ["numpy==2.1.1"])
+    assert install_stamp("python3.11", ["numpy==2.1.0"]) != install_stamp("python3.13", ["numpy==2.1.0"])
+
+
 def test_deployment_targets_the_group_with_pinned_public_components(template):
     deployment = deployment_of(template)
     assert deployment["DeploymentName"] == "rainedge-deployment"

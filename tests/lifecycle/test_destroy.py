@@ -198,6 +198,32 @@ def test_throttling_is_retried_with_backoff(clients, names, deployed, greengrass
     assert delays == [0.5, 1.0]
 
 
+def test_a_deployment_still_cancelling_is_deleted_once_it_may_be(clients, names, deployed, greengrass, tmp_path,
+                                                                  monkeypatch):
+    """DeleteDeployment needs a cancelled deployment ("To delete an active deployment, you must first
+    cancel it") and answers ConflictException while the cancellation is under way."""
+    state = tmp_path / OUTPUTS_FILE
+    torn_down(clients, deployed, state)
+    delays: list[float] = []
+    monkeypatch.setattr(aws_module.time, "sleep", delays.append)
+    deployment_id = deployed.outputs["DeploymentId"]
+    greengrass.answer("delete_core_device", {}, {"coreDeviceThingName": THING})
+    greengrass.gone("delete_core_device", {"coreDeviceThingName": THING})
+    greengrass.answer("list_deployments", {"deployments": [
+        deployment(deployment_id, "rainedge-deployment", GROUP_ARN, "ACTIVE")]}, {"historyFilter": "ALL"})
+    greengrass.answer("cancel_deployment", {}, {"deploymentId": deployment_id})
+    for _ in range(2):
+        greengrass.fail("delete_deployment", "ConflictException", {"deploymentId": deployment_id}, 409)
+    greengrass.answer("delete_deployment", {}, {"deploymentId": deployment_id})
+    greengrass.answer("list_components", {"components": []}, {"scope": "PRIVATE"})
+    greengrass.clean_audit([THING])
+    printed: list[str] = []
+
+    assert destroy(clients, names, state, cdk=lambda args: pytest.fail("no stack"), echo=printed.append) == []
+    assert delays == [0.5, 1.0]
+    assert f"deleted deployment {deployment_id}" in printed
+
+
 def test_partial_teardown_is_finished_by_a_rerun(clients, names, deployed, greengrass, tmp_path):
     device_made_leftovers(clients)
     state = tmp_path / OUTPUTS_FILE

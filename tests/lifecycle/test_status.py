@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from datetime import datetime, timezone
 
+import pytest
+
 from infra.lifecycle.__main__ import main
 from infra.lifecycle.outputs import MONITORING_KEYS
 from infra.lifecycle.status import COLUMNS, dashboard_url
@@ -50,20 +52,23 @@ def test_one_table_of_listed_and_provisioned_devices_with_what_failed(clients, n
     report(clients, healthy, "weather", {"temperature": 9.5, "sampled_at": "2026-11-26T10:59:00Z"})
     report(clients, healthy, "rain", {"raining": False, "probability": 0.0412, "status": None})
     report(clients, broken, "rain", {"status": "model_unavailable", "detail": "no model.tflite"})
-    # Two pages of core devices: the second is asked for with the first one's token.
-    greengrass.answer("list_core_devices", {"coreDevices": [core(THING, "HEALTHY"), core(broken, "UNHEALTHY")],
-                                            "nextToken": "page-2"}, {"thingGroupArn": GROUP_ARN})
-    greengrass.answer("list_core_devices", {"coreDevices": [core(healthy, "HEALTHY")]},
-                      {"thingGroupArn": GROUP_ARN, "nextToken": "page-2"})
-    greengrass.answer("list_effective_deployments", {"effectiveDeployments": [effective(ours, "SUCCEEDED")]},
+    # Each device is asked for on its own, in the order of the table; a device's deployments come in two
+    # pages, the second asked for with the first one's token.
+    greengrass.answer("get_core_device", core(THING, "HEALTHY"), {"coreDeviceThingName": THING})
+    greengrass.answer("list_effective_deployments", {"effectiveDeployments": [], "nextToken": "page-2"},
                       {"coreDeviceThingName": THING})
     greengrass.answer("list_effective_deployments", {"effectiveDeployments": [effective(ours, "SUCCEEDED")]},
+                      {"coreDeviceThingName": THING, "nextToken": "page-2"})
+    greengrass.answer("get_core_device", core(healthy, "HEALTHY"), {"coreDeviceThingName": healthy})
+    greengrass.answer("list_effective_deployments", {"effectiveDeployments": [effective(ours, "SUCCEEDED")]},
                       {"coreDeviceThingName": healthy})
+    greengrass.answer("get_core_device", core(broken, "UNHEALTHY"), {"coreDeviceThingName": broken})
     greengrass.answer("list_effective_deployments", {"effectiveDeployments": [effective(
         ours, "FAILED", reason="FAILED_ROLLBACK_COMPLETE: component com.rainedge.Inference is BROKEN",
         statusDetails={"errorStack": ["DEPLOYMENT_FAILURE", "COMPONENT_UPDATE_ERROR", "COMPONENT_BROKEN"],
                        "errorTypes": ["COMPONENT_ERROR", "DEPENDENCY_ERROR"]})]},
         {"coreDeviceThingName": broken})
+    greengrass.gone("get_core_device", {"coreDeviceThingName": new})
 
     assert run_status(clients, names) == 0
 
@@ -87,7 +92,7 @@ def test_one_table_of_listed_and_provisioned_devices_with_what_failed(clients, n
 
 
 def test_before_any_device_is_installed(clients, names, deployed, greengrass, capsys):
-    greengrass.answer("list_core_devices", {"coreDevices": []}, {"thingGroupArn": GROUP_ARN})
+    greengrass.gone("get_core_device", {"coreDeviceThingName": THING})
     assert run_status(clients, names) == 0
     out = capsys.readouterr().out
     assert table(out.splitlines())[THING] == [THING, "not registered", "-", "no shadow yet", "no shadow yet"]
@@ -97,7 +102,51 @@ def test_no_dashboard_line_when_the_stack_has_no_dashboard(clients, names, deplo
     clients.cloudformation.delete_stack(StackName="RainEdge")
     outputs = {key: value for key, value in deployed.outputs.items() if key not in MONITORING_KEYS}
     create_stack(clients.cloudformation, outputs, deployed.app.stack_tags)
-    greengrass.answer("list_core_devices", {"coreDevices": []}, {"thingGroupArn": GROUP_ARN})
+    greengrass.gone("get_core_device", {"coreDeviceThingName": THING})
     assert run_status(clients, names) == 0
     assert "dashboard" not in capsys.readouterr().out
     assert dashboard_url(REGION, "a b").endswith("#dashboards:name=a%20b")
+
+
+def test_a_device_whose_first_deployment_failed_is_shown_with_its_error(clients, names, deployed, greengrass,
+                                                                        capsys):
+    """ListCoreDevices with thingGroupArn "includes only core devices that have successfully deployed a
+    deployment that targets the thing group" (GreengrassV2 API reference): such a device is exactly the
+    one to show. The stub answers no ListCoreDevices call, so status must not rely on one."""
+    device = deployed.provision("10000000d0000003").thing_name
+    ours = deployed.outputs["DeploymentId"]
+    greengrass.gone("get_core_device", {"coreDeviceThingName": THING})
+    greengrass.answer("get_core_device", core(device, "UNHEALTHY"), {"coreDeviceThingName": device})
+    greengrass.answer("list_effective_deployments", {"effectiveDeployments": [effective(
+        ours, "FAILED", reason="component com.rainedge.Sensor failed to install",
+        statusDetails={"errorStack": ["DEPLOYMENT_FAILURE", "COMPONENT_INSTALL_ERROR"],
+                       "errorTypes": ["COMPONENT_ERROR"]})]}, {"coreDeviceThingName": device})
+    assert run_status(clients, names) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert table(lines)[device] == [device, "UNHEALTHY", "FAILED", "no shadow yet", "no shadow yet"]
+    assert "    error stack: DEPLOYMENT_FAILURE > COMPONENT_INSTALL_ERROR" in lines
+    assert lines[-2].endswith("1 with a failed deployment")
+
+
+HOSTILE_SHADOWS = [
+    ({"sampled_at": "x\x1b[2J\nrainedge-core-9  HEALTHY  SUCCEEDED  2026  dry"}, {"status": "ok\rforged"}),
+    ({"sampled_at": 10 ** 400}, {"raining": True, "probability": 10 ** 400}),
+    ({"sampled_at": {"nested": ["\n" * 3]}}, {"status": {"forged": "\nrow"}}),
+    ({"sampled_at": "a" * 5000}, {"raining": "yes", "probability": "0.9"}),
+]
+
+
+@pytest.mark.parametrize("weather, rain", HOSTILE_SHADOWS)
+def test_what_a_device_wrote_is_shown_escaped_on_its_own_row(clients, names, deployed, greengrass, capsys,
+                                                              weather, rain):
+    clients.iot_data.update_thing_shadow(thingName=THING, shadowName="weather",
+                                         payload=json.dumps({"state": {"reported": weather}}).encode())
+    clients.iot_data.update_thing_shadow(thingName=THING, shadowName="rain",
+                                         payload=json.dumps({"state": {"reported": rain}}).encode())
+    greengrass.gone("get_core_device", {"coreDeviceThingName": THING})
+    assert run_status(clients, names) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 4  # header, one row, summary, dashboard: nothing forged
+    assert all(line.isprintable() for line in lines)
+    assert [line for line in lines if line.startswith("rainedge")] == [lines[1]]
+    assert len(lines[1]) < 200
