@@ -10,7 +10,8 @@ Like `sensor`, the long-lived part starts at import under Greengrass, on its own
 Every valid reading it sees (from either path) goes into its reading history (device_code.history,
 persisted in HISTORY_FILE, so a restart keeps it). The models take the sea-level pressure the
 shadow writer computed: the trend model when the history covers its window, the instantaneous
-model otherwise; the rain shadow's `model` says which.
+model otherwise; the rain shadow's `model` says which. Each also feeds the drift monitor
+(device_code.drift), whose summary every rain shadow write carries as `drift`.
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from .config import InferenceConfig, load_inference_config
 from .contracts import (RAIN_SHADOW, WEATHER_SHADOW, InvalidReading, format_timestamp, in_future,
                         parse_model_reading, reported_state, shadow_topic)
 from .functions import INFERENCE
+from .drift import DriftMonitor
 from .history import ReadingHistory
 from .model import ModelUnavailable, RainModel, load_model
 from .port import GreengrassPort, Message, PortError, ShadowNotFound
@@ -34,7 +36,7 @@ log = logging.getLogger(__name__)
 # Every key of the rain shadow's reported state; each write sets all of them (null deletes), so a
 # status never sits next to an old prediction and vice versa.
 RAIN_KEYS = ("raining", "probability", "threshold", "model", "model_version", "runtime", "input_sampled_at",
-             "predicted_at", "status", "detail", "checked_at")
+             "predicted_at", "status", "detail", "checked_at", "drift")
 STALE_INPUT, INVALID_INPUT, NO_INPUT = "stale_input", "invalid_input", "no_input"
 MODEL_UNAVAILABLE, PREDICTION_FAILED = "model_unavailable", "prediction_failed"
 
@@ -45,6 +47,7 @@ class InferenceService:
         self.config, self._port, self._clock, self._load = config, port, clock, load
         self.history = history if history is not None else ReadingHistory(config.history_file)
         self.model: RainModel | None = None
+        self.drift = DriftMonitor(None)
         self._model_error: str | None = None
         self._subscribed = False
         self._lock = threading.Lock()
@@ -89,6 +92,7 @@ class InferenceService:
     def _try_load_model(self) -> None:
         try:
             self.model = self._load(self.config.model_dir)
+            self.drift = DriftMonitor(self.model.metadata.baselines)
             self._model_error = None
             log.info("inference: model %s on %s", self.model.metadata.version, self.model.runtime)
         except ModelUnavailable as error:
@@ -136,6 +140,7 @@ class InferenceService:
             return self._status(INVALID_INPUT, str(error), None, now)
         # Late and repeated readings too: the history slots them in by time, or ignores them.
         self.history.add(reading, now)
+        self.drift.add(reading)
         newest = self._newest_input
         if newest is not None and not in_future(newest, now) and reading.sampled_at < newest:
             return None, None  # an event overtaken by a newer input: nothing to say
@@ -152,13 +157,15 @@ class InferenceService:
         reported.update(raining=prediction.raining, probability=round(prediction.probability, 4),
                         threshold=prediction.threshold, model=prediction.model,
                         model_version=prediction.model_version, runtime=prediction.runtime,
-                        input_sampled_at=input_at_text, predicted_at=format_timestamp(now))
+                        input_sampled_at=input_at_text, predicted_at=format_timestamp(now),
+                        drift=self.drift.summary())
         return reported, ("prediction", input_at_text, prediction.model_version, prediction.model)
 
     def _status(self, status: str, detail: str | None, input_at: str | None,
                 now: datetime) -> tuple[dict[str, Any], tuple]:
         reported = dict.fromkeys(RAIN_KEYS)
-        reported.update(status=status, detail=detail, input_sampled_at=input_at, checked_at=format_timestamp(now))
+        reported.update(status=status, detail=detail, input_sampled_at=input_at, checked_at=format_timestamp(now),
+                        drift=self.drift.summary())
         return reported, (status, input_at, detail if status != STALE_INPUT else None)
 
 

@@ -26,6 +26,7 @@ import numpy as np
 
 from . import features
 from .contracts import FEATURES
+from .drift import InputBaseline, read_baselines
 from .features import HasReadingValues, Series
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,8 @@ class ModelMetadata:
     version: str
     valid_ranges: dict[str, tuple[float, float]]
     models: Mapping[str, ModelSpec] = field(default_factory=dict)
+    # The inputs' training baseline (device_code.drift); None for an artifact made before it existed.
+    baselines: Mapping[str, InputBaseline] | None = None
 
 
 @dataclass(frozen=True)
@@ -144,7 +147,8 @@ def read_metadata(model_dir: Path) -> ModelMetadata:
             raise ValueError(f"no {INSTANTANEOUS!r} model among {sorted(raw['models'])}")
         ranges = {name: (float(raw["valid_ranges"][name][0]), float(raw["valid_ranges"][name][1]))
                   for name in FEATURES}
-        return ModelMetadata(version=str(raw["version"]), valid_ranges=ranges, models=models)
+        return ModelMetadata(version=str(raw["version"]), valid_ranges=ranges, models=models,
+                             baselines=read_baselines(raw.get("input_baseline")))
     except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, IndexError, AttributeError) as error:
         raise ModelUnavailable(f"{path}: {type(error).__name__}: {error}") from error
 

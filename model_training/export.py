@@ -153,6 +153,8 @@ def build_metadata(result: TrainingResult, training_data_sha256: str) -> dict:
         "feature_order": list(FEATURES),
         "units": dict(UNITS),
         "valid_ranges": VALID_RANGES,
+        # What the device measures drift against (device_code.drift), fitted on the training split.
+        "input_baseline": result.input_baseline,
         "models": models,
         "splits": result.splits,
         "training_data_sha256": training_data_sha256,

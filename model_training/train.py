@@ -17,6 +17,7 @@ import pandas as pd
 
 from device_code.features import INSTANTANEOUS_INPUTS, TREND_INPUTS, covered
 from device_code.model import INSTANTANEOUS, TREND
+from model_training.baseline import fit_input_baseline
 from model_training.data import LABEL, load_observations, split_by_time, trend_frame
 from model_training.metrics import choose_threshold, classification_metrics, reliability_bins
 
@@ -60,6 +61,7 @@ class TrainingResult:
     models: dict[str, TrainedModel]
     splits: dict  # split -> {"from", "to", "rows"}
     seconds: float
+    input_baseline: dict  # input -> annual cycle, residual spread, range (model_training.baseline)
 
 
 def build_logit_network(spec: NetworkSpec, train_inputs: np.ndarray):
@@ -187,7 +189,7 @@ def train(seed: int = SEED, observations: pd.DataFrame | None = None) -> Trainin
                 "rows": int(len(part))}
         for split, part in splits.items()
     }
-    return TrainingResult(models, split_info, time.perf_counter() - started)
+    return TrainingResult(models, split_info, time.perf_counter() - started, fit_input_baseline(splits["train"]))
 
 
 def leave_one_station_out(seed: int = SEED, observations: pd.DataFrame | None = None) -> dict[str, dict]:

@@ -28,7 +28,9 @@ def test_heartbeat_predicts_from_the_weather_shadow(greengrass, clock):
     assert rain(greengrass) == {"raining": True, "probability": 0.93, "threshold": 0.5, "model": "instantaneous",
                                 "model_version": "rain-test", "runtime": "fake",
                                 "input_sampled_at": "2013-11-05T11:59:00.000Z",
-                                "predicted_at": "2013-11-05T12:00:00.000Z"}
+                                "predicted_at": "2013-11-05T12:00:00.000Z",
+                                # The fake model's artifact carries no input baseline.
+                                "drift": {"verdict": "unknown", "hours": 0, "inputs": None}}
 
 
 def test_a_new_weather_document_triggers_a_prediction_through_the_subscription(greengrass, clock):
@@ -92,7 +94,7 @@ def test_a_prediction_replaces_a_status_completely(greengrass, clock):
     write_weather(greengrass)
     greengrass.bus.drain()
     assert set(rain(greengrass)) == {"raining", "probability", "threshold", "model", "model_version", "runtime",
-                                     "input_sampled_at", "predicted_at"}
+                                     "input_sampled_at", "predicted_at", "drift"}
 
 
 def test_an_event_overtaken_by_newer_input_is_ignored(greengrass, clock):
