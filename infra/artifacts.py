@@ -23,7 +23,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.serialization import load_der_private_key, pkcs12
 
 from infra.config import DEVICE_PACKAGE
-from infra.model_artifact import AssetError, ModelArtifactError, model_digest, read_zip
+from infra.model_artifact import AssetError, ModelArtifactError, model_digest, model_version, read_zip
 from infra.nag import acknowledge
 
 ARTIFACT_PREFIX = "artifacts/"
@@ -100,6 +100,7 @@ class ArtifactStore(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, model_zip: Path) -> None:
         super().__init__(scope, construct_id)
         self.model_sha256 = model_digest(model_zip)
+        self.model_version = model_version(model_zip)
         self.bucket = s3.Bucket(
             self,
             "Bucket",

@@ -47,9 +47,10 @@ _EMAIL = re.compile(
     r"^(?!\.)(?!.*\.\.)[A-Za-z0-9._%+-]{1,64}(?<!\.)@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}$"
 )
 MAX_EMAIL = 254
-# Alarms on Metrics Insights queries evaluate only the latest 3 hours of data (CloudWatch user guide,
-# "Limits" of alarms based on Metrics Insights queries), so a silence must be noticed within them.
-MAX_SILENCE_SECONDS = 3 * 3600
+# The silence alarm has one-minute periods; "For alarms with a period of less than one hour (3,600
+# seconds), the total evaluation period can't be longer than one day (86,400 seconds)" (CloudWatch API
+# reference, PutMetricAlarm Period).
+MAX_SILENCE_SECONDS = 86_400
 # The components are <componentPrefix>.<suffix>: one per device function, the model and the runtime.
 MODEL_COMPONENT, RUNTIME_COMPONENT = "RainModel", "DeviceRuntime"
 COMPONENT_SUFFIXES = (RUNTIME_COMPONENT, MODEL_COMPONENT, *(function.component for function in FUNCTIONS))
@@ -63,9 +64,11 @@ _PATH_PART = re.compile(r"^[A-Za-z0-9._][A-Za-z0-9._-]*$")
 # the secrets folder may neither be inside one of them nor hold one.
 DEVICE_PACKAGE = "device_code"
 FLEET_HOOK_SOURCE = "infra/fleet_hook"
+INDEX_SETTINGS_SOURCE = "infra/index_settings"
 ASSET_SOURCES = {
     DEVICE_PACKAGE: "the Lambda code bundle",
     FLEET_HOOK_SOURCE: "the fleet provisioning hook's Lambda code",
+    INDEX_SETTINGS_SOURCE: "the fleet-indexing settings handler's Lambda code",
     "build/model": "the training output (make train)",
     "cdk.out": "the cloud assembly",
 }
@@ -160,17 +163,17 @@ class RainEdgeConfig:
         return self.silence_alarm_intervals * self.cloud_update_interval_seconds
 
     # ---- monitoring names (infra/monitoring.py; teardown finds them in the stack outputs) -----
-    @property
-    def metrics_namespace(self) -> str:
-        return f"{STACK_NAME}/{self.name_prefix}"
-
     def monitoring_log_group_name(self, purpose: str) -> str:
-        """`purpose` is shadow-metrics or rule-errors."""
+        """`purpose` is shadow-records or rule-errors."""
         return f"/{self.name_prefix}/{purpose}"
 
     def topic_rule_name(self, purpose: str) -> str:
         """IoT rule names take letters, digits and '_' only (CreateTopicRule ruleName)."""
         return f"{self.name_prefix.replace('-', '_')}_{purpose}"
+
+    def fleet_metric_name(self, purpose: str) -> str:
+        """CreateFleetMetric metricName: 1-128 of [a-zA-Z0-9_\\-\\.]; the prefix and purposes fit it."""
+        return f"{self.name_prefix}-{purpose}"
 
     def monitoring_name(self, purpose: str) -> str:
         """Alarms, the alarm topic, the dashboard and the EventBridge rule: <prefix>-<purpose>."""
@@ -263,7 +266,7 @@ class RainEdgeConfig:
                         else "sampleIntervalSeconds")
             raise ConfigError(
                 f"silenceAlarmIntervals x {interval} = {self.silence_seconds} s must be at most "
-                f"{MAX_SILENCE_SECONDS} s: CloudWatch evaluates Metrics Insights alarms on the latest 3 hours only"
+                f"{MAX_SILENCE_SECONDS} s: a CloudWatch alarm with one-minute periods evaluates at most one day"
             )
         longest = max((self.component_name(suffix) for suffix in COMPONENT_SUFFIXES), key=len)
         if len(longest) > MAX_COMPONENT_NAME:

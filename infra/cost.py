@@ -1,6 +1,7 @@
 """`python -m infra.cost [--devices N] [--device-log-mb MB] [-c key=value ...]` (also `make cost`):
 the estimated monthly AWS cost of the deployed app per device and for N devices, from the configuration
-in cdk.json (sample interval, shadow sync, the rules, the metrics, the log groups, the model in S3).
+in cdk.json (sample interval, shadow sync, the rules, the fleet index, the log groups, the model in S3),
+beside the figure of the previous design (eight custom CloudWatch metrics per device) at the same size.
 
 Every price is in PRICES, with the region and date it was read for and where. No free tier is applied.
 A price that could not be found says so and is left out of the totals (listed under "not priced").
@@ -15,7 +16,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from device_code.contracts import RAIN_SHADOW, WEATHER_SHADOW, shadow_topic
-from infra import fleet_metrics as fm
+from infra import fleet_index as fx
+from infra import shadow_records as sr
 from infra.config import ConfigError, RainEdgeConfig, read_cdk_context
 from infra.iot_sql import TopicRule
 
@@ -65,6 +67,14 @@ PRICES: dict[str, Price] = {
     "cw_insights_alarm": Price(None, "Metrics Insights alarm", "-", "-",
                                "not found: the CloudWatch free tier excludes alarms that use a Metrics Insights query; "
                                "their price was not on the pages reached"),
+    "index_update": Price(2.25 / 1e6, "fleet-index update, metered per 1 KB", "US East", "2026-09-20",
+                          "aws.amazon.com/iot-device-management/pricing (its pricing example; transcribed in "
+                          "api-evangelist/amazon-iot-device-management)"),
+    "index_query": Price(0.05 / 1e4, "fleet-index query (search or aggregation)", "US East", "2026-09-20",
+                         "aws.amazon.com/iot-device-management/pricing (its pricing example; transcribed in "
+                         "api-evangelist/amazon-iot-device-management)"),
+    "cw_logs_insights": Price(0.005, "GB scanned by Logs Insights", "US East", "2026-06-13",
+                              "factualminds.com and c3x.dev, 'Amazon CloudWatch Pricing' (third-party)"),
     "cw_dashboard": Price(3.00, "dashboard-month (the first 3 are free)", "US East", "2026-06-13",
                           "factualminds.com (third-party); same on the 2022 Japanese page"),
     "sns_email": Price(2.00 / 1e5, "e-mail notification (first 1,000 free)", "US East", "2026-06-13",
@@ -83,9 +93,21 @@ STATUSES_PER_DEVICE = 1
 # Representative shadow documents, as the device functions write them (tests check the shapes).
 WEATHER_REPORTED = {"temperature": 11.5, "humidity": 93.0, "pressure": 1004.2,
                     "sampled_at": "2013-11-05T11:59:00.000Z", "temperature_compensation": "off"}
-RAIN_REPORTED = {"raining": True, "probability": 0.9312, "threshold": 0.4871, "model_version": "rain-90f2449aa4ebaab4",
-                 "runtime": "litert", "input_sampled_at": "2013-11-05T11:59:00.000Z",
-                 "predicted_at": "2013-11-05T12:00:00.000Z"}
+RAIN_REPORTED = {"raining": True, "probability": 0.9312, "threshold": 0.4871, "model": "trend",
+                 "model_version": "rain-90f2449aa4ebaab4", "runtime": "litert",
+                 "input_sampled_at": "2013-11-05T11:59:00.000Z", "predicted_at": "2013-11-05T12:00:00.000Z",
+                 "status": None, "detail": None, "checked_at": None,
+                 "drift": {"verdict": "ok", "hours": 168, "inputs": {
+                     name: {"shift": -0.42, "outside": 0.012} for name in ("temperature", "humidity", "pressure")}}}
+# Connectivity index updates: each connect and each disconnect is one (a reconnect a day assumed).
+CONNECTIVITY_UPDATES = 2 * 30
+# Dashboard use: one view an hour of its four Logs Insights widgets over the default 3 hours, and
+# `make status` 100 times a month (one SearchIndex page per 100 devices).
+DASHBOARD_VIEWS = HOURS_PER_MONTH
+RECORD_WIDGETS = 4
+DASHBOARD_WINDOW_S = 3 * 3600
+STATUS_RUNS = 100
+DESIGNS = ("fleet index", "per-device metrics")
 
 
 @dataclass(frozen=True)
@@ -110,34 +132,36 @@ def cloud_updates_per_shadow(config: RainEdgeConfig) -> float:
 
 
 def record_bytes(config: RainEdgeConfig) -> dict[str, int]:
-    """The size of the EMF record each rule writes, from the rule's own SQL on a representative document."""
+    """The size of the record each rule writes, from the rule's own SQL on a representative document."""
     thing = config.devices[0]
     documents = {WEATHER_SHADOW: WEATHER_REPORTED, RAIN_SHADOW: RAIN_REPORTED}
     sizes = {}
-    for rule in fm.SHADOW_RULES:
+    for rule in sr.SHADOW_RULES:
         document = {"current": {"state": {"reported": documents[rule.shadow]}}}
-        record = TopicRule(rule.sql(config.metrics_namespace)).evaluate(
+        record = TopicRule(rule.sql()).evaluate(
             shadow_topic(thing, rule.shadow, "update/documents"), document, 1_700_000_000_000)
-        sizes[rule.purpose] = fm.record_bytes(record) if record is not None else 0
+        sizes[rule.purpose] = sr.record_bytes(record) if record is not None else 0
     return sizes
 
 
 def _operations(reported: dict) -> int:
-    """Device Shadow operations are metered per 1 KB of the request."""
+    """Device Shadow operations, and fleet-index updates ("Index updates are metered in 1 KB
+    increments"), are metered per 1 KB of the document."""
     return math.ceil(len(json.dumps({"state": {"reported": reported}}).encode()) / 1024)
 
 
-def usage(config: RainEdgeConfig, device_log_mb: float, model_bytes: int) -> list[Line]:
+def usage(config: RainEdgeConfig, device_log_mb: float, model_bytes: int, design: str = DESIGNS[0]) -> list[Line]:
+    """The month's line items of one design: DESIGNS[0] is what the stack deploys, DESIGNS[1] the
+    previous one (per-device custom metrics, two Metrics Insights alarms), for comparison."""
     updates = cloud_updates_per_shadow(config)
     sizes = record_bytes(config)
     # Every rule whose FROM matches a shadow's documents topic is triggered by each update of it: one
     # weather rule, two rain rules (only one of them writes a record).
-    triggered = sum(updates for _ in fm.SHADOW_RULES)
+    triggered = sum(updates for _ in sr.SHADOW_RULES)
     # A rain update is either a prediction or a status: one record; a weather update one record.
-    ingested = updates * (sizes[fm.WEATHER_METRICS.purpose] + sizes[fm.PREDICTION_METRICS.purpose])
-    metrics_per_device = len({m.name for rule in fm.SHADOW_RULES for m in rule.metrics if m.dimensions == (fm.THING,)})
-    logs_gb = (ingested + device_log_mb * 1024 ** 2) / GB
-    return [
+    record_bytes_month = updates * (sizes[sr.WEATHER_READINGS.purpose] + sizes[sr.RAIN_PREDICTIONS.purpose])
+    logs_gb = (record_bytes_month + device_log_mb * 1024 ** 2) / GB
+    common = [
         Line("Greengrass core device", 1, "greengrass_core"),
         Line("IoT connectivity, always on (minutes)", HOURS_PER_MONTH * 60, "iot_connectivity"),
         Line("Shadow sync: UpdateThingShadow operations", updates * (_operations(WEATHER_REPORTED) +
@@ -146,18 +170,40 @@ def usage(config: RainEdgeConfig, device_log_mb: float, model_bytes: int) -> lis
         Line("Shadow sync: update/accepted messages to the core", updates * 2, "iot_message"),
         Line("IoT rules triggered (one weather, two rain rules)", triggered, "iot_rule_triggered"),
         Line("IoT rule actions (CloudWatch Logs)", triggered, "iot_rule_action"),
-        Line(f"CloudWatch metrics ({metrics_per_device} + {STATUSES_PER_DEVICE} status per device)",
-             metrics_per_device + STATUSES_PER_DEVICE, "cw_metric"),
-        Line(f"CloudWatch Logs ingestion (metric records + {device_log_mb:g} MB device logs)", logs_gb,
+        Line(f"CloudWatch Logs ingestion (shadow records + {device_log_mb:g} MB device logs)", logs_gb,
              "cw_logs_ingest"),
         # Device log groups have no retention: this is what each month adds to the stored total.
         Line("CloudWatch Logs storage added per month (uncompressed)", logs_gb, "cw_logs_storage"),
         Line("Dashboard", 1, "cw_dashboard", fleet_wide=True),
         Line("Alarm on EventBridge's failed-deployment count", 1, "cw_alarm_metric", fleet_wide=True),
-        Line("Alarms on Metrics Insights queries (silence, model fault)", 2, "cw_insights_alarm", fleet_wide=True),
         Line("Greengrass deployment events (EventBridge)", 0, "eventbridge_aws_event", fleet_wide=True),
         Line("Model artifact in S3 (GB-month)", model_bytes / GB, "s3_storage", fleet_wide=True),
         Line("Model downloads (one GET per device and deployment)", 1, "s3_get"),
+    ]
+    if design == DESIGNS[1]:
+        # Temperature, Humidity, Pressure, Probability, Threshold, Raining, ModelFault by ThingName.
+        metrics_per_device = 7
+        return common + [
+            Line(f"CloudWatch metrics ({metrics_per_device} + {STATUSES_PER_DEVICE} status per device)",
+                 metrics_per_device + STATUSES_PER_DEVICE, "cw_metric"),
+            Line("Alarms on Metrics Insights queries (silence, model fault)", 2, "cw_insights_alarm", fleet_wide=True),
+        ]
+    fleet_metrics = len(fx.fleet_queries("rain-0000000000000000"))
+    window_records = DASHBOARD_WINDOW_S / config.cloud_update_interval_seconds * (
+        sizes[sr.WEATHER_READINGS.purpose] + sizes[sr.RAIN_PREDICTIONS.purpose])
+    return common + [
+        # Only the rain shadow is indexed (infra/fleet_index.py): each of its updates, by the KB.
+        Line("Fleet index: rain shadow updates (per KB) and connectivity changes",
+             updates * _operations(RAIN_REPORTED) + CONNECTIVITY_UPDATES, "index_update"),
+        # A fleet metric is a CloudWatch metric, and each emission runs an aggregation query.
+        Line(f"Fleet metrics: {fleet_metrics} CloudWatch metrics", fleet_metrics, "cw_metric", fleet_wide=True),
+        Line(f"Fleet metrics: one aggregation query each per {fx.PERIOD_S} s",
+             fleet_metrics * SECONDS_PER_MONTH / fx.PERIOD_S, "index_query", fleet_wide=True),
+        Line("Alarms on fleet metrics (silent, model fault, drifting)", 3, "cw_alarm_metric", fleet_wide=True),
+        Line(f"Logs Insights: {RECORD_WIDGETS} dashboard widgets, a view an hour (GB scanned)",
+             window_records * RECORD_WIDGETS * DASHBOARD_VIEWS / GB, "cw_logs_insights"),
+        Line(f"make status: SearchIndex, {STATUS_RUNS} runs (one page per 100 devices)", STATUS_RUNS / 100,
+             "index_query"),
     ]
 
 
@@ -167,10 +213,13 @@ def tiered_metrics_usd(metrics: float) -> float:
     return first * PRICES["cw_metric"].usd + (metrics - first) * PRICES["cw_metric_next_tier"].usd
 
 
+def metric_count(lines: list[Line], devices: int) -> float:
+    return sum(line.quantity * (1 if line.fleet_wide else devices) for line in lines if line.price == "cw_metric")
+
+
 def total(lines: list[Line], devices: int) -> float:
-    metrics = sum(line.quantity for line in lines if line.price == "cw_metric")
     others = sum(line.usd(devices) or 0.0 for line in lines if line.price != "cw_metric")
-    return others + tiered_metrics_usd(metrics * devices)
+    return others + tiered_metrics_usd(metric_count(lines, devices))
 
 
 def alternative(config: RainEdgeConfig) -> RainEdgeConfig:
@@ -196,7 +245,8 @@ def report(config: RainEdgeConfig, devices: int, device_log_mb: float, model_byt
     for line in lines:
         per_device, fleet = line.usd(1), line.usd(devices)
         if line.price == "cw_metric":
-            per_device, fleet = tiered_metrics_usd(line.quantity), tiered_metrics_usd(line.quantity * devices)
+            each = 1 if line.fleet_wide else devices
+            per_device, fleet = tiered_metrics_usd(line.quantity), tiered_metrics_usd(line.quantity * each)
         if per_device is None:
             continue
         per_device_text = "(fleet)" if line.fleet_wide else f"${per_device:,.4f}"
@@ -208,7 +258,12 @@ def report(config: RainEdgeConfig, devices: int, device_log_mb: float, model_byt
     other_lines = usage(other, device_log_mb, model_bytes)
     rows.append(f"{'with ' + describe(other) + ' instead':<66}{f'${total(other_lines, 1):,.2f}':>12}"
                 f"{f'${total(other_lines, devices):,.2f}':>14}")
-    missing = [line.item for line in lines if line.usd() is None]
+    previous = usage(config, device_log_mb, model_bytes, DESIGNS[1])
+    rows.append(f"{'previous design (custom metrics per device), same settings':<66}"
+                f"{f'${total(previous, 1):,.2f}':>12}{f'${total(previous, devices):,.2f}':>14}")
+    rows.append(f"{'  per device in a fleet of ' + str(devices):<66}{'':>12}"
+                f"{f'${total(previous, devices) / devices:,.2f}':>14}")
+    missing = sorted({line.item for line in lines + previous if line.usd() is None})
     if missing:
         rows.append("not priced (price not found): " + "; ".join(missing))
     return rows

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import re
 import zipfile
 from pathlib import Path
 
@@ -10,6 +12,9 @@ from device_code.model import RUNTIMES
 # The model artifact (DESIGN.md): metadata.json and the model of each runtime the inference
 # function can load it with (device_code/model.py), at the root of the zip.
 MODEL_MEMBERS = ("metadata.json", *(artifact for _, artifact, _ in RUNTIMES))
+# What model_training writes as metadata.json "version" (content hash); it goes into fleet-indexing
+# queries, so nothing else is taken.
+MODEL_VERSION = re.compile(r"rain-[0-9a-f]{16}")
 
 
 class AssetError(Exception):
@@ -46,3 +51,15 @@ def model_digest(model_zip: Path) -> str:
         raise ModelArtifactError(f"modelZip {model_zip} is not the model artifact: it lacks {', '.join(missing)} "
                                  "at its root; run `make train`")
     return hashlib.sha256(model_zip.read_bytes()).hexdigest()
+
+
+def model_version(model_zip: Path) -> str:
+    """metadata.json "version" of the model zip (checked by model_digest first)."""
+    try:
+        version = json.loads(read_zip(model_zip)["metadata.json"]).get("version")
+    except (KeyError, ValueError, AttributeError):
+        version = None
+    if not isinstance(version, str) or not MODEL_VERSION.fullmatch(version):
+        raise ModelArtifactError(f"modelZip {model_zip}: metadata.json has no version of the form rain-<16 hex>: "
+                                 "run `make train`")
+    return version

@@ -1,12 +1,13 @@
-"""Seeing the fleet from the cloud: device log groups, per-device metrics from the shadow topics,
-alarms whose number does not grow with the fleet, one SNS topic and a dashboard.
+"""Seeing the fleet from the cloud at fleet cost: device log groups, a record of every shadow update for
+CloudWatch Logs Insights, alarms on fleet metrics, one SNS topic and a dashboard. Nothing here grows
+with the number of devices.
 
-Per-device metrics come from AWS IoT rules on the cloud shadow topics (infra/fleet_metrics.py says how
-and why). The alarms are CloudWatch alarms on Metrics Insights queries that GROUP BY the thing name:
-"each returned time series becomes a contributor to the alarm" and "any resource that matches your
-query definition ... joins the alarm monitoring scope when its corresponding metric becomes available"
-("Create a CloudWatch alarm based on a Metrics Insights query"). A failed deployment comes from the
-EventBridge event Greengrass emits ("Get deployment and component health status notifications").
+The numbers come from AWS IoT fleet indexing (infra/indexing.py, infra/fleet_index.py): each alarm
+watches one fleet metric, the count of the app's devices in a state (silent, model fault, drifting),
+which exists whether or not any device reports: a dead device is counted, not just missing. Each alarm
+says which query lists the devices behind it. Per-device detail comes from Logs Insights queries over the
+records the IoT rules write (infra/shadow_records.py). A failed deployment comes from the EventBridge
+event Greengrass emits ("Get deployment and component health status notifications").
 """
 from __future__ import annotations
 
@@ -24,17 +25,19 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
-from infra import fleet_metrics as fm
-from infra.greengrass import component_log_group
+from infra import fleet_index as fx
+from infra import shadow_records as sr
 from infra.config import RainEdgeConfig
+from infra.greengrass import component_log_group
 from infra.nag import acknowledge
 
-# Metrics Insights alarms evaluate one-minute data (high-resolution data is aggregated to one
-# minute: "Metrics Insights quotas").
-ALARM_PERIOD = Duration.minutes(1)
+# A fleet metric is emitted every fleet_index.PERIOD_S; its alarms evaluate at the same period.
+ALARM_PERIOD = Duration.seconds(fx.PERIOD_S)
 DEPLOYMENT_ALARM_PERIOD = Duration.minutes(5)
-# The records behind the metrics are for debugging a rule; the metrics themselves stay 15 months.
-SHADOW_METRICS_RETENTION = logs.RetentionDays.TWO_WEEKS
+# Drift is slow (device_code.drift measures it over days): a quarter of an hour of it before notifying.
+DRIFT_ALARM_PERIODS = 15
+# The records are what the dashboard's per-device panels query; two weeks covers its longest view.
+SHADOW_RECORDS_RETENTION = logs.RetentionDays.TWO_WEEKS
 RULE_ERRORS_RETENTION = logs.RetentionDays.ONE_MONTH
 # "Greengrass V2 Effective Deployment Status Change" events, as the current "Get deployment and component
 # health status notifications" page shows them: the id in `detail.deploymentId` (an archived older
@@ -56,15 +59,19 @@ class Monitoring(Construct):
         config: RainEdgeConfig,
         logged_components: list[str],
         deployment_id: str,
+        fleet_metric_names: dict[str, str],
+        fleet_queries: dict[str, str],
     ) -> None:
+        """`fleet_metric_names` and `fleet_queries`: purpose -> fleet metric name, and its query."""
         super().__init__(scope, construct_id)
         self.config = config
+        self.fleet_metric_names, self.fleet_queries = fleet_metric_names, fleet_queries
         # LogManager creates these groups itself (CreateLogGroup in its uploader); the stack does not own
         # them, so a device still uploading after `cdk destroy` cannot make the next deploy fail on a
         # group that already exists. Teardown deletes them by name.
         self.device_log_group_names = [component_log_group(Stack.of(self).region, name) for name in logged_components]
-        self.shadow_metrics = self._log_group(
-            "ShadowMetrics", config.monitoring_log_group_name("shadow-metrics"), SHADOW_METRICS_RETENTION)
+        self.shadow_records = self._log_group(
+            "ShadowRecords", config.monitoring_log_group_name("shadow-records"), SHADOW_RECORDS_RETENTION)
         self.rule_errors = self._log_group(
             "RuleErrors", config.monitoring_log_group_name("rule-errors"), RULE_ERRORS_RETENTION)
         self.rules = self._topic_rules()
@@ -83,31 +90,31 @@ class Monitoring(Construct):
         return logs.LogGroup(self, construct_id, log_group_name=name, retention=retention,
                              removal_policy=RemovalPolicy.DESTROY)
 
-    # ---- IoT rules -> EMF records -> metrics --------------------------------------------------
+    # ---- IoT rules -> records -------------------------------------------------------------------
     def _topic_rules(self) -> list[iot.CfnTopicRule]:
         # The CloudWatch Logs rule action needs a role allowing logs:CreateLogStream,
         # logs:DescribeLogStreams and logs:PutLogEvents ("CloudWatch Logs" rule action).
         role = iam.Role(self, "RuleRole", assumed_by=iam.ServicePrincipal("iot.amazonaws.com"),
-                        description="AWS IoT rules of the fleet metrics write into the stack's two log groups")
+                        description="AWS IoT rules of the shadow records write into the stack's two log groups")
         role.add_to_policy(iam.PolicyStatement(
             actions=["logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"],
-            resources=[group.log_group_arn for group in (self.shadow_metrics, self.rule_errors)],
+            resources=[group.log_group_arn for group in (self.shadow_records, self.rule_errors)],
         ))
         error_action = iot.CfnTopicRule.ActionProperty(cloudwatch_logs=iot.CfnTopicRule.CloudwatchLogsActionProperty(
             log_group_name=self.rule_errors.log_group_name, role_arn=role.role_arn))
         rules = []
-        for rule in fm.SHADOW_RULES:
+        for rule in sr.SHADOW_RULES:
             topic_rule = iot.CfnTopicRule(
                 self, f"Rule{rule.purpose.title().replace('_', '')}",
                 rule_name=self.config.topic_rule_name(rule.purpose),
                 topic_rule_payload=iot.CfnTopicRule.TopicRulePayloadProperty(
-                    sql=rule.sql(self.config.metrics_namespace),
-                    aws_iot_sql_version=fm.SQL_VERSION,
-                    description=f"Per-device CloudWatch metrics from each update of the {rule.shadow} shadow",
+                    sql=rule.sql(),
+                    aws_iot_sql_version=sr.SQL_VERSION,
+                    description=f"One Logs Insights record per update of the {rule.shadow} shadow",
                     rule_disabled=False,
                     actions=[iot.CfnTopicRule.ActionProperty(
                         cloudwatch_logs=iot.CfnTopicRule.CloudwatchLogsActionProperty(
-                            log_group_name=self.shadow_metrics.log_group_name, role_arn=role.role_arn))],
+                            log_group_name=self.shadow_records.log_group_name, role_arn=role.role_arn))],
                     # "If a problem occurs when triggering an action, the rules engine triggers an
                     # error action" ("Error handling (error action)").
                     error_action=error_action,
@@ -137,42 +144,51 @@ class Monitoring(Construct):
             f"{detail('$.detail.reason')}")))
         return rule
 
+    def _fleet_metric(self, purpose: str, label: str | None = None) -> cloudwatch.Metric:
+        name, value = fx.AGGREGATION_DIMENSION
+        return cloudwatch.Metric(namespace=fx.NAMESPACE, metric_name=self.fleet_metric_names[purpose],
+                                 dimensions_map={name: value}, statistic="Maximum", period=ALARM_PERIOD,
+                                 label=label)
+
+    def _fleet_alarm(self, construct_id: str, alarm: str, purpose: str, what: str, *, periods: int,
+                     missing: cloudwatch.TreatMissingData) -> cloudwatch.Alarm:
+        """At least one device counted by the fleet metric for `periods` periods in a row. The description
+        names the query that lists them (`aws iot search-index --query-string ...`, or `make status`)."""
+        return cloudwatch.Alarm(
+            self, construct_id,
+            alarm_name=self.config.monitoring_name(alarm),
+            alarm_description=f"{what}. Which devices: make status, or aws iot search-index --query-string "
+                              f"'{self.fleet_queries[purpose]}'",
+            metric=self._fleet_metric(purpose),
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD, threshold=1,
+            evaluation_periods=periods, datapoints_to_alarm=periods, treat_missing_data=missing,
+        )
+
     def _alarms(self) -> dict[str, cloudwatch.Alarm]:
-        namespace, config = self.config.metrics_namespace, self.config
+        config = self.config
         silent_periods = math.ceil(config.silence_seconds / ALARM_PERIOD.to_seconds())
         alarms = {
-            "device-silent": cloudwatch.Alarm(
-                self, "DeviceSilent",
-                alarm_name=config.monitoring_name("device-silent"),
-                alarm_description=f"A device sent no weather reading to the cloud for {config.silence_seconds} s "
-                                  f"({config.silence_alarm_intervals} x {config.cloud_update_interval_seconds} s). "
-                                  "Contributors name the devices.",
-                metric=cloudwatch.MathExpression(expression=fm.silence_query(namespace), period=ALARM_PERIOD,
-                                                 label="readings"),
-                comparison_operator=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD, threshold=1,
-                evaluation_periods=silent_periods, datapoints_to_alarm=silent_periods,
-                # No reading in a minute is no data point: missing data counts as breaching.
-                treat_missing_data=cloudwatch.TreatMissingData.BREACHING,
-            ),
-            "model-fault": cloudwatch.Alarm(
-                self, "ModelFault",
-                alarm_name=config.monitoring_name("model-fault"),
-                alarm_description="A device's rain shadow reports "
-                                  f"{' or '.join(fm.FAULT_STATUSES)}; it clears with its next prediction.",
-                metric=cloudwatch.MathExpression(expression=fm.fault_query(namespace), period=ALARM_PERIOD,
-                                                 label="model fault"),
-                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD, threshold=1,
-                evaluation_periods=1,
-                # A fault is written once and holds until the next rain update: keep the state meanwhile.
-                treat_missing_data=cloudwatch.TreatMissingData.IGNORE,
-            ),
+            # A fleet metric sends 0 when nothing matches ("Troubleshooting fleet metrics"): no data at all
+            # means the metric itself stopped, which must not pass for a quiet fleet.
+            "device-silent": self._fleet_alarm(
+                "DeviceSilent", "device-silent", "silent",
+                f"A device is disconnected, or its input is stale or missing, for {config.silence_seconds} s",
+                periods=silent_periods, missing=cloudwatch.TreatMissingData.BREACHING),
+            "model-fault": self._fleet_alarm(
+                "ModelFault", "model-fault", "model-fault",
+                f"A device's rain shadow reports {' or '.join(sr.FAULT_STATUSES)}; it clears with its next prediction",
+                periods=1, missing=cloudwatch.TreatMissingData.NOT_BREACHING),
+            "drifting": self._fleet_alarm(
+                "Drifting", "drifting", "drifting",
+                "A device's inputs drift from what the model was trained on (rain shadow drift.verdict)",
+                periods=DRIFT_ALARM_PERIODS, missing=cloudwatch.TreatMissingData.NOT_BREACHING),
             "deployment-failed": cloudwatch.Alarm(
                 self, "DeploymentFailedAlarm",
                 alarm_name=config.monitoring_name("deployment-failed"),
                 alarm_description=f"A core device reported the Greengrass deployment {'/'.join(NOT_APPLIED_STATUSES)} "
                                   "(EventBridge rule "
-                                  f"{config.monitoring_name('deployment-failed')}; the e-mail from the rule has "
-                                  "the error types).",
+                                  f"{config.monitoring_name('deployment-failed')}; the e-mail from the rule names "
+                                  "the device and has the error types).",
                 # EventBridge's per-rule metric (AWS/Events TriggeredRules, dimension RuleName:
                 # "Monitoring Amazon EventBridge").
                 metric=cloudwatch.Metric(namespace="AWS/Events", metric_name="TriggeredRules",
@@ -206,44 +222,51 @@ class Monitoring(Construct):
 
     # ---- dashboard --------------------------------------------------------------------------
     def _dashboard(self) -> cloudwatch.Dashboard:
-        namespace, config = self.config.metrics_namespace, self.config
+        config, records = self.config, [self.shadow_records.log_group_name]
 
-        def per_device(title: str, *series: tuple[str, str], by_status: bool = False,
-                       axis: cloudwatch.YAxisProps | None = None, **options) -> cloudwatch.GraphWidget:
-            """A graph of (statistic, metric) queries, one line per device. A dashboard widget can hold
-            a Metrics Insights query ("Metrics Insights quotas")."""
-            queries = [cloudwatch.MathExpression(expression=fm.per_device(statistic, metric, namespace,
-                                                                          by_status=by_status),
-                                                 label="", period=ALARM_PERIOD) for statistic, metric in series]
-            return cloudwatch.GraphWidget(title=title, left=queries, width=8, height=6,
-                                          left_y_axis=axis or cloudwatch.YAxisProps(show_units=False), **options)
+        def records_query(title: str, lines: list[str], *, width: int = 12,
+                          view: cloudwatch.LogQueryVisualizationType = cloudwatch.LogQueryVisualizationType.TABLE
+                          ) -> cloudwatch.LogQueryWidget:
+            """Logs Insights over the shadow records: per-device detail, priced per GB scanned."""
+            return cloudwatch.LogQueryWidget(title=title, width=width, height=6, log_group_names=records,
+                                             query_lines=lines, view=view)
 
         dashboard = cloudwatch.Dashboard(self, "Dashboard", dashboard_name=config.monitoring_name("fleet"),
                                          default_interval=Duration.hours(3))
         dashboard.add_widgets(cloudwatch.TextWidget(width=24, height=2, markdown=(
             f"# rainedge fleet `{config.name_prefix}`\n"
-            f"One line per device (dimension `{fm.THING}`), from each update of its `weather` and `rain` shadows "
-            f"(namespace `{namespace}`). Silent = no reading for {config.silence_seconds} s; model fault = "
-            f"{', '.join(fm.FAULT_STATUSES)}. Device logs: `{component_log_group('<region>', '<component>')}`.")))
+            f"Counts from AWS IoT fleet indexing (namespace `{fx.NAMESPACE}`); per-device detail from Logs Insights "
+            f"over `{self.shadow_records.log_group_name}`. Silent = disconnected, or input stale or missing, for "
+            f"{config.silence_seconds} s. Device logs: `{component_log_group('<region>', '<component>')}`.")))
         dashboard.add_widgets(
-            cloudwatch.AlarmStatusWidget(title="Alarms", alarms=list(self.alarms.values()), width=8, height=6),
-            per_device("Readings per minute (silence)", ("COUNT", fm.READING_COUNTER)),
-            cloudwatch.GraphWidget(title="Greengrass deployment failures", width=8, height=6,
+            cloudwatch.AlarmStatusWidget(title="Alarms", alarms=list(self.alarms.values()), width=6, height=6),
+            cloudwatch.GraphWidget(title="Devices by state (fleet metrics)", width=12, height=6,
+                                   left=[self._fleet_metric(purpose, purpose) for purpose in self.fleet_metric_names],
+                                   left_y_axis=cloudwatch.YAxisProps(min=0, show_units=False)),
+            cloudwatch.GraphWidget(title="Greengrass deployment failures", width=6, height=6,
                                    left=[self.alarms["deployment-failed"].metric]),
         )
-        unit_axis = lambda label: cloudwatch.YAxisProps(label=label, show_units=False)  # noqa: E731
         dashboard.add_widgets(
-            per_device("Temperature", ("AVG", "Temperature"), axis=unit_axis("°C")),
-            per_device("Relative humidity", ("AVG", "Humidity"), axis=unit_axis("%")),
-            per_device("Pressure", ("AVG", "Pressure"), axis=unit_axis("hPa")),
+            records_query("Latest reading and prediction per device", [
+                "fields @timestamp, ThingName, Temperature, Humidity, Pressure, Probability, Raining, Status, Drift",
+                f"stats latest(Temperature) as temperature, latest(Humidity) as humidity, "
+                f"latest(Pressure) as pressure, latest(Probability) as p_rain, latest(Status) as status, "
+                f"latest(Drift) as drift, max(@timestamp) as last_update by {sr.THING}",
+                "sort last_update asc", "limit 100"]),
+            records_query("Devices without a prediction, by status", [
+                f"filter ispresent({sr.STATUS})",
+                f"stats count(*) as updates, max(@timestamp) as last by {sr.THING}, {sr.STATUS}",
+                "sort updates desc", "limit 100"]),
         )
-        probability_axis = cloudwatch.YAxisProps(min=0, max=1, show_units=False)
         dashboard.add_widgets(
-            per_device("P(rain) and decision threshold", ("MAX", "Probability"), ("MAX", "Threshold"),
-                       axis=probability_axis),
-            per_device("Raining (1) or dry (0)", ("MAX", "Raining"), axis=probability_axis),
-            per_device("No prediction, by status", ("SUM", "NoPrediction"), by_status=True,
-                       stacked=True),
+            records_query("Temperature per device (°C)", [
+                "filter ispresent(Temperature)",
+                f"stats avg(Temperature) by bin(5m), {sr.THING}"],
+                width=12, view=cloudwatch.LogQueryVisualizationType.LINE),
+            records_query("P(rain) per device", [
+                "filter ispresent(Probability)",
+                f"stats max(Probability) by bin(5m), {sr.THING}"],
+                width=12, view=cloudwatch.LogQueryVisualizationType.LINE),
         )
         dashboard.add_widgets(cloudwatch.LogQueryWidget(
             title="IoT rule errors (latest)", width=24, height=4, log_group_names=[self.rule_errors.log_group_name],
@@ -258,10 +281,9 @@ class Monitoring(Construct):
             "DashboardName": self.dashboard.dashboard_name,
             "AlarmTopicArn": self.topic.topic_arn,
             "AlarmNames": ",".join(alarm.alarm_name for alarm in self.alarms.values()),
-            "TopicRuleNames": ",".join(self.config.topic_rule_name(rule.purpose) for rule in fm.SHADOW_RULES),
+            "TopicRuleNames": ",".join(self.config.topic_rule_name(rule.purpose) for rule in sr.SHADOW_RULES),
             "EventRuleName": self.deployment_events.rule_name,
             "MonitoringLogGroupNames": ",".join(
-                group.log_group_name for group in (self.shadow_metrics, self.rule_errors)),
+                group.log_group_name for group in (self.shadow_records, self.rule_errors)),
             "DeviceLogGroupNames": ",".join(self.device_log_group_names),
-            "MetricsNamespace": self.config.metrics_namespace,
         }

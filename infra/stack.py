@@ -14,6 +14,7 @@ from infra.config import APP_TAG, STACK_NAME, RainEdgeConfig
 from infra.deployment import CoreDeployment
 from infra.fleet import FleetProvisioning
 from infra.identity import DeviceIdentity
+from infra.indexing import FleetIndex
 from infra.monitoring import Monitoring
 from infra.nag import acknowledge, env_placeholders
 
@@ -64,16 +65,20 @@ class RainEdgeStack(Stack):
             self, "Deployment", config=config, target_arn=identity.thing_group_arn, components=components.all,
             logged_components=logged_components,
         )
+        fleet_index = FleetIndex(self, "Indexing", config=config, shipped_model_version=artifacts.model_version)
         monitoring = Monitoring(self, "Monitoring", config=config, logged_components=logged_components,
-                                deployment_id=deployment.resource.attr_deployment_id)
+                                deployment_id=deployment.resource.attr_deployment_id,
+                                fleet_metric_names={q.purpose: config.fleet_metric_name(q.purpose)
+                                                    for q in fleet_index.queries},
+                                fleet_queries={q.purpose: q.query(config.thing_group_name) for q in fleet_index.queries})
         fleet = FleetProvisioning(self, "Fleet", config=config, secrets_dir=secrets_dir,
                                   thing_group_name=config.thing_group_name, role_alias_arn=identity.role_alias_arn
                                   ) if config.fleet_provisioning else None
-        self._outputs(config, identity, artifacts, components, deployment, monitoring, fleet)
+        self._outputs(config, identity, artifacts, components, deployment, monitoring, fleet, fleet_index)
         self._acknowledge_cdk_helpers(artifacts)
 
     def _outputs(self, config, identity: DeviceIdentity, artifacts, components, deployment, monitoring,
-                 fleet: FleetProvisioning | None) -> None:
+                 fleet: FleetProvisioning | None, fleet_index: FleetIndex) -> None:
         outputs = {
             "ThingNames": ",".join(config.devices),
             "ThingGroupName": config.thing_group_name,
@@ -97,6 +102,7 @@ class RainEdgeStack(Stack):
                 ]
             ),
             **monitoring.outputs,
+            **fleet_index.outputs,
             **(fleet.outputs if fleet else {}),
         }
         for key, value in outputs.items():

@@ -1,8 +1,12 @@
 """status: every core device of the app, listed and provisioned, in one table.
 
-Per device: the Greengrass core-device status, the app's deployment on it, the time of the last
-reading (the `weather` shadow) and the rain prediction or the reason there is none (the `rain`
-shadow). Each device is looked up on its own (GetCoreDevice, ListEffectiveDeployments): a group
+Per device: its connectivity, the Greengrass core-device status, the app's deployment on it, the time
+of the last reading, the drift verdict and the rain prediction or the reason there is none. The
+cloud-side state comes from AWS IoT fleet indexing in one paginated SearchIndex (the app's thing group,
+with connectivity and the `rain` shadow, which names the reading it answered: infra/fleet_index.py);
+where the index is not there (a stack deployed before it, or indexing not ready yet) from the group
+listing and two shadow reads per device, and the connectivity column shows "-". Greengrass has no
+index: each device's health and deployment are looked up on their own (GetCoreDevice, ListEffectiveDeployments): a group
 listing (ListCoreDevices with thingGroupArn) "includes only core devices that have successfully
 deployed a deployment that targets the thing group" (GreengrassV2 API reference), which would hide
 exactly the devices whose first deployment failed. Rows are printed as they are read. Under a device
@@ -14,12 +18,16 @@ a control character or a newline can never forge a row.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any, Callable
 from urllib.parse import quote
 
+from botocore.exceptions import ClientError
+
 from device_code.contracts import finite_number
+from infra import fleet_index as fx
 from infra.greengrass import SHADOW_NAMES
-from infra.lifecycle.aws import AwsClients, call_unless_gone, paginate
+from infra.lifecycle.aws import AwsClients, call_unless_gone, error_code, paginate
 from infra.lifecycle.outputs import StackOutputs
 from infra.lifecycle.scope import group_members
 
@@ -28,7 +36,11 @@ WEATHER, RAIN = SHADOW_NAMES
 # reference, EffectiveDeployment.coreDeviceExecutionStatus); Greengrass explains them in `reason`
 # and `statusDetails` (errorStack, errorTypes).
 FAILED_STATUSES = ("FAILED", "REJECTED", "TIMED_OUT")
-COLUMNS = ("THING", "CORE DEVICE", "DEPLOYMENT", "LAST READING", "RAIN")
+COLUMNS = ("THING", "CONNECTED", "CORE DEVICE", "DEPLOYMENT", "LAST READING", "DRIFT", "RAIN")
+# SearchIndex errors that mean "no index to read" (AWS IoT API reference, SearchIndex: Errors).
+INDEX_UNAVAILABLE = frozenset({"IndexNotReadyException", "ResourceNotFoundException"})
+# SearchIndex maxResults: "This maximum number cannot exceed 100".
+SEARCH_PAGE = 100
 # Longest text of a device's own that a cell shows.
 MAX_SHOWN = 48
 
@@ -67,12 +79,67 @@ def rain_cell(rain: Any) -> str:
     return "-"
 
 
-def reading_cell(weather: Any) -> str:
-    if weather is None:
+def reading_cell(reported: Any, field: str = "sampled_at") -> str:
+    """`field` of a shadow's reported state: the weather shadow's sampled_at, or the rain shadow's
+    input_sampled_at (the reading it answered)."""
+    if reported is None:
         return "no shadow yet"
-    if not isinstance(weather, dict):
-        return f"malformed: {shown(weather)}"
-    return shown(weather.get("sampled_at", "-"))
+    if not isinstance(reported, dict):
+        return f"malformed: {shown(reported)}"
+    value = reported.get(field)
+    return "-" if value is None else shown(value)
+
+
+def drift_cell(rain: Any) -> str:
+    drift = rain.get("drift") if isinstance(rain, dict) else None
+    verdict = drift.get("verdict") if isinstance(drift, dict) else None
+    return "-" if verdict is None else shown(verdict)
+
+
+@dataclass(frozen=True)
+class CloudSide:
+    connected: str
+    reading: str
+    drift: str
+    rain: str
+
+
+def indexed_rain(shadow: Any) -> Any:
+    """The `rain` shadow's reported state from a SearchIndex thing document's `shadow` (a JSON string of
+    {"name": {<shadow>: {"reported": ...}}}), None when it has none."""
+    try:
+        document = json.loads(shadow) if isinstance(shadow, str) else shadow
+    except (ValueError, RecursionError):
+        return "unreadable document"
+    named = document.get("name") if isinstance(document, dict) else None
+    rain = named.get(RAIN) if isinstance(named, dict) else None
+    return rain.get("reported", {}) if isinstance(rain, dict) else None
+
+
+def from_index(clients: AwsClients, group: str) -> dict[str, CloudSide] | None:
+    """Every thing of the app's group as the fleet index holds it, or None when there is no index."""
+    try:
+        documents = paginate(clients.iot.search_index, "things", indexName=fx.INDEX_NAME,
+                             queryString=fx.status_query(group), maxResults=SEARCH_PAGE)
+    except ClientError as error:
+        if error_code(error) in INDEX_UNAVAILABLE:
+            return None
+        raise
+    found = {}
+    for document in documents:
+        name = document.get("thingName")
+        if not isinstance(name, str):
+            continue
+        connected = (document.get("connectivity") or {}).get("connected")
+        rain = indexed_rain(document.get("shadow"))
+        found[name] = CloudSide("yes" if connected is True else "no" if connected is False else "-",
+                                reading_cell(rain, "input_sampled_at"), drift_cell(rain), rain_cell(rain))
+    return found
+
+
+def from_shadows(clients: AwsClients, thing: str) -> CloudSide:
+    rain = reported_state(clients, thing, RAIN)
+    return CloudSide("-", reading_cell(reported_state(clients, thing, WEATHER)), drift_cell(rain), rain_cell(rain))
 
 
 def failure_lines(deployment: dict[str, Any]) -> list[str]:
@@ -95,10 +162,13 @@ def dashboard_url(region: str, dashboard_name: str) -> str:
 
 def show_status(clients: AwsClients, outputs: StackOutputs, echo: Callable[[str], None] = print) -> None:
     gg = clients.greengrassv2
-    members = group_members(clients, outputs.thing_group_name)
-    things = list(dict.fromkeys([*outputs.thing_names, *sorted(members)]))
+    indexed = from_index(clients, outputs.thing_group_name)
+    members = sorted(indexed) if indexed is not None else sorted(group_members(clients, outputs.thing_group_name))
+    things = list(dict.fromkeys([*outputs.thing_names, *members]))
+    if indexed is None:
+        echo("fleet index not available: reading each device's shadows (connectivity unknown)")
 
-    widths = (max([len(COLUMNS[0]), *map(len, things)]), 14, 12, 22)
+    widths = (max([len(COLUMNS[0]), *map(len, things)]), 9, 14, 12, 24, 10)
     echo(_row(COLUMNS, widths))
     counts: dict[str, int] = {}
     failed = 0
@@ -110,8 +180,9 @@ def show_status(clients: AwsClients, outputs: StackOutputs, echo: Callable[[str]
                                coreDeviceThingName=thing) if core else []
         ours = next((item["coreDeviceExecutionStatus"] for item in deployments
                      if item["deploymentId"] == outputs.deployment_id), "-")
-        reading = reading_cell(reported_state(clients, thing, WEATHER))
-        echo(_row((thing, status, ours, reading, rain_cell(reported_state(clients, thing, RAIN))), widths))
+        cloud = (indexed.get(thing) or CloudSide("no", "not indexed", "-", "not indexed")) if indexed is not None \
+            else from_shadows(clients, thing)
+        echo(_row((thing, cloud.connected, status, ours, cloud.reading, cloud.drift, cloud.rain), widths))
         failures = [item for item in deployments if item["coreDeviceExecutionStatus"] in FAILED_STATUSES]
         failed += bool(failures)
         for item in failures:

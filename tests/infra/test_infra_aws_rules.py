@@ -153,19 +153,49 @@ def test_log_manager_uploads_the_active_log_file_and_is_a_recommended_version(te
     assert pinned >= semantic_version.Version(LOG_MANAGER_RECOMMENDED)
 
 
+# CreateFleetMetric (AWS IoT API reference): metricName 1-128 of [a-zA-Z0-9_\-\.]; indexName 1-128 of
+# [a-zA-Z0-9:_-]; period "Range [60(1 min), 86400(1 day)] and must be multiple of 60"; AggregationType
+# name Statistics | Percentiles | Cardinality, values 1-12 of [a-zA-Z0-9]+.
+FLEET_METRIC_NAME = re.compile(r"[a-zA-Z0-9_\-.]{1,128}")
+INDEX_NAME = re.compile(r"[a-zA-Z0-9:_-]{1,128}")
+AGGREGATION_VALUE = re.compile(r"[a-zA-Z0-9]{1,12}")
+# "Query syntax": unsupported special characters; "If you don't specify an aggregation field,
+# registry.version is used" ("Querying for aggregate data": a managed field).
+UNSUPPORTED_QUERY_CHARACTERS = set("`@#%\\/';,")
+# "Manage thing indexing": named shadow fields are shadow.name.<shadowName>.<section>.<field>.
+NAMED_SHADOW_FIELD = re.compile(r"shadow\.name\.([A-Za-z0-9_-]+)\.reported\.")
+
+
 @pytest.mark.parametrize("which", ["default", "50 devices"])
-def test_metrics_insights_alarms_fit_the_window_cloudwatch_evaluates(template, fleet_of_50, which):
-    # Alarms on Metrics Insights queries: "Only the latest 3 hours of data can be used for evaluating the
-    # alarm's conditions"; multi-time-series queries need GROUP BY and ORDER BY ("Create a CloudWatch
-    # alarm based on a Metrics Insights query").
+def test_fleet_metrics_fit_createfleetmetric_and_query_only_what_is_indexed(template, fleet_of_50, which):
+    from infra.fleet_index import INDEXED_SHADOWS, MAX_QUERY_TERMS
     chosen = SynthesizedStack(template if which == "default" else fleet_of_50.template)
-    insights = [p for p in chosen.of_type("AWS::CloudWatch::Alarm").values()
-                if any(m.get("Expression", "").startswith("SELECT") for m in p.get("Metrics", []))]
-    assert len(insights) == 2
-    for alarm in insights:
-        (query,) = alarm["Metrics"]
-        assert alarm["EvaluationPeriods"] * query["Period"] <= MAX_SILENCE_SECONDS
-        assert " GROUP BY " in query["Expression"] and " ORDER BY " in query["Expression"]
+    metrics = list(chosen.of_type("AWS::IoT::FleetMetric").values())
+    assert metrics
+    (settings,) = chosen.of_type("Custom::FleetIndexing").values()
+    indexed = settings["NamedShadowNames"]
+    assert indexed == list(INDEXED_SHADOWS)
+    for metric in metrics:
+        assert FLEET_METRIC_NAME.fullmatch(metric["MetricName"]) and INDEX_NAME.fullmatch(metric["IndexName"])
+        assert 60 <= metric["Period"] <= 86_400 and metric["Period"] % 60 == 0
+        assert metric["AggregationType"]["Name"] in ("Statistics", "Percentiles", "Cardinality")
+        assert all(AGGREGATION_VALUE.fullmatch(value) for value in metric["AggregationType"]["Values"])
+        assert metric["AggregationField"] == "registry.version"
+        query = metric["QueryString"]
+        assert not set(query) & UNSUPPORTED_QUERY_CHARACTERS and query.count(":") <= MAX_QUERY_TERMS
+        assert set(NAMED_SHADOW_FIELD.findall(query)) <= set(indexed), query
+
+
+@pytest.mark.parametrize("which", ["default", "50 devices"])
+def test_fleet_metric_alarms_fit_the_evaluation_window_cloudwatch_allows(template, fleet_of_50, which):
+    # PutMetricAlarm Period: "For alarms with a period of less than one hour (3,600 seconds), the total
+    # evaluation period can't be longer than one day (86,400 seconds)."
+    chosen = SynthesizedStack(template if which == "default" else fleet_of_50.template)
+    names = {m["MetricName"] for m in chosen.of_type("AWS::IoT::FleetMetric").values()}
+    alarms = [a for a in chosen.of_type("AWS::CloudWatch::Alarm").values() if a.get("MetricName") in names]
+    assert len(alarms) == 3
+    for alarm in alarms:
+        assert alarm["Period"] < 3600 and alarm["EvaluationPeriods"] * alarm["Period"] <= MAX_SILENCE_SECONDS
 
 
 @pytest.mark.parametrize("which", ["default", "50 devices"])

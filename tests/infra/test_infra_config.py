@@ -68,7 +68,7 @@ def test_derived_names_follow_the_contract():
     assert config.deployment_name == "wx-deployment"
     assert config.function_name("shadow-writer") == "wx-shadow-writer"
     assert config.component_name("RainModel") == "org.example.RainModel"
-    assert config.metrics_namespace == "RainEdge/wx"
+    assert config.fleet_metric_name("silent") == "wx-silent"
     assert config.monitoring_log_group_name("rule-errors") == "/wx/rule-errors"
     assert config.monitoring_name("device-silent") == "wx-device-silent"
     # IoT rule names take letters, digits and underscores only.
@@ -109,11 +109,11 @@ def test_derived_names_follow_the_contract():
         ({"alarmEmail": "ops@example"}, ["alarmEmail", "e-mail address"]),
         ({"alarmEmail": "a" * 250 + "@example.com"}, ["alarmEmail", "e-mail address"]),
         ({"alarmEmail": ["ops@example.com"]}, ["alarmEmail", "e-mail address"]),
-        # Metrics Insights alarms see the latest 3 hours only.
-        ({"sampleIntervalSeconds": 3600, "maxInputAgeSeconds": 3600},
-         ["silenceAlarmIntervals x sampleIntervalSeconds", "18000", "3 hours"]),
-        ({"shadowSyncStrategy": "periodic", "shadowSyncDelaySeconds": 3000},
-         ["silenceAlarmIntervals x max(sampleIntervalSeconds, shadowSyncDelaySeconds)", "15000"]),
+        # PutMetricAlarm: with periods under an hour, at most one day of evaluation.
+        ({"sampleIntervalSeconds": 3600, "maxInputAgeSeconds": 3600, "silenceAlarmIntervals": 25},
+         ["silenceAlarmIntervals x sampleIntervalSeconds", "90000", "one day"]),
+        ({"shadowSyncStrategy": "periodic", "shadowSyncDelaySeconds": 30000},
+         ["silenceAlarmIntervals x max(sampleIntervalSeconds, shadowSyncDelaySeconds)", "150000"]),
         ({"devices": ["p" * 65]}, ["devices", "1-64 characters"]),
         ({"devices": ["rainedge-claim-7"]}, ["devices", "rainedge-claim-"]),
         ({"fleetProvisioning": "sometimes"}, ["fleetProvisioning", "true or false"]),

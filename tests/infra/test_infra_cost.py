@@ -23,15 +23,33 @@ def test_real_time_sync_at_one_reading_a_minute():
     assert line(lines, "iot_message").usd() == pytest.approx(2 * 43_800 * 1e-6)                # $0.0876
     assert line(lines, "iot_rule_triggered").usd() == pytest.approx(3 * 43_800 * 0.15e-6)      # $0.01971
     assert line(lines, "iot_rule_action").usd() == pytest.approx(3 * 43_800 * 0.15e-6)
-    assert line(lines, "cw_metric").quantity == 8  # 7 metrics + 1 status per device
+    # Only the rain shadow is indexed; its document is under 1 KB: one metered update each, plus 60
+    # connectivity changes.
+    assert line(lines, "index_update").quantity == 43_800 + 60
+    assert line(lines, "index_update").usd() == pytest.approx(43_860 * 2.25e-6)                # $0.0987
+    (metrics,) = [item for item in lines if item.price == "cw_metric"]
+    assert (metrics.quantity, metrics.fleet_wide) == (7, True)  # the fleet metrics, whatever the fleet size
     sizes = cost.record_bytes(RainEdgeConfig())
-    assert 250 < sizes["weather_metrics"] < 1024 and 250 < sizes["rain_predictions"] < 1024
-    ingested_gb = 43_800 * (sizes["weather_metrics"] + sizes["rain_predictions"]) / 1024 ** 3
+    assert 50 < sizes["weather_readings"] < 1024 and 50 < sizes["rain_predictions"] < 1024
+    ingested_gb = 43_800 * (sizes["weather_readings"] + sizes["rain_predictions"]) / 1024 ** 3
     assert line(lines, "cw_logs_ingest").usd() == pytest.approx(ingested_gb * 0.50)
-    fixed = 3.00 + 0.10  # dashboard + the standard alarm; the Metrics Insights alarms are not priced
-    by_hand = (0.16 + 0.003504 + 0.1095 + 0.0876 + 2 * 0.01971 + 8 * 0.30 + 1 * 0.0004e-3
-               + ingested_gb * (0.50 + 0.03) + fixed)
+    window_gb = 180 * (sizes["weather_readings"] + sizes["rain_predictions"]) * 4 * 730 / 1024 ** 3
+    # dashboard, the deployment alarm, three fleet-metric alarms, 7 fleet metrics and their queries.
+    fixed = 3.00 + 0.10 + 3 * 0.10 + 7 * 0.30 + 7 * 43_800 * 0.05e-4
+    by_hand = (0.16 + 0.003504 + 0.1095 + 0.0876 + 2 * 0.01971 + 43_860 * 2.25e-6 + 1 * 0.0004e-3
+               + ingested_gb * (0.50 + 0.03) + window_gb * 0.005 + 1 * 0.05e-4 + fixed)
     assert cost.total(lines, 1) == pytest.approx(by_hand)
+
+
+def test_the_fleet_index_design_meets_its_goal_and_the_previous_one_does_not():
+    """The goal: at most $0.60 per device-month at 1,000 devices and $0.55 at 10,000 (a reading a minute,
+    real-time sync); the previous design's per-device custom metrics were most of its $2.8."""
+    config = RainEdgeConfig()
+    for devices, goal in ((1_000, 0.60), (10_000, 0.55)):
+        assert cost.total(cost.usage(config, 30.0, 0), devices) / devices <= goal
+    previous = cost.usage(config, 30.0, 0, cost.DESIGNS[1])
+    assert line(previous, "cw_metric").quantity == 8  # 7 metrics + 1 status per device
+    assert cost.total(previous, 1_000) / 1_000 > 2.5
 
 
 def test_periodic_sync_divides_the_cloud_updates_by_the_delay():
@@ -74,6 +92,7 @@ def test_the_report_shows_both_sync_strategies_and_what_is_not_priced(capsys):
     assert cost.main(["--devices", "3", "--device-log-mb", "0"]) == 0
     out = capsys.readouterr().out
     assert "3 devices" in out and "with periodic sync every 300 s instead" in out
+    assert "previous design (custom metrics per device), same settings" in out
     assert "not priced (price not found): Alarms on Metrics Insights queries" in out
 
 

@@ -1,5 +1,6 @@
-"""Synth assertions for "see the fleet": LogManager in the deployment, the IoT rules, alarms, the alarm
-topic, the dashboard and the outputs teardown reads; and that none of it grows with the fleet."""
+"""Synth assertions for "see the fleet": LogManager in the deployment, the IoT rules, the fleet index and
+its fleet metrics, alarms, the alarm topic, the dashboard and the outputs teardown reads; and that none of
+it grows with the fleet."""
 from __future__ import annotations
 
 import json
@@ -9,7 +10,8 @@ from collections import Counter
 import pytest
 from infra_support import flatten, joined, resources_of
 
-from infra import fleet_metrics as fm
+from infra import fleet_index as fx
+from infra import shadow_records as fm
 from infra.config import RainEdgeConfig
 from infra.greengrass import LOG_MANAGER, SHADOW_MANAGER
 from infra.synthesized import SynthesizedStack
@@ -17,9 +19,9 @@ from infra.synthesized import SynthesizedStack
 pytestmark = pytest.mark.slow
 
 CONFIG = RainEdgeConfig()
-ALARMS = ("device-silent", "model-fault", "deployment-failed")
+ALARMS = ("device-silent", "model-fault", "drifting", "deployment-failed")
 MONITORING_OUTPUTS = {"DashboardName", "AlarmTopicArn", "AlarmNames", "TopicRuleNames", "EventRuleName",
-                      "MonitoringLogGroupNames", "DeviceLogGroupNames", "MetricsNamespace"}
+                      "MonitoringLogGroupNames", "DeviceLogGroupNames", "FleetMetricNames"}
 LOGGED = ["com.rainedge.DeviceRuntime", "com.rainedge.Sensor", "com.rainedge.ShadowWriter", "com.rainedge.Inference"]
 
 
@@ -49,7 +51,7 @@ def logical_id(template, resource_type, **properties) -> str:
 
 
 def monitoring_resources(template) -> dict:
-    return {key: value for key, value in template["Resources"].items() if key.startswith("Monitoring")}
+    return {key: value for key, value in template["Resources"].items() if key.startswith(("Monitoring", "Indexing"))}
 
 
 # ---- device logs ----------------------------------------------------------------------------
@@ -84,13 +86,13 @@ def test_shadow_manager_strategy_follows_the_context(template, fleet):
 
 
 # ---- rules ------------------------------------------------------------------------------------
-def test_each_rule_writes_its_records_into_the_metrics_group_and_failures_into_the_errors_group(template):
-    metrics_group = logical_id(template, "AWS::Logs::LogGroup", LogGroupName="/rainedge/shadow-metrics")
+def test_each_rule_writes_its_records_into_the_records_group_and_failures_into_the_errors_group(template):
+    metrics_group = logical_id(template, "AWS::Logs::LogGroup", LogGroupName="/rainedge/shadow-records")
     errors_group = logical_id(template, "AWS::Logs::LogGroup", LogGroupName="/rainedge/rule-errors")
     rules = SynthesizedStack(template).topic_rules()
     assert list(rules) == [CONFIG.topic_rule_name(rule.purpose) for rule in fm.SHADOW_RULES]
     for payload, rule in zip(rules.values(), fm.SHADOW_RULES):
-        assert payload["Sql"] == rule.sql(CONFIG.metrics_namespace)
+        assert payload["Sql"] == rule.sql()
         assert (payload["AwsIotSqlVersion"], payload["RuleDisabled"]) == (fm.SQL_VERSION, False)
         (action,) = payload["Actions"]
         assert action["CloudwatchLogs"]["LogGroupName"] == {"Ref": metrics_group}
@@ -113,26 +115,37 @@ def alarms_of(template) -> dict[str, dict]:
     return {p["AlarmName"]: p for p in (v["Properties"] for v in resources_of(template, "AWS::CloudWatch::Alarm").values())}
 
 
+def fleet_metrics_of(template) -> dict[str, dict]:
+    return {p["MetricName"]: p for p in (v["Properties"] for v in resources_of(template, "AWS::IoT::FleetMetric").values())}
+
+
 @pytest.mark.parametrize("which", ["default", "periodic fleet"])
 def test_the_silence_alarm_waits_the_configured_number_of_cloud_update_intervals(template, fleet, which):
     chosen, config = (template, CONFIG) if which == "default" else (
         fleet, RainEdgeConfig(shadow_sync_strategy="periodic", shadow_sync_delay_seconds=600))
     alarm = alarms_of(chosen)["rainedge-device-silent"]
-    (query,) = alarm["Metrics"]
-    assert query["Expression"] == fm.silence_query(CONFIG.metrics_namespace)
-    assert alarm["EvaluationPeriods"] * query["Period"] == math.ceil(config.silence_seconds / 60) * 60
+    # The fleet metric as CloudWatch holds it: namespace AWS/IoTFleetMetrics, named like the fleet metric,
+    # dimension AggregationType=count.
+    assert (alarm["Namespace"], alarm["MetricName"]) == ("AWS/IoTFleetMetrics", "rainedge-silent")
+    assert alarm["Dimensions"] == [{"Name": "AggregationType", "Value": "count"}]
+    assert "rainedge-silent" in fleet_metrics_of(chosen)
+    assert alarm["EvaluationPeriods"] * alarm["Period"] == math.ceil(config.silence_seconds / 60) * 60
     assert alarm["DatapointsToAlarm"] == alarm["EvaluationPeriods"]
+    # A fleet metric sends 0 when nothing matches: no data means the metric broke, which must alarm.
     assert (alarm["ComparisonOperator"], alarm["Threshold"], alarm["TreatMissingData"]) == \
-        ("LessThanThreshold", 1, "breaching")
+        ("GreaterThanOrEqualToThreshold", 1, "breaching")
+    # The notification says how to list the devices behind it.
+    query = fleet_metrics_of(chosen)["rainedge-silent"]["QueryString"]
+    assert f"aws iot search-index --query-string '{query}'" in alarm["AlarmDescription"]
 
 
-def test_the_fault_alarm_holds_until_the_next_prediction_and_the_deployment_alarm_counts_failure_events(template):
+def test_the_fault_and_drift_alarms_count_devices_and_the_deployment_alarm_counts_failure_events(template):
     alarms = alarms_of(template)
     assert list(alarms) == [CONFIG.monitoring_name(name) for name in ALARMS]
-    fault = alarms["rainedge-model-fault"]
-    assert fault["Metrics"][0]["Expression"] == fm.fault_query(CONFIG.metrics_namespace)
-    assert (fault["ComparisonOperator"], fault["Threshold"], fault["TreatMissingData"]) == \
-        ("GreaterThanOrEqualToThreshold", 1, "ignore")
+    fault, drift = alarms["rainedge-model-fault"], alarms["rainedge-drifting"]
+    assert (fault["MetricName"], fault["EvaluationPeriods"], fault["TreatMissingData"]) == \
+        ("rainedge-model-fault", 1, "notBreaching")
+    assert (drift["MetricName"], drift["TreatMissingData"]) == ("rainedge-drifting", "notBreaching")
     deployment = alarms["rainedge-deployment-failed"]
     assert (deployment["Namespace"], deployment["MetricName"]) == ("AWS/Events", "TriggeredRules")
     rule_id = logical_id(template, "AWS::Events::Rule", Name="rainedge-deployment-failed")
@@ -262,16 +275,20 @@ def dashboard_body(template) -> dict:
     return json.loads(joined(dashboard["DashboardBody"]))
 
 
-def test_the_dashboard_shows_every_metric_per_device_the_alarms_and_deployment_health(template):
-    body = flatten(dashboard_body(template))
-    queries = [("AVG", "Temperature"), ("AVG", "Humidity"), ("AVG", "Pressure"), ("MAX", "Probability"),
-               ("MAX", "Threshold"), ("MAX", "Raining"), ("COUNT", fm.READING_COUNTER)]
-    for statistic, metric in queries:
-        assert json.dumps(fm.per_device(statistic, metric, CONFIG.metrics_namespace))[1:-1] in body, metric
-    assert json.dumps(fm.per_device("SUM", "NoPrediction", CONFIG.metrics_namespace, by_status=True))[1:-1] in body
-    (alarm_widget,) = [w for w in dashboard_body(template)["widgets"] if w["type"] == "alarm"]
+def test_the_dashboard_shows_the_fleet_counts_the_alarms_and_per_device_records(template):
+    body = dashboard_body(template)
+    graphs = [w for w in body["widgets"] if w["type"] == "metric"]
+    counted = {metric[1] for widget in graphs for metric in widget["properties"]["metrics"]
+               if metric[0] == "AWS/IoTFleetMetrics"}
+    assert counted == set(fleet_metrics_of(template))
+    (alarm_widget,) = [w for w in body["widgets"] if w["type"] == "alarm"]
     assert len(alarm_widget["properties"]["alarms"]) == len(ALARMS)
-    assert '"TriggeredRules"' in body
+    logs = [w["properties"] for w in body["widgets"] if w["type"] == "log"]
+    # Four Logs Insights widgets over the records, each per device (grouped by the thing name), and the
+    # rule errors.
+    records = [w for w in logs if f"by {fm.THING}" in w["query"] or f", {fm.THING}" in w["query"]]
+    assert len(records) == 4 and len(logs) == 5
+    assert '"TriggeredRules"' in flatten(body)
 
 
 def test_outputs_name_everything_teardown_needs(template):
@@ -282,7 +299,7 @@ def test_outputs_name_everything_teardown_needs(template):
     assert joined(outputs["AlarmNames"]).split(",") == ["<token>"] * len(ALARMS)
     assert outputs["TopicRuleNames"] == ",".join(CONFIG.topic_rule_name(r.purpose) for r in fm.SHADOW_RULES)
     assert joined(outputs["MonitoringLogGroupNames"]).split(",") == ["<token>", "<token>"]
-    assert outputs["MetricsNamespace"] == "RainEdge/rainedge"
+    assert joined(outputs["FleetMetricNames"]).split(",") == list(fleet_metrics_of(template))
 
 
 def test_monitoring_does_not_grow_with_the_fleet(template, ten_devices, fleet):
@@ -291,6 +308,15 @@ def test_monitoring_does_not_grow_with_the_fleet(template, ten_devices, fleet):
     assert "pi-3" not in flatten(monitoring_resources(ten_devices))
     types = lambda chosen: Counter(value["Type"] for value in monitoring_resources(chosen).values())  # noqa: E731
     assert types(fleet) - types(template) == Counter({"AWS::SNS::Subscription": 1})
+    # No custom metric at all: the records carry no embedded metric format, alarms watch fleet metrics.
+    assert "CloudWatchMetrics" not in flatten(template) and "SCHEMA(" not in flatten(template)
+
+
+def test_fifty_devices_cost_no_more_monitoring_than_one(template, synth_variant_module):
+    from infra_support import things
+    fifty = synth_variant_module(devices=json.dumps(things(50)))
+    assert monitoring_resources(fifty) == monitoring_resources(template)
+    assert len(fleet_metrics_of(fifty)) == len(fx.fleet_queries("rain-0000000000000000"))
 
 
 def test_everything_taggable_carries_the_app_tag(template):

@@ -33,6 +33,7 @@ from moto import mock_aws
 
 from infra.config import STACK_NAME
 from infra.fleet_hook.handler import SERIAL_PARAMETER, decide, thing_name
+from infra.index_settings import handler as index_settings
 from infra.lifecycle.aws import AwsClients
 from infra.lifecycle.settings import AppNames, load_names
 from infra.synthesized import Pseudo, SynthesizedStack, resolve
@@ -483,7 +484,7 @@ def _create_deployment(cfn: FakeCloudFormation, logical: str, props: dict[str, A
 
 def _only_recorded(cfn: FakeCloudFormation, logical: str, props: dict[str, Any]) -> Physical:
     """Resources no lifecycle command looks at (inline IAM policies, bucket policies, layers, Lambda
-    permissions) or that moto does not implement (provisioning templates)."""
+    permissions) or that moto does not implement (provisioning templates, fleet metrics)."""
     return Physical(f"{logical}-physical-id")
 
 
@@ -519,12 +520,19 @@ def _create_alarm(cfn: FakeCloudFormation, logical: str, props: dict[str, Any]) 
     settings = {key: props[key] for key in ("AlarmName", "ComparisonOperator", "EvaluationPeriods", "Threshold",
                                             "AlarmActions", "OKActions", "TreatMissingData", "Tags") if key in props}
     if "Metrics" in props:
-        settings["Metrics"] = [{key: query[key] for key in ("Id", "Expression", "Period", "ReturnData")}
+        settings["Metrics"] = [{key: query[key] for key in ("Id", "Expression", "MetricStat", "Label", "Period",
+                                                            "ReturnData") if key in query}
                                for query in props["Metrics"]]
     else:
         settings.update({key: props[key] for key in ("Namespace", "MetricName", "Dimensions", "Statistic", "Period")})
     cfn.clients.cloudwatch.put_metric_alarm(**settings)
     return Physical(props["AlarmName"], {"Arn": f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{props['AlarmName']}"})
+
+
+def _fleet_indexing(cfn: FakeCloudFormation, logical: str, props: dict[str, Any]) -> Physical:
+    """The stack's indexing settings handler itself, on moto's account-wide indexing configuration."""
+    answer = index_settings.on_event({"RequestType": "Create", "ResourceProperties": props}, cfn.clients.iot)
+    return Physical(answer["PhysicalResourceId"])
 
 
 def _lambda_version(cfn: FakeCloudFormation, logical: str, props: dict[str, Any]) -> Physical:
@@ -557,6 +565,9 @@ HANDLERS: dict[str, Handler] = {
     "AWS::IoT::RoleAlias": Handler(_create_role_alias,
                                    lambda cfn, props, p: cfn.clients.iot.delete_role_alias(roleAlias=p.ref)),
     "AWS::IoT::ProvisioningTemplate": Handler(_only_recorded),
+    "AWS::IoT::FleetMetric": Handler(_only_recorded),
+    "Custom::FleetIndexing": Handler(_fleet_indexing, lambda cfn, props, p: index_settings.on_event(
+        {"RequestType": "Delete", "ResourceProperties": props, "PhysicalResourceId": p.ref}, cfn.clients.iot)),
     "Custom::AWS": Handler(lambda cfn, logical, props: _sdk_call(cfn, props.get("Create")) or Physical(logical),
                            lambda cfn, props, p: _sdk_call(cfn, props.get("Delete"))),
     "AWS::GreengrassV2::ComponentVersion": Handler(

@@ -113,7 +113,7 @@ def test_audit_lists_everything_of_the_app_and_nothing_else(clients, names, depl
         *(f"alarm: {name}" for name in outputs.monitoring.alarm_names),
         *(f"log group: {name}" for name in outputs.monitoring.log_group_names),
     }
-    assert len(outputs.monitoring.alarm_names) == 3 and len(outputs.monitoring.topic_rule_names) == 3
+    assert len(outputs.monitoring.alarm_names) == 4 and len(outputs.monitoring.topic_rule_names) == 3
 
 
 def test_cleanup_removes_named_shadows_and_core_device_records(clients, names, deployed, greengrass, tmp_path):

@@ -48,9 +48,11 @@ def test_one_table_of_listed_and_provisioned_devices_with_what_failed(clients, n
                             for serial in ("10000000a1b2c3d4", "10000000b0000001", "10000000c0000002"))
     ours = deployed.outputs["DeploymentId"]
     report(clients, THING, "weather", {"temperature": 18.25, "sampled_at": "2026-11-26T11:00:00Z"})
-    report(clients, THING, "rain", {"raining": True, "probability": 0.8312, "threshold": 0.41})
+    report(clients, THING, "rain", {"raining": True, "probability": 0.8312, "threshold": 0.41,
+                                    "input_sampled_at": "2026-11-26T11:00:00Z", "drift": {"verdict": "ok"}})
     report(clients, healthy, "weather", {"temperature": 9.5, "sampled_at": "2026-11-26T10:59:00Z"})
-    report(clients, healthy, "rain", {"raining": False, "probability": 0.0412, "status": None})
+    report(clients, healthy, "rain", {"raining": False, "probability": 0.0412, "status": None,
+                                      "input_sampled_at": "2026-11-26T10:59:00Z", "drift": {"verdict": "drifting"}})
     report(clients, broken, "rain", {"status": "model_unavailable", "detail": "no model.tflite"})
     # Each device is asked for on its own, in the order of the table; a device's deployments come in two
     # pages, the second asked for with the first one's token.
@@ -74,12 +76,13 @@ def test_one_table_of_listed_and_provisioned_devices_with_what_failed(clients, n
 
     lines = capsys.readouterr().out.splitlines()
     rows = table(lines)
-    assert rows[THING] == [THING, "HEALTHY", "SUCCEEDED", "2026-11-26T11:00:00Z", "raining p=0.83"]
-    assert rows[healthy] == [healthy, "HEALTHY", "SUCCEEDED", "2026-11-26T10:59:00Z", "dry p=0.04"]
-    assert rows[broken] == [broken, "UNHEALTHY", "FAILED", "no shadow yet", "no prediction: model_unavailable"]
+    # From the fleet index (moto's SearchIndex, which reports every thing connected).
+    assert rows[THING] == [THING, "yes", "HEALTHY", "SUCCEEDED", "2026-11-26T11:00:00Z", "ok", "raining p=0.83"]
+    assert rows[healthy] == [healthy, "yes", "HEALTHY", "SUCCEEDED", "2026-11-26T10:59:00Z", "drifting", "dry p=0.04"]
+    assert rows[broken] == [broken, "yes", "UNHEALTHY", "FAILED", "-", "-", "no prediction: model_unavailable"]
     assert lines[1].startswith(THING)  # listed first, then the provisioned ones by name
     assert [line.split()[0] for line in lines[2:] if line.startswith("rainedge")] == sorted([healthy, broken, new])
-    assert rows[new] == [new, "not registered", "-", "no shadow yet", "no shadow yet"]
+    assert rows[new] == [new, "yes", "not registered", "-", "no shadow yet", "-", "no shadow yet"]
     failure = lines[lines.index(next(line for line in lines if line.startswith(broken))) + 1:][:3]
     assert failure == [
         f"    deployment rainedge-deployment ({ours}) FAILED: FAILED_ROLLBACK_COMPLETE: component "
@@ -95,7 +98,8 @@ def test_before_any_device_is_installed(clients, names, deployed, greengrass, ca
     greengrass.gone("get_core_device", {"coreDeviceThingName": THING})
     assert run_status(clients, names) == 0
     out = capsys.readouterr().out
-    assert table(out.splitlines())[THING] == [THING, "not registered", "-", "no shadow yet", "no shadow yet"]
+    assert table(out.splitlines())[THING] == [THING, "yes", "not registered", "-", "no shadow yet", "-",
+                                              "no shadow yet"]
 
 
 def test_no_dashboard_line_when_the_stack_has_no_dashboard(clients, names, deployed, greengrass, capsys):
@@ -123,13 +127,14 @@ def test_a_device_whose_first_deployment_failed_is_shown_with_its_error(clients,
                        "errorTypes": ["COMPONENT_ERROR"]})]}, {"coreDeviceThingName": device})
     assert run_status(clients, names) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert table(lines)[device] == [device, "UNHEALTHY", "FAILED", "no shadow yet", "no shadow yet"]
+    assert table(lines)[device] == [device, "yes", "UNHEALTHY", "FAILED", "no shadow yet", "-", "no shadow yet"]
     assert "    error stack: DEPLOYMENT_FAILURE > COMPONENT_INSTALL_ERROR" in lines
     assert lines[-2].endswith("1 with a failed deployment")
 
 
 HOSTILE_SHADOWS = [
-    ({"sampled_at": "x\x1b[2J\nrainedge-core-9  HEALTHY  SUCCEEDED  2026  dry"}, {"status": "ok\rforged"}),
+    ({"sampled_at": "x\x1b[2J\nrainedge-core-9  HEALTHY  SUCCEEDED  2026  dry"},
+     {"status": "ok\rforged", "input_sampled_at": "x\x1b[2J\nrainedge-core-9  yes  HEALTHY", "drift": {"verdict": "\n"}}),
     ({"sampled_at": 10 ** 400}, {"raining": True, "probability": 10 ** 400}),
     ({"sampled_at": {"nested": ["\n" * 3]}}, {"status": {"forged": "\nrow"}}),
     ({"sampled_at": "a" * 5000}, {"raining": "yes", "probability": "0.9"}),
@@ -150,3 +155,22 @@ def test_what_a_device_wrote_is_shown_escaped_on_its_own_row(clients, names, dep
     assert all(line.isprintable() for line in lines)
     assert [line for line in lines if line.startswith("rainedge")] == [lines[1]]
     assert len(lines[1]) < 200
+
+
+def test_without_a_fleet_index_each_devices_shadows_are_read(clients, names, deployed, greengrass, capsys,
+                                                             monkeypatch):
+    """A stack deployed before fleet indexing, or an index not ready yet (SearchIndex:
+    IndexNotReadyException): the same table from the group listing and the shadows; connectivity "-"."""
+    from botocore.exceptions import ClientError
+
+    def not_ready(**_):
+        raise ClientError({"Error": {"Code": "IndexNotReadyException", "Message": "index not ready"}}, "SearchIndex")
+    monkeypatch.setattr(clients.iot, "search_index", not_ready)
+    report(clients, THING, "weather", {"temperature": 18.25, "sampled_at": "2026-11-26T11:00:00Z"})
+    report(clients, THING, "rain", {"raining": False, "probability": 0.1, "drift": {"verdict": "warming_up"}})
+    greengrass.gone("get_core_device", {"coreDeviceThingName": THING})
+    assert run_status(clients, names) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("fleet index not available")
+    assert table(lines[1:])[THING] == [THING, "-", "not registered", "-", "2026-11-26T11:00:00Z", "warming_up",
+                                       "dry p=0.10"]

@@ -1,5 +1,5 @@
-"""The fleet-metric rules as synthesized, run on shadow documents that the real device functions write
-through the simulator's shadow service, and what CloudWatch extracts from their embedded metric format."""
+"""The shadow-record rules as synthesized, run on shadow documents that the real device functions write
+through the simulator's shadow service, and the records they write for Logs Insights."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
@@ -15,15 +15,13 @@ from device_code.model import ModelUnavailable, RainModel
 from device_code.shadow_writer import ShadowWriter
 from device_code.simulator.core import standalone_environment
 from device_code.simulator.greengrass import LocalGreengrass
-from infra import fleet_metrics as fm
-from infra.config import RainEdgeConfig
+from infra import shadow_records as fm
 from infra.iot_sql import TopicRule
 from infra.synthesized import SynthesizedStack
 
 THING = "pi-garden"
 NOW = datetime(2013, 11, 5, 12, 0, tzinfo=timezone.utc)
 NOW_MS = int(NOW.timestamp() * 1000)
-NAMESPACE = RainEdgeConfig().metrics_namespace
 READING = {"temperature": 11.5, "humidity": 93.0, "pressure": 1004.2, "sampled_at": "2013-11-05T11:59:00.000Z"}
 
 
@@ -68,14 +66,14 @@ def rules(template) -> list[TopicRule]:
 
 
 def metrics(rules, documents) -> set[tuple]:
-    """(metric, dimensions, value) for everything CloudWatch would extract from the rules' records."""
+    """(field, device, value) of every member of the records the rules write for `documents`."""
     found = set()
     for topic, document in documents:
         for rule in rules:
             record = rule.evaluate(topic, document, NOW_MS)
             if record is not None:
-                found |= {(p.name, p.dimensions, p.value) for p in fm.emf_metrics(record)
-                          if p.namespace == NAMESPACE and p.timestamp_ms == NOW_MS}
+                thing = record.pop(fm.THING)
+                found |= {(name, ((fm.THING, thing),), value) for name, value in record.items()}
     return found
 
 
@@ -100,7 +98,7 @@ def test_a_prediction_becomes_probability_threshold_and_raining(rules):
     rain_documents = [d for d in device.predict() if d[0] == shadow_topic(THING, RAIN_SHADOW, "update/documents")]
     assert metrics(rules, rain_documents) == {
         ("Probability", of_device(), 0.93), ("Threshold", of_device(), 0.5), ("Raining", of_device(), 1.0),
-        ("ModelFault", of_device(), 0.0)}
+        ("Drift", of_device(), "unknown")}  # the fake model's artifact has no input baseline
 
 
 def failing_model(path):
@@ -134,8 +132,8 @@ def test_each_status_is_counted_and_only_model_failures_are_faults(rules, status
     prepare(device)
     rain = [d for d in device.predict() if d[0] == shadow_topic(THING, RAIN_SHADOW, "update/documents")]
     assert rain[-1][1]["current"]["state"]["reported"]["status"] == status
-    assert metrics(rules, rain) == {("NoPrediction", of_device(("Status", status)), 1.0),
-                                    ("ModelFault", of_device(), float(status in fm.FAULT_STATUSES))}
+    assert metrics(rules, rain) == {("Status", of_device(), status), ("Drift", of_device(), "unknown"),
+                                    ("ModelFault", of_device(), int(status in fm.FAULT_STATUSES))}
 
 
 def test_every_status_the_inference_function_writes_has_its_count():
@@ -144,11 +142,22 @@ def test_every_status_the_inference_function_writes_has_its_count():
     assert set(fm.FAULT_STATUSES) == {fm.MODEL_UNAVAILABLE, fm.PREDICTION_FAILED}
 
 
-def test_an_unknown_status_is_counted_as_other_so_dimensions_stay_bounded(rules):
+def test_an_unknown_status_is_recorded_as_other_so_the_records_stay_bounded(rules):
     device = Device()
     device.write(RAIN_SHADOW, {"status": "overheated' OR 'x", "checked_at": "2013-11-05T12:00:00.000Z"})
-    assert metrics(rules, device.documents) == {("NoPrediction", of_device(("Status", fm.OTHER_STATUS)), 1.0),
-                                                ("ModelFault", of_device(), 0.0)}
+    # No drift in what it wrote: the record has no Drift member (the CASE of an undefined value).
+    assert metrics(rules, device.documents) == {("Status", of_device(), fm.OTHER_STATUS), ("ModelFault", of_device(), 0)}
+
+
+def test_the_drift_verdict_is_one_of_the_devices_words_or_unknown(rules):
+    device = Device()
+    device.write(RAIN_SHADOW, {"probability": 0.4, "threshold": 0.5, "raining": False,
+                               "drift": {"verdict": "drifting"}})
+    device.write(RAIN_SHADOW, {"probability": 0.4, "threshold": 0.5, "raining": False,
+                               "drift": {"verdict": "x' OR '1"}})
+    drifts = [value for name, _, value in metrics(rules, device.documents[:1]) if name == "Drift"]
+    forged = [value for name, _, value in metrics(rules, device.documents[1:]) if name == "Drift"]
+    assert drifts == ["drifting"] and forged == ["unknown"]
 
 
 @pytest.mark.parametrize("shadow, reported", [
@@ -171,26 +180,13 @@ def test_other_shadows_and_other_topics_are_ignored(rules):
         assert metrics(rules, [(topic, document)]) == set()
 
 
-# ---- the embedded metric format as CloudWatch reads it ------------------------------------------
-def test_emf_records_name_a_timestamp_in_milliseconds_and_string_dimensions():
-    record = TopicRule(fm.WEATHER_METRICS.sql(NAMESPACE)).evaluate(
-        shadow_topic(THING, WEATHER_SHADOW, "update/documents"), {"current": {"state": {"reported": READING}}}, NOW_MS)
-    assert record["_aws"]["Timestamp"] == NOW_MS and record["ThingName"] == THING
-    # "The root node MUST contain all Target Members defined by the references in the MetricDirective."
-    del record["Pressure"]
-    with pytest.raises(fm.EmfError, match="Pressure"):
-        fm.emf_metrics(record)
-
-
-@pytest.mark.parametrize("change, message", [
-    (lambda r: r["_aws"].pop("Timestamp"), "Timestamp"),
-    (lambda r: r.update(ThingName=7), "dimension"),
-    (lambda r: r.update(Humidity="93"), "Humidity"),
-    (lambda r: r.pop("_aws"), "CloudWatchMetrics"),
-])
-def test_emf_records_that_break_the_specification_yield_nothing(change, message):
-    record = TopicRule(fm.WEATHER_METRICS.sql(NAMESPACE)).evaluate(
-        shadow_topic(THING, WEATHER_SHADOW, "update/documents"), {"current": {"state": {"reported": READING}}}, NOW_MS)
-    change(record)
-    with pytest.raises(fm.EmfError, match=message):
-        fm.emf_metrics(record)
+# ---- records ------------------------------------------------------------------------------------
+def test_records_carry_no_embedded_metric_format_so_no_custom_metric_is_made(rules):
+    """CloudWatch extracts metrics only from records with the `_aws` metadata ("Specification: Embedded
+    metric format"); these records are for Logs Insights and make no custom metric."""
+    device = Device()
+    device.read()
+    for topic, document in device.predict():
+        for rule in rules:
+            record = rule.evaluate(topic, document, NOW_MS)
+            assert record is None or "_aws" not in record
