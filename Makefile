@@ -52,7 +52,7 @@ setup: $(PY_STAMP) $(CDK_STAMP)
 
 # The model is rebuilt only when the training code changes, including the device code it shares:
 # the sensor contract (quantities, valid ranges), the feature definitions and the model contract.
-$(MODEL): $(wildcard model_training/*.py) device_code/contracts.py device_code/features.py device_code/model.py | $(PY_STAMP)
+$(MODEL): $(wildcard model_training/*.py) device_code/contracts.py device_code/features.py device_code/model.py device_code/drift.py | $(PY_STAMP)
 	$(PY) -m model_training train --out build/model
 
 train: $(MODEL)
@@ -73,6 +73,7 @@ test: setup $(MODEL)
 bench: setup $(MODEL)
 	$(PY) -m model_training.bench --model build/model --json build/bench-model.json
 	$(PY) -m device_code.simulator.bench --model build/model --json build/bench-edge.json
+	$(PY) -m model_training.drift_check --model build/model --json build/bench-drift.json
 
 deploy: setup $(MODEL) keys
 	$(PY) -m infra.lifecycle preflight

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from device_code.config import ConfigError
+from device_code.drift import DRIFTING
 from device_code.model import INSTANTANEOUS, TREND, load_model
 from device_code.sea_level import ALTITUDE_RANGE_M
 from infra import config as app_config
@@ -37,17 +38,27 @@ DEFAULT_PLOT = Path("build/demo/rain_demo.png")
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 # Each simulated core runs four threads; beyond this the process spends its time switching them.
 MAX_FLEET = 500
+# A warmer chip still reads within the BME680's -40..85 °C for every replayed hour (NYC stays below 40 °C).
+SENSOR_WARMING_RANGE_C = (0.0, 40.0)
 
 
-def altitude(text: str) -> float:
-    low, high = ALTITUDE_RANGE_M
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not low <= value <= high:
-        raise argparse.ArgumentTypeError(f"{text!r} is not metres above sea level from {low:g} to {high:g}")
-    return value
+def within(bounds: tuple[float, float], unit: str):
+    """An argparse type: a number within `bounds`, else one line naming them."""
+    low, high = bounds
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = float("nan")
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {unit} from {low:g} to {high:g}")
+        return value
+    return parse
+
+
+altitude = within(ALTITUDE_RANGE_M, "metres above sea level")
+warming = within(SENSOR_WARMING_RANGE_C, "degrees Celsius")
 
 
 def station_altitudes(project_root: Path) -> dict[str, float]:
@@ -84,6 +95,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="station altitude of the simulated core(s) in metres: its station file holds it and "
                              "the chip measures the pressure there (default: the core's stationAltitudes entry in "
                              "cdk.json, else 0)")
+    parser.add_argument("--sensor-warming", type=warming, default=0.0,
+                        help="degrees the chip reads above the air, as on a Pi that heats its own sensor; the "
+                             "drift monitor should call such a station drifting (default 0)")
     parser.add_argument("--steps", type=int, default=96, help="replayed hours = readings (default 96)")
     parser.add_argument("--step-seconds", type=float, default=0.25,
                         help="wall-clock seconds per replayed hour (default 0.25)")
@@ -143,6 +157,7 @@ def summary(sim: EdgeSimulation, report: DemoReport, cloud_matches: dict[str, bo
         f"model {model.get('model_version')} on {model.get('runtime')}",
         *report.lines(),
     ]
+    lines += drift_lines(done)
     if latencies:
         lines.append(f"reading -> prediction latency: median {statistics.median(latencies):.1f} ms, "
                      f"max {latencies[-1]:.1f} ms")
@@ -156,6 +171,22 @@ def summary(sim: EdgeSimulation, report: DemoReport, cloud_matches: dict[str, bo
         lines.append(f"IPC refused: {call.component} may not {call.operation} on {call.resource}")
     for topic, count in sim.unheard_topics().items():
         lines.append(f"local topic {topic!r} reached no subscriber and no event source ({count} message(s))")
+    return lines
+
+
+def drift_lines(done: list[Step]) -> list[str]:
+    """The rain shadow's drift verdict at the end of the run, and when it first said drifting."""
+    drifts = [step.prediction.get("drift") or {} for step in done]
+    if not drifts:
+        return []
+    last = drifts[-1]
+    inputs = last.get("inputs") or {}
+    detail = ", ".join(f"{name} shift {values['shift']:+.2f} σ, {values['outside']:.0%} outside the training range"
+                       for name, values in inputs.items())
+    lines = [f"input drift: {last.get('verdict')} after {last.get('hours')} hours" + (f" ({detail})" if detail else "")]
+    first = next((index for index, drift in enumerate(drifts) if drift.get("verdict") == DRIFTING), None)
+    if first is not None:
+        lines.append(f"input drift: first reported drifting at reading {first + 1}")
     return lines
 
 
@@ -220,7 +251,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     model_dir = resolve_model_dir(args.model)
     settings = SimulationSettings(model_dir, args.step_seconds, altitude_m=args.altitude,
-                                  station_altitudes=station_altitudes(PROJECT_ROOT))
+                                  station_altitudes=station_altitudes(PROJECT_ROOT),
+                                  sensor_warming_c=args.sensor_warming)
     try:
         stack = SynthesizedStack.load(args.cdk_out)
     except OSError as error:
@@ -242,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
     source = "--altitude" if args.altitude is not None else (
         "stationAltitudes in cdk.json" if core.thing_name in settings.station_altitudes else "no stationAltitudes entry")
     print(f"station file: altitude {settings.altitude_of(core.thing_name):g} m ({source}); the chip measures the "
-          "pressure there")
+          "pressure there" + (f", and reads {args.sensor_warming:g} °C above the air" if args.sensor_warming else ""))
     with start_cloud(args.moto_port) as cloud:
         cloud.create_thing(core.thing_name)
         print(f"cloud: moto server at {cloud.endpoint}")

@@ -1,12 +1,13 @@
 """The fleet dashboard, drawn offline from a simulator run (build/demo/dashboard.png).
 
-The panels are the CloudWatch dashboard's (infra/monitoring.py), and their data goes the same way as
-in the cloud: every `update/documents` message of the synced shadows is run through the IoT rules'
-SQL as synthesized in the template (infra/iot_sql.py), and the metrics are what CloudWatch extracts
-from the resulting embedded-metric-format records (infra/fleet_metrics.py). Time is the simulator's
-clock. The alarm panel applies the alarms' conditions to those metrics, with the silence scaled to the
-simulator's one reading per replayed hour; deployment health comes from EventBridge in the cloud and
-is not simulated.
+The panels show what the CloudWatch dashboard's Logs Insights widgets read (infra/monitoring.py), and
+their data goes the same way as in the cloud: every `update/documents` message of the synced shadows is
+run through the IoT rules' SQL as synthesized in the template (infra/iot_sql.py), and each panel plots a
+field of the resulting records (infra/shadow_records.py) per device. Time is the simulator's clock. The
+alarm panel applies the silence window of the deployed alarm to each device's readings, scaled to the
+simulator's one reading per replayed hour, the model-fault condition to its statuses and the drifting
+condition to the drift verdicts its rain shadow reported; connectivity
+and deployment health come from AWS IoT and EventBridge in the cloud and are not simulated.
 """
 from __future__ import annotations
 
@@ -18,15 +19,20 @@ from statistics import median
 from typing import Any
 
 from device_code import config as env
-from infra import fleet_metrics as fm
+from device_code.drift import DRIFTING
+from infra import fleet_index as fx
+from infra import shadow_records as sr
 from infra.iot_sql import TopicRule
 from infra.synthesized import SynthesizedStack
 
 from .pubsub import topic_matches
 
 DASHBOARD_FILE = "dashboard.png"
-Series = dict[str, list[tuple[datetime, float]]]  # device (or device/status) -> points
+Series = dict[str, list[tuple[datetime, float]]]  # device (or device/status) -> points (a drift verdict: 1 drifting)
 Segments = dict[str, list[tuple[datetime, datetime, bool]]]  # device -> (start, end, in alarm)
+# Each weather record carries one value of each reading: counting the temperatures counts readings.
+READINGS = sr.WEATHER_READINGS.fields[0][0]
+NO_PREDICTION = "NoPrediction"
 
 
 @dataclass
@@ -44,7 +50,7 @@ class ShadowDocuments:
         return documents
 
     def observe(self, topic: str, message: dict, published_at: float) -> None:
-        if any(topic_matches(rule.topic_filter, topic) for rule in fm.SHADOW_RULES):
+        if any(topic_matches(rule.topic_filter, topic) for rule in sr.SHADOW_RULES):
             self.recorded.append((topic, message, int(self.clock.now().timestamp() * 1000)))
 
 
@@ -57,25 +63,35 @@ class Panels:
 
 
 def metrics_of(recorded: list[tuple[str, dict, int]], stack: SynthesizedStack) -> dict[str, Series]:
+    """field -> device -> points, from every record the rules write; a status record also counts one
+    NoPrediction under device/status."""
     rules = [TopicRule(payload["Sql"]) for payload in stack.topic_rules().values()]
     metrics: dict[str, Series] = defaultdict(lambda: defaultdict(list))
     for topic, document, at_ms in recorded:
+        moment = datetime.fromtimestamp(at_ms / 1000, tz=timezone.utc)
         for rule in rules:
             record = rule.evaluate(topic, document, at_ms)
-            for point in fm.emf_metrics(record) if record is not None else ():
-                dimensions = dict(point.dimensions)
-                key = "/".join(dimensions[name] for name in (fm.THING, fm.STATUS) if name in dimensions)
-                moment = datetime.fromtimestamp(point.timestamp_ms / 1000, tz=timezone.utc)
-                metrics[point.name][key].append((moment, point.value))
+            if record is None:
+                continue
+            thing = record[sr.THING]
+            for name, value in record.items():
+                if isinstance(value, (int, float)) and not isinstance(value, bool):
+                    metrics[name][thing].append((moment, float(value)))
+            if sr.DRIFT in record:
+                metrics[sr.DRIFT][thing].append((moment, float(record[sr.DRIFT] == DRIFTING)))
+            if sr.STATUS in record:
+                metrics[NO_PREDICTION][f"{thing}/{record[sr.STATUS]}"].append((moment, 1.0))
+            elif "Probability" in record:
+                # A prediction replaces the status in the rain shadow: the fleet metric stops counting a fault.
+                metrics["ModelFault"][thing].append((moment, 0.0))
     return metrics
 
 
 def silence_in_readings(stack: SynthesizedStack) -> float:
     """The silence alarm's window counted in sample intervals of the deployed configuration."""
-    namespace = stack.template["Outputs"]["MetricsNamespace"]["Value"]
     (alarm,) = [p for p in stack.of_type("AWS::CloudWatch::Alarm").values()
-                if [m.get("Expression") for m in p.get("Metrics", [])] == [fm.silence_query(namespace)]]
-    window_s = alarm["EvaluationPeriods"] * alarm["Metrics"][0]["Period"]
+                if p.get("Namespace") == fx.NAMESPACE and str(p.get("MetricName")).endswith(f"-{fx.SILENT.purpose}")]
+    window_s = alarm["EvaluationPeriods"] * alarm["Period"]
     sample_s = min(float(c.environment[env.SAMPLE_INTERVAL_S]) for c in stack.lambda_components().values()
                    if env.SAMPLE_INTERVAL_S in c.environment)
     return window_s / sample_s
@@ -83,11 +99,11 @@ def silence_in_readings(stack: SynthesizedStack) -> float:
 
 def panels(recorded: list[tuple[str, dict, int]], stack: SynthesizedStack) -> Panels:
     metrics = metrics_of(recorded, stack)
-    statuses = {tuple(key.split("/", 1)): len(points) for key, points in metrics.get("NoPrediction", {}).items()}
+    statuses = {tuple(key.split("/", 1)): len(points) for key, points in metrics.get(NO_PREDICTION, {}).items()}
     silent_after = silence_in_readings(stack)
     end = max((datetime.fromtimestamp(at_ms / 1000, tz=timezone.utc) for _, _, at_ms in recorded), default=None)
-    alarms: dict[str, Segments] = {"device silent": {}, "model fault": {}}
-    for device, points in metrics.get(fm.READING_COUNTER, {}).items():
+    alarms: dict[str, Segments] = {"device silent": {}, "model fault": {}, "drifting": {}}
+    for device, points in metrics.get(READINGS, {}).items():
         moments = [moment for moment, _ in points]
         limit = silent_after * median([(b - a).total_seconds() for a, b in zip(moments, moments[1:])] or [0.0])
         segments = []
@@ -96,10 +112,11 @@ def panels(recorded: list[tuple[str, dict, int]], stack: SynthesizedStack) -> Pa
             alarm_at = start + timedelta(seconds=limit)
             segments += [(start, alarm_at, False), (alarm_at, stop, True)] if alarm_at < stop else [(start, stop, False)]
         alarms["device silent"][device] = segments
-    for device, points in metrics.get("ModelFault", {}).items():
-        # The fault alarm treats missing data as "ignore": a state holds until the next value.
-        bounds = [moment for moment, _ in points][1:] + [end]
-        alarms["model fault"][device] = [(moment, stop, value >= 1) for (moment, value), stop in zip(points, bounds)]
+    for alarm, metric in (("model fault", "ModelFault"), ("drifting", sr.DRIFT)):
+        for device, points in metrics.get(metric, {}).items():
+            # A device's state in the index holds until its next rain shadow update.
+            bounds = [moment for moment, _ in points][1:] + [end]
+            alarms[alarm][device] = [(moment, stop, value >= 1) for (moment, value), stop in zip(points, bounds)]
     return Panels(metrics, statuses, silent_after, alarms)
 
 
@@ -118,7 +135,7 @@ def render(recorded: list[tuple[str, dict, int]], stack: SynthesizedStack, path:
         ax.set_title(metric)
         ax.set_ylabel(unit)
     ax = axes[0][3]
-    for device, points in data.metrics.get(fm.READING_COUNTER, {}).items():
+    for device, points in data.metrics.get(READINGS, {}).items():
         ax.plot([moment for moment, _ in points], range(1, len(points) + 1), label=device)
     ax.set_title("Readings received (cumulative)")
     ax = axes[1][0]

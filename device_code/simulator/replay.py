@@ -82,16 +82,19 @@ class WeatherReplay:
     Advancing on each reading (not on the clock) keeps one reading per replayed hour even when a
     busy machine delays the sensor thread. The observations give sea-level pressure; a chip at
     `altitude_m` measures the station pressure that reduces to it (the reduction is proportional to
-    the pressure, so the inverse is a division by the reduction of 1 hPa).
+    the pressure, so the inverse is a division by the reduction of 1 hPa). A chip `warming_c` warmer
+    than the air (a Pi heating its own sensor) reads the temperature that much higher; the air, and so
+    the pressure, are as observed.
     """
 
-    def __init__(self, window: list[Observation], altitude_m: float = 0.0) -> None:
-        self.window, self.altitude_m = window, altitude_m
+    def __init__(self, window: list[Observation], altitude_m: float = 0.0, warming_c: float = 0.0) -> None:
+        self.window, self.altitude_m, self.warming_c = window, altitude_m, warming_c
         self.position = 0
 
     def environment(self) -> tuple[float, float, float]:
         row = self.window[min(self.position, len(self.window) - 1)]
-        return row.temperature, row.humidity, row.pressure / sea_level_pressure(1.0, self.altitude_m, row.temperature)
+        return (row.temperature + self.warming_c, row.humidity,
+                row.pressure / sea_level_pressure(1.0, self.altitude_m, row.temperature))
 
     def advance(self) -> None:
         self.position += 1

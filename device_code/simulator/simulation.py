@@ -59,6 +59,8 @@ class SimulationSettings:
     # The station altitude of every simulated core (--altitude), else its stationAltitudes entry, else 0 m.
     altitude_m: float | None = None
     station_altitudes: Mapping[str, float] = field(default_factory=dict)
+    # How much warmer than the air the chip reads (--sensor-warming): a Pi heating its own sensor.
+    sensor_warming_c: float = 0.0
 
     def altitude_of(self, thing_name: str) -> float:
         if self.altitude_m is not None:
@@ -88,7 +90,7 @@ class EdgeSimulation:
         self.folder = Path(self._folder.name)
         self.altitude_m = settings.altitude_of(core.thing_name)
         Path(settings.overrides(self.folder)[env.STATION_FILE]).write_text(json.dumps({ALTITUDE_M: self.altitude_m}))
-        self.replay = WeatherReplay(window, self.altitude_m)
+        self.replay = WeatherReplay(window, self.altitude_m, settings.sensor_warming_c)
         self.chip = SimulatedBme680(self.replay.environment)
         self.greengrass = LocalGreengrass()
         self.steps = [Step(row) for row in window]

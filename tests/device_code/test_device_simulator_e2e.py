@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 
 from device_code.contracts import RAIN_SHADOW, READINGS_TOPIC, WEATHER_SHADOW, Reading, parse_timestamp, shadow_topic
+from device_code.drift import shift_limit
 from device_code.history import ReadingHistory
 from device_code.model import load_model
 from device_code.simulator.__main__ import main
@@ -127,8 +128,26 @@ def test_demo_prints_progress_summary_and_writes_the_plot(trained_model_dir, syn
                          re.MULTILINE)
     assert "calibration of the probabilities shown: mean " in out and "Brier score" in out
     assert "cloud shadow 'rain' equals local shadow: yes" in out
+    # Six hours are fewer than the drift monitor's first day.
+    assert re.search(r"^input drift: warming_up after 6 hours \(temperature shift [-+]\d", out, re.MULTILINE)
     assert plot.read_bytes().startswith(b"\x89PNG")
     assert (tmp_path / "dashboard.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_a_sensor_the_pi_heats_is_reported_drifting_once_a_day_of_readings_is_kept(trained_model_dir, synthesized,
+                                                                                   tmp_path, capsys):
+    """The chain from chip to summary: the same week read offline by model_training.drift_check first
+    says drifting at its 34th reading; the device, through the chip's rounding, says it there too."""
+    exit_code = main(["--model", str(trained_model_dir), "--cdk-out", str(synthesized[0]), "--steps", "40",
+                      "--start", "2013-10-02T00:00", "--step-seconds", "0.1", "--sensor-warming", "15",
+                      "--plot", str(tmp_path / "demo.png")])
+    out = capsys.readouterr().out
+    assert exit_code == 0 and "reads 15 °C above the air" in out
+    verdict = re.search(r"^input drift: drifting after (\d+) hours \(temperature shift \+(\d+\.\d+) σ", out,
+                        re.MULTILINE)
+    assert verdict and int(verdict.group(1)) == 40 and float(verdict.group(2)) > shift_limit(40)
+    first = int(re.search(r"^input drift: first reported drifting at reading (\d+)$", out, re.MULTILINE).group(1))
+    assert 33 <= first <= 35  # a reading lost to a busy machine's thread delays moves it by one
 
 
 def test_a_core_high_up_measures_station_pressure_and_predicts_as_at_sea_level(trained_model_dir, test_period, cloud,
@@ -160,6 +179,8 @@ def test_a_core_high_up_measures_station_pressure_and_predicts_as_at_sea_level(t
     (["--step-seconds", "0"], "--step-seconds must be within"),
     (["--start", "yesterday"], "argument --start: 'yesterday' is no ISO-8601 time such as 2013-11-01T00:00"),
     (["--moto-port", "70000"], "--moto-port must be within [0, 65535]"),
+    (["--sensor-warming", "-3"], "argument --sensor-warming: '-3' is not degrees Celsius from 0 to 40"),
+    (["--sensor-warming", "nan"], "argument --sensor-warming: 'nan' is not degrees Celsius from 0 to 40"),
 ])
 def test_demo_refuses_bad_options(argv, message, capsys):
     with pytest.raises(SystemExit):

@@ -26,16 +26,16 @@ def weather(hours: float) -> tuple[str, dict, int]:
     return document(WEATHER_SHADOW, {"temperature": 10.0 + hours, "humidity": 80.0, "pressure": 1010.0}, hours)
 
 
-def prediction(hours: float, probability: float = 0.7) -> tuple[str, dict, int]:
-    return document(RAIN_SHADOW, {"probability": probability, "threshold": 0.6, "raining": probability >= 0.6},
-                    hours + 0.01)
+def prediction(hours: float, probability: float = 0.7, drift: str = "ok") -> tuple[str, dict, int]:
+    return document(RAIN_SHADOW, {"probability": probability, "threshold": 0.6, "raining": probability >= 0.6,
+                                  "drift": {"verdict": drift}}, hours + 0.01)
 
 
 # Hourly readings, then ten hours of silence; the model fails for a while in between.
 RUN = [weather(0), prediction(0), weather(1), prediction(1),
        weather(2), document(RAIN_SHADOW, {"status": "model_unavailable"}, 2.01),
        weather(3), document(RAIN_SHADOW, {"status": "model_unavailable"}, 3.01),
-       weather(4), prediction(4, 0.2), weather(14), prediction(14)]
+       weather(4), prediction(4, 0.2, drift="drifting"), weather(14), prediction(14, drift="warming_up")]
 
 
 @pytest.fixture(scope="module")
@@ -63,6 +63,11 @@ def test_alarm_states_follow_the_alarms_conditions(stack):
     fault = [(round((start - START).total_seconds() / 3600, 2), in_alarm)
              for start, _, in_alarm in data.alarms["model fault"][THING]]
     assert fault == [(0.01, False), (1.01, False), (2.01, True), (3.01, True), (4.01, False), (14.01, False)]
+    # Drifting from the prediction that said so until the next rain shadow update said otherwise (a
+    # status write without a drift summary counts as "unknown", as the rules' CASE makes it).
+    drifting = [(round((start - START).total_seconds() / 3600, 2), round((stop - START).total_seconds() / 3600, 2))
+                for start, stop, in_alarm in data.alarms["drifting"][THING] if in_alarm]
+    assert drifting == [(4.01, 14.01)]
 
 
 def test_only_the_synced_shadows_documents_are_recorded():
