@@ -99,18 +99,14 @@ class DriftMonitor:
         if self.baselines is None or (self._newest is not None and at <= self._newest):
             return
         self._newest = at
-        hour = int(at.timestamp() // 3600)
-        newest = max(self._hours, default=hour)
-        if hour <= newest - WINDOW_HOURS:
-            return  # older than the window: it would be pruned at once
+        hour = int(at.timestamp() // 3600)  # the newest hour: only newer readings get here
         bucket = self._hours.setdefault(hour, [0.0] * (1 + 2 * len(FEATURES)))
         bucket[0] += 1
         for index, name in enumerate(FEATURES):
             baseline, value = self.baselines[name], float(getattr(reading, name))
             bucket[1 + index] += (value - baseline.expected(at)) / baseline.residual_std
             bucket[1 + len(FEATURES) + index] += not baseline.minimum <= value <= baseline.maximum
-        newest = max(newest, hour)
-        for old in [h for h in self._hours if h <= newest - WINDOW_HOURS]:
+        for old in [h for h in self._hours if h <= hour - WINDOW_HOURS]:
             del self._hours[old]
 
     def summary(self) -> dict[str, Any]:

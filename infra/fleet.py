@@ -24,7 +24,7 @@ from infra.config import APP_TAG, FLEET_HOOK_SOURCE, RainEdgeConfig
 from infra.core_policy import core_policy_document
 from infra.device_keys import read_csr
 from infra.fleet_hook.handler import SERIAL_PARAMETER
-from infra.nag import acknowledge, acknowledge_wildcard_resources, nag_arn
+from infra.nag import MANAGED_LOGS_POLICY, acknowledge, acknowledge_wildcard_resources, nag_arn
 
 HOOK_SOURCE = Path(__file__).resolve().parent.parent / FLEET_HOOK_SOURCE
 CERTIFICATE_ID_PARAMETER = "AWS::IoT::Certificate::Id"
@@ -127,8 +127,7 @@ class FleetProvisioning(Construct):
             actions=["iot:DescribeThing"],
             resources=[stack.format_arn(service="iot", resource="thing", resource_name=f"{config.name_prefix}-*")],
         ))
-        acknowledge(function, "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
-                              "AWSLambdaBasicExecutionRole]",
+        acknowledge(function, MANAGED_LOGS_POLICY,
                     "The hook writes its own logs through the AWS managed AWSLambdaBasicExecutionRole "
                     "(CloudWatch Logs only), into a log group the stack owns.")
         acknowledge_wildcard_resources(function, {

@@ -19,7 +19,7 @@ from infra import fleet_index as fx
 from infra.artifacts import helper_log_group
 from infra.config import INDEX_SETTINGS_SOURCE, RainEdgeConfig
 from infra.index_settings.handler import SHADOW_NAMES_PROPERTY
-from infra.nag import acknowledge
+from infra.nag import MANAGED_LOGS_POLICY, acknowledge
 
 SETTINGS_SOURCE = Path(__file__).resolve().parent.parent / INDEX_SETTINGS_SOURCE
 RESOURCE_TYPE = "Custom::FleetIndexing"
@@ -32,7 +32,6 @@ class FleetIndex(Construct):
         self.config = config
         settings = self._settings()
         self.queries = fx.fleet_queries(shipped_model_version)
-        self.metrics: dict[str, iot.CfnFleetMetric] = {}
         for query in self.queries:
             metric = iot.CfnFleetMetric(
                 self, f"FleetMetric{query.purpose.title().replace('-', '')}",
@@ -45,7 +44,6 @@ class FleetIndex(Construct):
                 description=query.description,
             )
             metric.node.add_dependency(settings)  # the index must index what the query asks
-            self.metrics[query.purpose] = metric
 
     def _settings(self) -> CustomResource:
         function = lambda_.Function(
@@ -65,8 +63,7 @@ class FleetIndex(Construct):
         acknowledge(self, "AwsSolutions-IAM5[Resource::*]",
                     "GetIndexingConfiguration and UpdateIndexingConfiguration act on the account's one "
                     "indexing configuration and have no resource type to scope them to.")
-        acknowledge(self, "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
-                          "AWSLambdaBasicExecutionRole]",
+        acknowledge(self, MANAGED_LOGS_POLICY,
                     "The settings handler and CDK's provider framework write their logs through the AWS "
                     "managed AWSLambdaBasicExecutionRole (CloudWatch Logs only) into log groups the stack owns.")
         handler_id = Stack.of(self).get_logical_id(function.node.default_child)

@@ -54,10 +54,11 @@ def model_digest(model_zip: Path) -> str:
 
 
 def model_version(model_zip: Path) -> str:
-    """metadata.json "version" of the model zip (checked by model_digest first)."""
+    """metadata.json "version" of the model zip (checked by model_digest first), reading that member only."""
     try:
-        version = json.loads(read_zip(model_zip)["metadata.json"]).get("version")
-    except (KeyError, ValueError, AttributeError):
+        with zipfile.ZipFile(model_zip) as archive:
+            version = json.loads(archive.read("metadata.json")).get("version")
+    except (KeyError, ValueError, AttributeError, zipfile.BadZipFile):
         version = None
     if not isinstance(version, str) or not MODEL_VERSION.fullmatch(version):
         raise ModelArtifactError(f"modelZip {model_zip}: metadata.json has no version of the form rain-<16 hex>: "

@@ -59,13 +59,12 @@ class Monitoring(Construct):
         config: RainEdgeConfig,
         logged_components: list[str],
         deployment_id: str,
-        fleet_metric_names: dict[str, str],
-        fleet_queries: dict[str, str],
+        fleet_queries: tuple[fx.FleetQuery, ...],
     ) -> None:
-        """`fleet_metric_names` and `fleet_queries`: purpose -> fleet metric name, and its query."""
+        """`fleet_queries`: the fleet metrics infra/indexing.py makes, each named config.fleet_metric_name(purpose)."""
         super().__init__(scope, construct_id)
         self.config = config
-        self.fleet_metric_names, self.fleet_queries = fleet_metric_names, fleet_queries
+        self.fleet_queries = {query.purpose: query for query in fleet_queries}
         # LogManager creates these groups itself (CreateLogGroup in its uploader); the stack does not own
         # them, so a device still uploading after `cdk destroy` cannot make the next deploy fail on a
         # group that already exists. Teardown deletes them by name.
@@ -146,7 +145,7 @@ class Monitoring(Construct):
 
     def _fleet_metric(self, purpose: str, label: str | None = None) -> cloudwatch.Metric:
         name, value = fx.AGGREGATION_DIMENSION
-        return cloudwatch.Metric(namespace=fx.NAMESPACE, metric_name=self.fleet_metric_names[purpose],
+        return cloudwatch.Metric(namespace=fx.NAMESPACE, metric_name=self.config.fleet_metric_name(purpose),
                                  dimensions_map={name: value}, statistic="Maximum", period=ALARM_PERIOD,
                                  label=label)
 
@@ -158,7 +157,7 @@ class Monitoring(Construct):
             self, construct_id,
             alarm_name=self.config.monitoring_name(alarm),
             alarm_description=f"{what}. Which devices: make status, or aws iot search-index --query-string "
-                              f"'{self.fleet_queries[purpose]}'",
+                              f"'{self.fleet_queries[purpose].query(self.config.thing_group_name)}'",
             metric=self._fleet_metric(purpose),
             comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD, threshold=1,
             evaluation_periods=periods, datapoints_to_alarm=periods, treat_missing_data=missing,
@@ -241,7 +240,7 @@ class Monitoring(Construct):
         dashboard.add_widgets(
             cloudwatch.AlarmStatusWidget(title="Alarms", alarms=list(self.alarms.values()), width=6, height=6),
             cloudwatch.GraphWidget(title="Devices by state (fleet metrics)", width=12, height=6,
-                                   left=[self._fleet_metric(purpose, purpose) for purpose in self.fleet_metric_names],
+                                   left=[self._fleet_metric(purpose, purpose) for purpose in self.fleet_queries],
                                    left_y_axis=cloudwatch.YAxisProps(min=0, show_units=False)),
             cloudwatch.GraphWidget(title="Greengrass deployment failures", width=6, height=6,
                                    left=[self.alarms["deployment-failed"].metric]),

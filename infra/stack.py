@@ -16,7 +16,7 @@ from infra.fleet import FleetProvisioning
 from infra.identity import DeviceIdentity
 from infra.indexing import FleetIndex
 from infra.monitoring import Monitoring
-from infra.nag import acknowledge, env_placeholders
+from infra.nag import MANAGED_LOGS_POLICY, acknowledge, env_placeholders
 
 # Construct ids of the singleton helper functions CDK adds at stack level.
 CDK_BUCKET_DEPLOYMENT = "Custom::CDKBucketDeployment"
@@ -68,9 +68,7 @@ class RainEdgeStack(Stack):
         fleet_index = FleetIndex(self, "Indexing", config=config, shipped_model_version=artifacts.model_version)
         monitoring = Monitoring(self, "Monitoring", config=config, logged_components=logged_components,
                                 deployment_id=deployment.resource.attr_deployment_id,
-                                fleet_metric_names={q.purpose: config.fleet_metric_name(q.purpose)
-                                                    for q in fleet_index.queries},
-                                fleet_queries={q.purpose: q.query(config.thing_group_name) for q in fleet_index.queries})
+                                fleet_queries=fleet_index.queries)
         fleet = FleetProvisioning(self, "Fleet", config=config, secrets_dir=secrets_dir,
                                   thing_group_name=config.thing_group_name, role_alias_arn=identity.role_alias_arn
                                   ) if config.fleet_provisioning else None
@@ -112,7 +110,7 @@ class RainEdgeStack(Stack):
         """Findings on the Lambda-backed helpers CDK itself generates (model upload and
         thing-group membership), acknowledged on those helpers only: code and policies are CDK's."""
         managed_logs = (
-            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
+            MANAGED_LOGS_POLICY,
             "CDK's helper function writes its own logs through the AWS managed "
             "AWSLambdaBasicExecutionRole (CloudWatch Logs only).",
         )

@@ -47,8 +47,11 @@ class ScenarioResult:
     windows: int
     verdicts: int
     drifting_verdicts: int
-    windows_drifting: int
     first_drifting: list[int]  # reading number (1 = the window's first) of each window that drifted
+
+    @property
+    def windows_drifting(self) -> int:
+        return len(self.first_drifting)
 
     @property
     def median_first(self) -> float | None:
@@ -61,9 +64,9 @@ def week_windows(hours: pd.DataFrame) -> list[list]:
     for _, rows in hours.sort_values("time_hour").groupby("origin"):
         rows = list(rows.itertuples())
         for start, row in enumerate(rows[:len(rows) - WINDOW_HOURS + 1]):
-            window = rows[start:start + WINDOW_HOURS]
-            if row.time_hour.hour == 0 and window[-1].time_hour - row.time_hour == (WINDOW_HOURS - 1) * HOUR:
-                windows.append(window)
+            last = rows[start + WINDOW_HOURS - 1]
+            if row.time_hour.hour == 0 and last.time_hour - row.time_hour == (WINDOW_HOURS - 1) * HOUR:
+                windows.append(rows[start:start + WINDOW_HOURS])
     return windows
 
 
@@ -83,7 +86,7 @@ def run_scenario(name: str, reads: Scenario, baselines: dict[str, InputBaseline]
                 first = first or number
         if first:
             firsts.append(first)
-    return ScenarioResult(name, len(windows), verdicts, drifting, len(firsts), firsts)
+    return ScenarioResult(name, len(windows), verdicts, drifting, firsts)
 
 
 def check(baselines: dict[str, InputBaseline], held_out: pd.DataFrame) -> list[ScenarioResult]:
@@ -124,7 +127,8 @@ def main(argv: list[str] | None = None) -> int:
         print(line)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps([asdict(r) | {"median_first": r.median_first} for r in results], indent=2))
+        args.json.write_text(json.dumps([asdict(r) | {"windows_drifting": r.windows_drifting,
+                                                        "median_first": r.median_first} for r in results], indent=2))
     return 0
 
 

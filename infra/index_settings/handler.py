@@ -34,9 +34,14 @@ class IndexingRefused(ValueError):
     """The account's indexing cannot take the app's shadows (one line for the stack event)."""
 
 
+def settable(current: dict[str, Any]) -> dict[str, Any]:
+    """The configuration as UpdateIndexingConfiguration takes it back."""
+    return {key: value for key, value in current.items() if key not in _SERVICE_FIELDS}
+
+
 def merged(current: dict[str, Any], shadow_names: list[str]) -> tuple[dict[str, Any], list[str]]:
     """The configuration with this app's needs added, and the shadow names that were not there."""
-    config = {key: value for key, value in current.items() if key not in _SERVICE_FIELDS}
+    config = settable(current)
     mode = config.get("thingIndexingMode", "OFF")
     if MODE_ORDER.index(mode) < MODE_ORDER.index("REGISTRY_AND_SHADOW"):
         config["thingIndexingMode"] = "REGISTRY_AND_SHADOW"
@@ -56,7 +61,7 @@ def merged(current: dict[str, Any], shadow_names: list[str]) -> tuple[dict[str, 
 
 def without(current: dict[str, Any], added: list[str]) -> dict[str, Any]:
     """The configuration with the shadow names this app added taken out again; modes stay."""
-    config = {key: value for key, value in current.items() if key not in _SERVICE_FIELDS}
+    config = settable(current)
     index_filter = dict(config.get("filter") or {})
     index_filter["namedShadowNames"] = [name for name in index_filter.get("namedShadowNames") or []
                                         if name not in added]
@@ -85,7 +90,7 @@ def on_event(event: dict[str, Any], iot: Any) -> dict[str, Any]:
             iot.update_indexing_configuration(thingIndexingConfiguration=without(current, added))
         return {"PhysicalResourceId": event["PhysicalResourceId"]}
     config, added = merged(current, names)
-    if config != {k: v for k, v in current.items() if k not in _SERVICE_FIELDS}:
+    if config != settable(current):
         iot.update_indexing_configuration(thingIndexingConfiguration=config)
     if request == "Update":
         # The record of what Create added stays: a new physical id would make CloudFormation delete the
