@@ -183,3 +183,22 @@ def reported_state(document: Any) -> Mapping[str, Any]:
     if not isinstance(reported, Mapping):
         raise InvalidReading("malformed shadow document: no state.reported object")
     return reported
+
+
+def without_nulls(state: Mapping[str, Any]) -> dict[str, Any]:
+    """A shadow state as its readers see it: a null is no value (the shadow service deletes a key an
+    update sets to null, and may keep one that came inside a new object)."""
+    return {key: without_nulls(value) if isinstance(value, Mapping) else value
+            for key, value in state.items() if value is not None}
+
+
+def update_to_hold(held: Mapping[str, Any], wanted: Mapping[str, Any]) -> dict[str, Any]:
+    """The `reported` update after which a shadow that holds `held` holds `wanted` and nothing else:
+    the shadow service merges an update into what it holds, object by object, and a null deletes its
+    key (AWS IoT Developer Guide, "Device Shadow service documents")."""
+    update: dict[str, Any] = dict.fromkeys(held.keys() - wanted.keys())
+    for key, value in wanted.items():
+        inner = held.get(key)
+        both_objects = isinstance(value, Mapping) and isinstance(inner, Mapping)
+        update[key] = update_to_hold(inner, value) if both_objects else value
+    return update

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Mapping
 
-from .contracts import FEATURES, finite_number
+from .contracts import FEATURES, MODEL_INPUT_RANGES, finite_number, shown
 from .features import HasReadingValues
 
 WINDOW_HOURS = 168
@@ -35,6 +35,9 @@ SHIFT_WIDENING = 0.55
 OUTSIDE_LIMIT = 0.8
 OK, DRIFTING, WARMING_UP, UNKNOWN = "ok", "drifting", "warming_up", "unknown"
 YEAR_DAYS = 365.25
+# The smallest residual_std a baseline may give, relative to its input's range: standardised residuals
+# then stay below ~10^6 each, and their sums finite (NYC's are 0.2-20 % of the range).
+MIN_RELATIVE_STD = 1e-6
 
 
 def annual_phase(moment: datetime) -> float:
@@ -62,16 +65,25 @@ class InputBaseline:
         return self.mean + self.cos * math.cos(phase) + self.sin * math.sin(phase)
 
     @classmethod
-    def from_metadata(cls, raw: Any) -> "InputBaseline":
-        """One input's entry of metadata.json `input_baseline`; ValueError when it is not one."""
+    def from_metadata(cls, name: str, raw: Any) -> "InputBaseline":
+        """Input `name`'s entry of metadata.json `input_baseline`; ValueError when it is not one.
+
+        Its numbers must lie within what the input can be (MODEL_INPUT_RANGES), so that the drift sums
+        stay finite: a mean of 1e308 or a residual_std of 5e-324 would make `shift` infinite, which no
+        JSON shadow document holds, and every rain shadow write would be refused."""
         if not isinstance(raw, Mapping) or not isinstance(raw.get("annual_cycle"), Mapping):
-            raise ValueError(f"not an input baseline: {str(raw)[:80]}")
+            raise ValueError(f"not an input baseline: {shown(raw)}")
         cycle = raw["annual_cycle"]
         values = [finite_number(v) for v in (cycle.get("mean"), cycle.get("cos"), cycle.get("sin"),
                                              raw.get("residual_std"), raw.get("min"), raw.get("max"))]
-        if any(v is None for v in values) or values[3] <= 0 or values[4] > values[5]:
-            raise ValueError(f"input baseline needs finite mean/cos/sin, residual_std > 0 and min <= max: "
-                             f"{str(raw)[:80]}")
+        low, high = MODEL_INPUT_RANGES[name]
+        span = high - low
+        if (any(v is None for v in values) or not all(low <= values[i] <= high for i in (0, 4, 5))
+                or not (abs(values[1]) <= span and abs(values[2]) <= span)
+                or not span * MIN_RELATIVE_STD <= values[3] <= span or values[4] > values[5]):
+            raise ValueError(f"input baseline of {name} needs mean, min <= max within [{low:g}, {high:g}], "
+                             f"|cos|, |sin| <= {span:g} and residual_std from {span * MIN_RELATIVE_STD:g} to "
+                             f"{span:g}: {shown(raw)}")
         return cls(*values)
 
 
@@ -82,7 +94,7 @@ def read_baselines(raw: Any) -> dict[str, InputBaseline] | None:
         return None
     if not isinstance(raw, Mapping):
         raise ValueError("input_baseline is not an object")
-    return {name: InputBaseline.from_metadata(raw.get(name)) for name in FEATURES}
+    return {name: InputBaseline.from_metadata(name, raw.get(name)) for name in FEATURES}
 
 
 class DriftMonitor:

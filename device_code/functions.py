@@ -85,7 +85,9 @@ INFERENCE = DeviceFunction(
     environment=(env.LOG_LEVEL, env.MODEL_DIR, env.HISTORY_FILE, env.INFERENCE_INTERVAL_S, env.MAX_INPUT_AGE_S),
     grants=(
         Grant(SHADOWS, "Read the latest reading", (GET_THING_SHADOW,), (named_shadow(THING, WEATHER_SHADOW),)),
-        Grant(SHADOWS, "Write the prediction", (UPDATE_THING_SHADOW,), (named_shadow(THING, RAIN_SHADOW),)),
+        # Read back too: the device restores the rain shadow when something else wrote it.
+        Grant(SHADOWS, "Write the prediction and read it back", (GET_THING_SHADOW, UPDATE_THING_SHADOW),
+              (named_shadow(THING, RAIN_SHADOW),)),
         Grant(PUBSUB, "Hear every update of the weather shadow", (SUBSCRIBE_TO_TOPIC,),
               (shadow_topic(THING, WEATHER_SHADOW, "update/documents"),)),
     ),

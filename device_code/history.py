@@ -6,7 +6,12 @@
   (device_code.features), so a 5-minute resolution loses nothing they use.
 - Persisted: written to a JSON file (atomically: temporary file + rename) whenever the kept
   readings change, i.e. at most about once per slot, so a restart keeps the hours already
-  collected. An unreadable or foreign file is logged and replaced, never fatal.
+  collected. The file is read through device_code.files (a FIFO, a huge file, JSON no parser
+  holds cannot stop the function). A file that cannot be used (unreadable, not this format, a
+  value that is no finite number within its range) is never fatal: it is logged, set aside as
+  `<name>.unusable` (replacing the one set aside before: it costs no more disk than it did, and
+  what it held stays there to be looked at), and the history starts empty. Only a file that cannot
+  be moved is replaced by the next save: a history that goes on matters more than its remains.
 - Tolerant: duplicates (same slot) are ignored, late readings are slotted in by their time,
   gaps are simply missing slots (the features then fall back), and readings stamped after `now`
   (a clock that was later set back) are dropped so they cannot hold the history hostage.
@@ -15,7 +20,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import tempfile
 from datetime import datetime
@@ -23,13 +27,17 @@ from pathlib import Path
 
 import numpy as np
 
-from .contracts import MAX_CLOCK_SKEW_S, MODEL_INPUT_RANGES
+from . import files
+from .contracts import MAX_CLOCK_SKEW_S, MODEL_INPUT_RANGES, finite_number, shown
 from .features import HISTORY_WINDOW_S, QUANTITIES, HasReadingValues, Series
 
 log = logging.getLogger(__name__)
 
 RESOLUTION_S = 300
 FILE_FORMAT = "rainedge-reading-history/1"
+# ~300 readings of 4 numbers and a time take ~40 KiB; a larger file is none this function wrote.
+MAX_FILE_BYTES = 1 << 20
+UNUSABLE_SUFFIX = ".unusable"
 
 
 class ReadingHistory:
@@ -76,26 +84,24 @@ class ReadingHistory:
         return bool(stale)
 
     def _load(self) -> dict[int, tuple[float, float, float, float]]:
-        if self.path is None or not self.path.exists():
+        if self.path is None:
             return {}
         try:
-            document = json.loads(self.path.read_text())
-            if document.get("format") != FILE_FORMAT:
-                raise ValueError(f"format {document.get('format')!r} is not {FILE_FORMAT!r}")
-            slots = {}
-            for row in document["readings"]:
-                at, *values = (float(value) for value in row)
-                if len(values) != len(QUANTITIES) or not all(map(math.isfinite, (at, *values))):
-                    raise ValueError(f"reading {row!r} is not [time, {', '.join(QUANTITIES)}]")
-                for name, value in zip(QUANTITIES, values):
-                    low, high = MODEL_INPUT_RANGES[name]
-                    if not low <= value <= high:
-                        raise ValueError(f"{name} {value} in {row!r} is outside [{low}, {high}]")
-                slots.setdefault(int(at // RESOLUTION_S), (at, *values))
-            return slots
-        except (OSError, UnicodeDecodeError, ValueError, TypeError, KeyError, AttributeError) as error:
-            log.warning("reading history %s is unusable, starting afresh: %s", self.path, error)
-            return {}
+            return _slots_of(files.read_json(self.path, MAX_FILE_BYTES))
+        except files.FileMissing:
+            return {}  # a first start
+        except files.UnusableFile as error:
+            problem = str(error)
+        except ValueError as error:
+            problem = f"{self.path}: {error}"
+        aside = self.path.with_name(self.path.name + UNUSABLE_SUFFIX)
+        try:
+            os.replace(self.path, aside)
+            kept = f"set aside as {aside}"
+        except OSError as error:  # then the next save replaces it
+            kept = f"could not be set aside: {error.strerror or type(error).__name__}"
+        log.warning("reading history unusable, starting afresh (the file %s): %s", kept, problem)
+        return {}
 
     def _save(self) -> None:
         if self.path is None:
@@ -112,3 +118,25 @@ class ReadingHistory:
             log.error("could not save the reading history to %s: %s", self.path, error)
             if scratch is not None:
                 Path(scratch.name).unlink(missing_ok=True)
+
+
+def _slots_of(document: object) -> dict[int, tuple[float, float, float, float]]:
+    """The slots of a history file's document; ValueError unless every reading is finite and in range."""
+    if not isinstance(document, dict) or document.get("format") != FILE_FORMAT:
+        raise ValueError(f"not a {FILE_FORMAT!r} document")
+    readings = document.get("readings")
+    if not isinstance(readings, list):
+        raise ValueError(f"readings {shown(readings)} is not a list")
+    slots: dict[int, tuple[float, float, float, float]] = {}
+    for row in readings:
+        # finite_number: 10**400 is an int no float holds, true is no temperature.
+        values = [finite_number(value) for value in row] if isinstance(row, list) else []
+        if len(values) != 1 + len(QUANTITIES) or None in values:
+            raise ValueError(f"reading {shown(row)} is not [time, {', '.join(QUANTITIES)}], finite numbers")
+        at, *quantities = values
+        for name, value in zip(QUANTITIES, quantities):
+            low, high = MODEL_INPUT_RANGES[name]
+            if not low <= value <= high:
+                raise ValueError(f"{name} {value} in {shown(row)} is outside [{low}, {high}]")
+        slots.setdefault(int(at // RESOLUTION_S), (at, *quantities))
+    return slots

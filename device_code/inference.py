@@ -7,6 +7,12 @@ catches a missed event, notices when the input grows stale and retries a model t
 When no prediction can be made, the `rain` shadow gets a `status` saying why, and the loop goes on.
 Like `sensor`, the long-lived part starts at import under Greengrass, on its own thread.
 
+The rain shadow is this device's: it says what the device last concluded, and nothing else. An
+outcome is written when it is new (the first after a start always is), and each heartbeat reads the
+shadow back: when it holds anything but what the device last wrote (a write from the cloud, synced
+down; a key someone added; a deleted shadow), the current outcome is written again, with every key
+the device did not write removed. An outcome that does not change is not rewritten.
+
 Every valid reading it sees (from either path) goes into its reading history (device_code.history,
 persisted in HISTORY_FILE, so a restart keeps it). The models take the sea-level pressure the
 shadow writer computed: the trend model when the history covers its window, the instantaneous
@@ -24,7 +30,7 @@ from typing import Any, Callable
 from . import runtime
 from .config import InferenceConfig, load_inference_config
 from .contracts import (RAIN_SHADOW, WEATHER_SHADOW, InvalidReading, format_timestamp, in_future,
-                        parse_model_reading, reported_state, shadow_topic)
+                        parse_model_reading, reported_state, shadow_topic, update_to_hold, without_nulls)
 from .functions import INFERENCE
 from .drift import DriftMonitor
 from .history import ReadingHistory
@@ -52,6 +58,7 @@ class InferenceService:
         self._subscribed = False
         self._lock = threading.Lock()
         self._last_outcome: tuple | None = None
+        self._last_written: dict[str, Any] = {}  # the rain shadow's reported state as this device last wrote it
         self._newest_input: datetime | None = None
         self.documents_topic = shadow_topic(config.thing_name, WEATHER_SHADOW, "update/documents")
         self.loop = runtime.LongLivedLoop("inference", self.heartbeat, config.inference_interval_s, clock, log)
@@ -81,7 +88,7 @@ class InferenceService:
         except PortError as error:
             log.error("could not read the weather shadow: %s", error)
             return None
-        self.evaluate(document)
+        self.evaluate(document, read_back=True)
         return None
 
     def on_weather_documents(self, topic: str, message: Message) -> None:
@@ -108,24 +115,42 @@ class InferenceService:
         except PortError as error:
             log.error("could not subscribe to %s (the heartbeat still predicts): %s", self.documents_topic, error)
 
-    def evaluate(self, document: Any) -> dict[str, Any] | None:
-        """Predict from a weather shadow document (or None); write the outcome when it is new."""
+    def evaluate(self, document: Any, read_back: bool = False) -> dict[str, Any] | None:
+        """Predict from a weather shadow document (or None); write the outcome when it is new, or when
+        (`read_back`: the heartbeat) the rain shadow holds anything but what this device last wrote."""
         with self._lock:
             if self.model is None and self._model_error is None:
                 return None  # still loading: the heartbeat evaluates right after
             now = self._clock.now()
             reported, outcome_key = self._outcome(document, now)
-            if reported is None or outcome_key == self._last_outcome:
+            if reported is None:
                 return None
+            held = self._rain_shadow_held() if read_back else None
+            altered = held is not None and without_nulls(held) != without_nulls(self._last_written)
+            if outcome_key == self._last_outcome and not altered:
+                return None
+            update = update_to_hold(held if held is not None else self._last_written, reported)
             try:
-                self._port.update_shadow(self.config.thing_name, RAIN_SHADOW, {"state": {"reported": reported}})
+                self._port.update_shadow(self.config.thing_name, RAIN_SHADOW, {"state": {"reported": update}})
             except PortError as error:
                 log.error("rain shadow update rejected: %s", error)
                 return None
-            self._last_outcome = outcome_key
+            if outcome_key == self._last_outcome:
+                log.warning("the rain shadow held what this device did not write: restored")
+            self._last_outcome, self._last_written = outcome_key, reported
             if reported["status"] is not None:
                 log.warning("no prediction: %s (%s)", reported["status"], reported["detail"])
             return reported
+
+    def _rain_shadow_held(self) -> dict[str, Any] | None:
+        """The rain shadow's reported state ({} when there is none), None when it cannot be read."""
+        try:
+            return dict(reported_state(self._port.get_shadow(self.config.thing_name, RAIN_SHADOW)))
+        except (ShadowNotFound, InvalidReading):  # deleted, or without a reported state
+            return {}
+        except PortError as error:
+            log.error("could not read the rain shadow back (it is checked again next heartbeat): %s", error)
+            return None
 
     def _outcome(self, document: Any, now: datetime) -> tuple[dict[str, Any] | None, tuple | None]:
         if self.model is None:

@@ -16,7 +16,6 @@ evaluate and bench load models through `load_model` too, naming the runtime they
 """
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,8 +23,8 @@ from typing import Callable, Mapping
 
 import numpy as np
 
-from . import features
-from .contracts import FEATURES
+from . import features, files
+from .contracts import FEATURES, finite_number, shown
 from .drift import InputBaseline, read_baselines
 from .features import HasReadingValues, Series
 
@@ -42,6 +41,11 @@ HISTORY_REQUIREMENTS = {
 MODEL_INPUTS = {TREND: features.TREND_INPUTS, INSTANTANEOUS: features.INSTANTANEOUS_INPUTS}
 # (signature name, named float32 [batch] inputs) -> probabilities [batch]
 Runner = Callable[[str, Mapping[str, np.ndarray]], np.ndarray]
+# Read through device_code.files: an artifact's metadata.json is ~17 KiB and its model.tflite ~25 KiB;
+# nothing larger is read into memory.
+METADATA_MAX_BYTES = 1 << 20
+TFLITE_MAX_BYTES = 64 << 20
+MAX_NAME_LENGTH = 100  # of a version or a signature name
 
 
 class ModelUnavailable(RuntimeError):
@@ -123,40 +127,57 @@ class RainModel:
 
 def _read_spec(name: str, raw: Mapping) -> ModelSpec:
     if list(raw["inputs"]) != list(MODEL_INPUTS[name]):
-        raise ValueError(f"model {name!r} takes inputs {raw['inputs']}; this device code computes "
+        raise ValueError(f"model {name!r} takes inputs {shown(raw['inputs'])}; this device code computes "
                          f"{list(MODEL_INPUTS[name])} (device code and model artifact are from different builds)")
     if raw.get("history") != HISTORY_REQUIREMENTS[name]:
-        raise ValueError(f"model {name!r} needs history {raw.get('history')}; this device code provides "
+        raise ValueError(f"model {name!r} needs history {shown(raw.get('history'))}; this device code provides "
                          f"{HISTORY_REQUIREMENTS[name]}")
-    threshold = raw["threshold"]
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0.0 < threshold < 1.0:
-        raise ValueError(f"model {name!r} has threshold {threshold!r}; expected a number within (0, 1)")
-    return ModelSpec(name=name, signature=str(raw["signature"]), inputs=tuple(raw["inputs"]), threshold=float(threshold))
+    threshold = finite_number(raw["threshold"])
+    if threshold is None or not 0.0 < threshold < 1.0:
+        raise ValueError(f"model {name!r} has threshold {shown(raw['threshold'])}; expected a number within (0, 1)")
+    return ModelSpec(name=name, signature=_string(raw, "signature"), inputs=tuple(raw["inputs"]),
+                     threshold=threshold)
+
+
+def _string(raw: Mapping, key: str) -> str:
+    # Short: the version goes into every rain shadow write, which must stay far below 8 KiB.
+    if not isinstance(raw[key], str) or not 0 < len(raw[key]) <= MAX_NAME_LENGTH:
+        raise ValueError(f"{key} {shown(raw[key])} is not a string of 1-{MAX_NAME_LENGTH} characters")
+    return raw[key]
+
+
+def _valid_range(name: str, raw: object) -> tuple[float, float]:
+    bounds = [finite_number(value) for value in raw] if isinstance(raw, list) else []
+    if len(bounds) != 2 or None in bounds or bounds[0] > bounds[1]:
+        raise ValueError(f"valid_ranges {name!r} is {shown(raw)}; expected [low, high], finite numbers, low <= high")
+    return bounds[0], bounds[1]
 
 
 def read_metadata(model_dir: Path) -> ModelMetadata:
     path = Path(model_dir) / "metadata.json"
     try:
-        raw = json.loads(path.read_text())
+        raw = files.read_json(path, METADATA_MAX_BYTES)
         if not isinstance(raw, dict):
             raise ValueError("metadata.json is not a JSON object")
         if list(raw["feature_order"]) != list(FEATURES):
-            raise ValueError(f"feature_order {raw['feature_order']} is not {list(FEATURES)}")
+            raise ValueError(f"feature_order {shown(raw['feature_order'])} is not {list(FEATURES)}")
         models = {name: _read_spec(name, spec) for name, spec in raw["models"].items() if name in MODEL_INPUTS}
         if INSTANTANEOUS not in models:
-            raise ValueError(f"no {INSTANTANEOUS!r} model among {sorted(raw['models'])}")
-        ranges = {name: (float(raw["valid_ranges"][name][0]), float(raw["valid_ranges"][name][1]))
-                  for name in FEATURES}
-        return ModelMetadata(version=str(raw["version"]), valid_ranges=ranges, models=models,
+            raise ValueError(f"no {INSTANTANEOUS!r} model among {shown(sorted(raw['models']))}")
+        ranges = {name: _valid_range(name, raw["valid_ranges"][name]) for name in FEATURES}
+        return ModelMetadata(version=_string(raw, "version"), valid_ranges=ranges, models=models,
                              baselines=read_baselines(raw.get("input_baseline")))
-    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, IndexError, AttributeError) as error:
+    except files.UnusableFile as error:
+        raise ModelUnavailable(str(error)) from error
+    except (ValueError, KeyError, TypeError, IndexError, AttributeError) as error:
         raise ModelUnavailable(f"{path}: {type(error).__name__}: {error}") from error
 
 
 def _litert_runner(model_dir: Path, signatures: list[str]) -> Runner:
     from ai_edge_litert.interpreter import Interpreter
 
-    interpreter = Interpreter(model_path=str(model_dir / "model.tflite"))
+    # Its content, not its path: the interpreter would block on a FIFO there.
+    interpreter = Interpreter(model_content=files.read_bytes(model_dir / "model.tflite", TFLITE_MAX_BYTES))
     runners = {signature: interpreter.get_signature_runner(signature) for signature in signatures}
     return lambda signature, inputs: runners[signature](**inputs)[OUTPUT_NAME]
 

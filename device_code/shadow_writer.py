@@ -16,14 +16,12 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import stat
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from . import runtime
+from . import files, runtime
 from .config import ShadowWriterConfig, load_shadow_writer_config
 from .contracts import (ALTITUDE_DETAIL, ALTITUDE_M, ALTITUDE_SOURCE, DEFAULT_ALTITUDE_M, DEFAULT_SOURCE,
                         INVALID_SOURCE, SEA_LEVEL_PRESSURE, SENSOR_RANGES, STATION_FILE_SOURCE, WEATHER_SHADOW,
@@ -38,6 +36,8 @@ log = logging.getLogger(__name__)
 CPU_MEAN_WINDOW = 5
 # The station file holds one small JSON object; anything longer is not one.
 STATION_FILE_MAX_BYTES = 4096
+# A thermal zone holds one integer (millidegrees Celsius) and a newline.
+CPU_TEMP_MAX_BYTES = 32
 
 
 @dataclass(frozen=True)
@@ -55,22 +55,11 @@ def read_station_altitude(path: Path) -> StationAltitude:
     there is no such file, None (source "invalid") when it cannot be read or holds anything else."""
     low, high = ALTITUDE_RANGE_M
     try:
-        # O_NONBLOCK: a FIFO put there would otherwise block the function forever.
-        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-    except FileNotFoundError:
+        document = files.read_json(path, STATION_FILE_MAX_BYTES)
+    except files.FileMissing:
         return StationAltitude(DEFAULT_ALTITUDE_M, DEFAULT_SOURCE, f"no station file {path}")
-    except OSError as error:
-        return StationAltitude(None, INVALID_SOURCE, f"{path}: {error.strerror or type(error).__name__}")
-    try:
-        with os.fdopen(descriptor, "rb") as handle:
-            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
-                return StationAltitude(None, INVALID_SOURCE, f"{path} is not a regular file")
-            content = handle.read(STATION_FILE_MAX_BYTES + 1)
-        document = json.loads(content.decode("utf-8")) if len(content) <= STATION_FILE_MAX_BYTES else None
-    except OSError as error:
-        return StationAltitude(None, INVALID_SOURCE, f"{path}: {error.strerror or type(error).__name__}")
-    except (ValueError, RecursionError):  # UnicodeDecodeError and JSONDecodeError among them
-        document = None
+    except files.UnusableFile as error:
+        return StationAltitude(None, INVALID_SOURCE, str(error))
     if not (isinstance(document, dict) and set(document) == {ALTITUDE_M}):
         return StationAltitude(None, INVALID_SOURCE, f'{path} is not {{"altitude_m": <metres>}}')
     altitude = finite_number(document[ALTITUDE_M])
@@ -88,8 +77,8 @@ class CpuThermometer:
         self._recent: deque[float] = deque(maxlen=window)
 
     def mean_celsius(self) -> float:
-        """Raises OSError/ValueError when the thermal zone cannot be read or holds no finite number."""
-        text = self.path.read_text().strip()
+        """Raises UnusableFile/ValueError when the thermal zone cannot be read or holds no finite number."""
+        text = files.read_text(self.path, CPU_TEMP_MAX_BYTES).strip()
         millidegrees = finite_number(int(text))
         if millidegrees is None:
             raise ValueError(f"{self.path} holds {shown(text)}, not millidegrees Celsius")
@@ -140,7 +129,7 @@ class ShadowWriter:
             return reported
         try:
             cpu = self._cpu_mean_celsius()
-        except (OSError, ValueError) as error:
+        except (files.UnusableFile, ValueError) as error:
             log.warning("CPU temperature unreadable at %s (%s): writing the uncompensated reading",
                         self.config.cpu_temp_path, error)
             reported["temperature_compensation"] = "unavailable"

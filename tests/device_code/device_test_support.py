@@ -48,6 +48,12 @@ class FlakyGreengrass(LocalGreengrass):
         super().__init__()
         self.reject_updates = False
         self.publish_down = False
+        self.unreadable_shadows: set[str] = set()
+
+    def get_shadow(self, thing_name, shadow_name):
+        if shadow_name in self.unreadable_shadows:
+            raise PortError("GetThingShadow: ServiceError: simulated outage")
+        return super().get_shadow(thing_name, shadow_name)
 
     def update_shadow(self, thing_name, shadow_name, document):
         if self.reject_updates:
@@ -58,6 +64,26 @@ class FlakyGreengrass(LocalGreengrass):
         if self.publish_down:
             raise PortError("PublishToTopic: ServiceError: simulated outage")
         super().publish(topic, message)
+
+
+def returns_promptly(call, timeout_s: float = 10.0):
+    """call() on a daemon thread: its result (or its exception), or a test failure while it is still
+    blocked after `timeout_s`, so that a test of "never blocks" cannot hang the suite itself."""
+    outcome: dict = {}
+
+    def run() -> None:
+        try:
+            outcome["result"] = call()
+        except BaseException as error:  # handed to the test's thread
+            outcome["error"] = error
+
+    thread = threading.Thread(target=run, name="returns-promptly", daemon=True)
+    thread.start()
+    thread.join(timeout_s)
+    assert not thread.is_alive(), f"{call} still blocked after {timeout_s} s"
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["result"]
 
 
 def reading(**overrides):

@@ -3,13 +3,16 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import stat
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from device_test_support import returns_promptly
 
 from device_code.contracts import Reading
 from device_code.features import HISTORY_WINDOW_S, covered, trend_inputs, Series
-from device_code.history import FILE_FORMAT, RESOLUTION_S, ReadingHistory
+from device_code.history import FILE_FORMAT, RESOLUTION_S, UNUSABLE_SUFFIX, ReadingHistory
 
 START = datetime(2013, 11, 5, tzinfo=timezone.utc)
 
@@ -79,15 +82,40 @@ def test_survives_a_restart_through_its_file(tmp_path):
 @pytest.mark.parametrize("content", ["{not json", json.dumps({"format": "other", "readings": []}),
                                      json.dumps({"format": FILE_FORMAT, "readings": [[1, 2, 3]]}),
                                      json.dumps({"format": FILE_FORMAT, "readings": [[1, 500.0, 50.0, 1000.0]]}),
-                                     json.dumps([1, 2])])
-def test_an_unusable_file_is_logged_and_replaced_not_fatal(tmp_path, caplog, content):
+                                     json.dumps([1, 2]),
+                                     # What no parser or float holds: RecursionError and OverflowError before.
+                                     "[" * 100_000,
+                                     json.dumps({"format": FILE_FORMAT, "readings": [[10**400, 10.0, 80.0, 1010.0]]}),
+                                     json.dumps({"format": FILE_FORMAT, "readings": [[0, 10.0, 80.0, 10**400]]}),
+                                     json.dumps({"format": FILE_FORMAT, "readings": [[0, True, 80.0, 1010.0]]}),
+                                     json.dumps({"format": FILE_FORMAT, "readings": [[0, 10.0, 80.0, 1e400]]}),
+                                     " " * (2 << 20) + "{}"])
+def test_an_unusable_file_is_logged_and_set_aside_not_fatal(tmp_path, caplog, content):
     path = tmp_path / "history.json"
     path.write_text(content)
     with caplog.at_level(logging.WARNING):
         history = ReadingHistory(path)
-    assert len(history) == 0 and "starting afresh" in caplog.text
+    assert len(history) == 0 and "starting afresh" in caplog.text and str(path) in caplog.text
+    assert max(len(record.getMessage()) for record in caplog.records) < 400
+    # What could not be read is kept for a look, not overwritten; the history goes on in a new file.
+    assert (tmp_path / f"history.json{UNUSABLE_SUFFIX}").read_text() == content
     history.add(reading(0), reading(0).sampled_at)
     assert json.loads(path.read_text())["readings"][0][3] == 1010.0
+
+
+def test_a_fifo_in_place_of_the_file_neither_blocks_nor_stays_in_the_way(tmp_path):
+    path = tmp_path / "history.json"
+    os.mkfifo(path)
+    history = returns_promptly(lambda: ReadingHistory(path))
+    assert len(history) == 0 and stat.S_ISFIFO(os.stat(tmp_path / f"history.json{UNUSABLE_SUFFIX}").st_mode)
+    history.add(reading(0), reading(0).sampled_at)
+    assert len(ReadingHistory(path)) == 1
+
+
+def test_a_missing_file_is_a_first_start_not_a_problem(tmp_path, caplog):
+    with caplog.at_level(logging.WARNING):
+        assert len(ReadingHistory(tmp_path / "history.json")) == 0
+    assert caplog.text == "" and list(tmp_path.iterdir()) == []
 
 
 def test_a_failing_disk_costs_persistence_not_the_history(tmp_path, caplog):

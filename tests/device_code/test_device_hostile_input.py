@@ -9,10 +9,12 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 from datetime import timedelta, timezone
 
 import pytest
-from device_test_support import NOW, THING, FlakyGreengrass, ManualClock, make_service, make_writer, reading
+from device_test_support import (METADATA, NOW, THING, FlakyGreengrass, ManualClock, humid_means_rain, make_service,
+                                 make_writer, reading, returns_promptly)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -24,6 +26,8 @@ from device_code.contracts import (RAIN_SHADOW, SEA_LEVEL_PRESSURE, SENSOR_RANGE
 from device_code.config import (MAX_INTERVAL_S, ConfigError, load_inference_config, load_sensor_config,
                                 load_shadow_writer_config)
 from device_code.functions import FUNCTIONS
+from device_code.inference import InferenceService
+from device_code.model import RainModel, load_model
 from device_code.port import ShadowUpdateRejected
 from device_code.shadow_writer import CpuThermometer
 from device_code.simulator.core import standalone_environment
@@ -125,6 +129,67 @@ def test_an_absurd_cpu_temperature_leaves_the_reading_uncompensated(greengrass, 
     zone.write_text(str(HUGE))
     writer = make_writer(greengrass, clock, compensation="on", cpu=CpuThermometer(zone).mean_celsius)
     assert writer.handle(reading()) == {"accepted": True}
+    assert weather(greengrass)["temperature_compensation"] == "unavailable"
+
+
+# ---- the files the functions read cannot stop them ------------------------------------------------------
+def metadata_holding(trained_model_dir, change):
+    """The trained artifact's metadata.json, changed by `change` (a function of the parsed document)."""
+    document = json.loads((trained_model_dir / "rain_model" / "metadata.json").read_text())
+    change(document)
+    return json.dumps(document)
+
+
+def huge_upper_bound(document):
+    document["valid_ranges"]["temperature"][1] = HUGE
+
+
+def deeply_nested_version(document):
+    document["version"] = json.loads("[" * 500 + "]" * 500)
+
+
+@pytest.mark.parametrize("write, reason", [
+    (lambda path, artifact: path.write_text("[" * 100_000), "nested deeper"),
+    (lambda path, artifact: path.write_text(metadata_holding(artifact, huge_upper_bound)), "valid_ranges"),
+    (lambda path, artifact: path.write_text(metadata_holding(artifact, deeply_nested_version)), "version"),
+    (lambda path, artifact: path.write_bytes(b"\xff" * 10), "not UTF-8"),
+    (lambda path, artifact: os.mkfifo(path), "not a regular file"),
+], ids=["nested", "400-digit range", "nested version", "not UTF-8", "a FIFO"])
+def test_a_metadata_file_no_parser_can_hold_says_model_unavailable_not_silence(greengrass, clock, tmp_path,
+                                                                             trained_model_dir, write, reason):
+    metadata = tmp_path / "metadata.json"
+    write(metadata, trained_model_dir)
+    greengrass.update_shadow(THING, WEATHER_SHADOW, {"state": {"reported": reading()}})
+    service = make_service(greengrass, clock, load=load_model, model_dir=str(tmp_path))
+    returns_promptly(service.heartbeat)
+    reported = rain(greengrass)
+    assert reported["status"] == inference.MODEL_UNAVAILABLE and reason in reported["detail"]
+    assert str(metadata) in reported["detail"] and len(reported["detail"]) < 400
+
+
+@pytest.mark.parametrize("write", [
+    lambda path: path.write_text("[" * 100_000),
+    lambda path: path.write_text(json.dumps({"format": "rainedge-reading-history/1",
+                                             "readings": [[HUGE, 10.0, 80.0, 1010.0]]})),
+    os.mkfifo,
+], ids=["nested", "400-digit time", "a FIFO"])
+def test_a_history_file_no_parser_can_hold_does_not_stop_the_inference_service(greengrass, clock, tmp_path, write):
+    history_file = tmp_path / "reading_history.json"
+    write(history_file)
+    config = load_inference_config(standalone_environment(THING, HISTORY_FILE=str(history_file)))
+    service = returns_promptly(lambda: InferenceService(config, greengrass, clock,
+                                                        lambda path: RainModel(METADATA, "fake", humid_means_rain)))
+    greengrass.update_shadow(THING, WEATHER_SHADOW, {"state": {"reported": reading()}})
+    service.heartbeat()
+    assert rain(greengrass)["probability"] == 0.93
+    assert len(json.loads(history_file.read_text())["readings"]) == 1  # and it keeps its history again
+
+
+def test_a_fifo_as_the_thermal_zone_never_blocks_the_shadow_writer(greengrass, clock, tmp_path):
+    zone = tmp_path / "temp"
+    os.mkfifo(zone)
+    writer = make_writer(greengrass, clock, compensation="on", cpu=CpuThermometer(zone).mean_celsius)
+    assert returns_promptly(lambda: writer.handle(reading())) == {"accepted": True}
     assert weather(greengrass)["temperature_compensation"] == "unavailable"
 
 

@@ -7,7 +7,8 @@ import pytest
 from device_test_support import METADATA, NOW, THING, humid_means_rain, make_service, reading
 
 from device_code.config import load_inference_config
-from device_code.contracts import RAIN_SHADOW, WEATHER_SHADOW, Reading, format_timestamp, parse_timestamp
+from device_code.contracts import (RAIN_SHADOW, WEATHER_SHADOW, Reading, format_timestamp, parse_timestamp,
+                                   without_nulls)
 from device_code.history import ReadingHistory
 from device_code.inference import InferenceService
 from device_code.model import ModelUnavailable, RainModel, load_model
@@ -305,3 +306,65 @@ def test_no_usable_sea_level_pressure_is_invalid_input(greengrass, clock, weathe
     reported = rain(greengrass)
     assert reported["status"] == "invalid_input" and detail in reported["detail"]
     assert "probability" not in reported and len(reported["detail"]) < 200
+
+
+# ---- the rain shadow is the device's: it says what the device last concluded ---------------------------
+def write_rain(greengrass, reported):
+    """A write to the rain shadow from elsewhere: the cloud (synced down to the core), a person, a script."""
+    greengrass.update_shadow(THING, RAIN_SHADOW, {"state": {"reported": reported}})
+
+
+def test_a_rain_shadow_written_from_the_cloud_is_restored_while_the_input_stays_stale(greengrass, clock):
+    write_weather(greengrass)
+    service = make_service(greengrass, clock, max_age="300")
+    service.heartbeat()
+    clock.advance(600)  # the sensor died: no newer reading
+    service.heartbeat()
+    write_rain(greengrass, {"raining": True, "probability": 0.99})
+    interval = service.config.inference_interval_s
+    clock.advance(interval)
+    service.heartbeat()
+    restored = rain(greengrass)
+    assert restored["status"] == "stale_input" and {"raining", "probability"}.isdisjoint(restored)
+    version = greengrass.get_shadow(THING, RAIN_SHADOW)["version"]
+    for _ in range(int(10 * 3600 / interval)):  # ten hours of heartbeats on the same stale input
+        clock.advance(interval)
+        service.heartbeat()
+    assert rain(greengrass)["status"] == "stale_input"
+    assert greengrass.get_shadow(THING, RAIN_SHADOW)["version"] == version  # restored once, then nothing to say
+
+
+def test_a_prediction_edited_elsewhere_is_restored_at_the_next_heartbeat(greengrass, clock):
+    write_weather(greengrass, humidity=20.0)
+    service = make_service(greengrass, clock)
+    service.heartbeat()
+    written = rain(greengrass)
+    write_rain(greengrass, {"raining": True, "probability": 0.99, "drift": {"verdict": "drifting", "by": "ops"},
+                            "note": "set by hand"})
+    service.heartbeat()
+    # Every key back, and nothing left that the device did not write.
+    assert without_nulls(rain(greengrass)) == without_nulls(written)
+
+
+def test_after_a_start_the_rain_shadow_holds_exactly_what_the_device_writes(greengrass, clock):
+    write_rain(greengrass, {"raining": True, "note": "left from before", "drift": {"verdict": "ok", "by": "ops"}})
+    write_weather(greengrass)
+    make_service(greengrass, clock).heartbeat()
+    assert without_nulls(rain(greengrass)) == {"raining": True, "probability": 0.93, "threshold": 0.5,
+                                               "model": "instantaneous", "model_version": "rain-test",
+                                               "runtime": "fake", "input_sampled_at": "2013-11-05T11:59:00.000Z",
+                                               "predicted_at": "2013-11-05T12:00:00.000Z",
+                                               "drift": {"verdict": "unknown", "hours": 0}}
+
+
+def test_a_rain_shadow_that_cannot_be_read_back_is_not_rewritten_and_the_heartbeat_goes_on(greengrass, clock,
+                                                                                            caplog):
+    write_weather(greengrass)
+    service = make_service(greengrass, clock)
+    service.heartbeat()
+    greengrass.unreadable_shadows.add(RAIN_SHADOW)
+    with caplog.at_level(logging.ERROR):
+        service.heartbeat()
+    assert "could not read the rain shadow back" in caplog.text
+    greengrass.unreadable_shadows.clear()
+    assert greengrass.get_shadow(THING, RAIN_SHADOW)["version"] == 1  # nothing was written blindly
