@@ -138,6 +138,20 @@ RUN_FUNCTION = """run() {
 """
 
 
+# How a script runs the interpreter: -I, isolated mode, which "implies -E, -P and -s": no PYTHON*
+# variable is read, and neither the user's site-packages nor the script's or the working folder is on
+# sys.path (Python docs, "Command line and environment"); -B writes no .pyc files into the bundle.
+# A file of the bundle's own is loaded by its path, never imported from a folder.
+ISOLATED_PYTHON = '"$PYTHON" -I -B'
+
+
+def folder_if_missing(path: str, mode: str) -> str:
+    """Shell that makes the folder `path` (a shell word) with `mode` when it is missing and leaves an
+    existing one as it is: GNU install -d also sets the mode of a folder that exists (coreutils 9.1:
+    a 1777 folder became 0755, so /tmp would lose its sticky bit)."""
+    return f"[ -d {path} ] || run install -d -m {mode} {path}"
+
+
 def script_prologue(python: str) -> str:
     """What every install.sh does first: the machine checks, then root, then a scratch folder."""
     return f"""{RUN_FUNCTION}
@@ -192,7 +206,8 @@ run java -Droot="$GG_ROOT" -Dlog.store=FILE \\
 
 
 def station_file_snippet(greengrass_root: str, thing_name: str, altitudes: Mapping[str, float]) -> str:
-    """Shell that writes the station file {"altitude_m": A} (root-owned, mode 0644, in a 0755 folder).
+    """Shell that makes the Greengrass root and its station folder (0755, each when missing) and writes
+    the station file {"altitude_m": A} (root-owned, mode 0644) into it.
 
     A is ALTITUDE_M from the environment when set (`sudo ALTITUDE_M=512 ./install.sh`), else the
     entry of `altitudes` (stationAltitudes) for the thing named by the shell word `thing_name` (a
@@ -200,6 +215,8 @@ def station_file_snippet(greengrass_root: str, thing_name: str, altitudes: Mappi
     is not metres from -500 to 9000 with at most 2 decimals stops the script before the snippet
     changes anything: place it after the checks, before the first change. Needs bash and `run`."""
     q, path = shlex.quote, station_file(greengrass_root)
+    station_folder = str(PurePosixPath(path).parent)
+    folders = "\n".join(folder_if_missing(q(folder), "0755") for folder in (greengrass_root, station_folder))
     low, high = (round(bound * 100) for bound in ALTITUDE_RANGE_M)
     cases = "".join(f"  {q(name)}) STATION_ALTITUDE_M={q(f'{metres:.2f}'.rstrip('0').rstrip('.'))}; "
                     "STATION_ALTITUDE_SOURCE=stationAltitudes ;;\n" for name, metres in altitudes.items())
@@ -218,7 +235,7 @@ if [ -z "$CENTIMETRES" ] || (( CENTIMETRES < {low} || CENTIMETRES > {high} )); t
        "with at most 2 decimals, e.g. ALTITUDE_M=512.5" >&2
   exit 1
 fi
-run install -d -m 0755 -o root -g root {q(str(PurePosixPath(path).parent))}
+{folders}
 run install -m 0644 -o root -g root /dev/stdin {q(path)} <<< "{{\\"altitude_m\\": $STATION_ALTITUDE_M}}"
 echo "station file "{q(path)}": {{\\"altitude_m\\": $STATION_ALTITUDE_M}} ($STATION_ALTITUDE_SOURCE)"
 """
@@ -247,7 +264,6 @@ GG_ROOT={q(greengrass_root)}
 {script_prologue(python)}
 {require_download("INSTALLER_ZIP", zip_name, url)}
 {station_file_snippet(greengrass_root, q(thing_name), {} if altitude_m is None else {thing_name: altitude_m})}{PREREQUISITES}
-run install -d -m 0755 "$GG_ROOT"
 run install -m 0644 "$HERE/{CERT_FILE}" "$GG_ROOT/{CERT_FILE}"
 run install -m 0600 "$HERE/{KEY_FILE}" "$GG_ROOT/{KEY_FILE}"
 run install -m 0644 "$HERE/{ROOT_CA_FILE}" "$GG_ROOT/{ROOT_CA_FILE}"

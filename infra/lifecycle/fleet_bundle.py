@@ -18,11 +18,11 @@ from typing import Callable, Mapping
 from infra.fleet_hook import handler as fleet_hook
 from infra.greengrass import NUCLEUS
 from infra.lifecycle.aws import AwsClients
-from infra.lifecycle.device_setup import (PLUGIN_JAR, PREREQUISITES, ROOT_CA, ROOT_CA_FILE, DeviceSetupError,
-                                          Endpoints, active_certificate_pem, fetch_endpoints, installer_url,
-                                          installer_zip, matching_private_key, private_bundle_dir, require_download,
-                                          run_installer, script_prologue, station_file_snippet, write_file,
-                                          yaml_document)
+from infra.lifecycle.device_setup import (ISOLATED_PYTHON, PLUGIN_JAR, PREREQUISITES, ROOT_CA, ROOT_CA_FILE,
+                                          DeviceSetupError, Endpoints, active_certificate_pem, fetch_endpoints,
+                                          folder_if_missing, installer_url, installer_zip, matching_private_key,
+                                          private_bundle_dir, require_download, run_installer, script_prologue,
+                                          station_file_snippet, write_file, yaml_document)
 from infra.lifecycle.outputs import FleetOutputs, OutputsError, StackOutputs
 from infra.lifecycle.provisioned import claim_name
 from infra.lifecycle.settings import AppNames
@@ -38,6 +38,9 @@ DEVICE_KEY_FILE, DEVICE_CSR_FILE = "private.pem.key", "device.csr"
 SERIAL_SLOT = "@SERIAL_NUMBER@"
 # A Raspberry Pi's firmware publishes its serial number in the device tree, NUL-terminated.
 SERIAL_NUMBER_FILES = ("/proc/device-tree/serial-number", "/sys/firmware/devicetree/base/serial-number")
+# install.sh reads at most this much of the serial number file: a thing name has at most 64 characters
+# (fleet_hook.MAX_THING_NAME), so no longer text is a serial number the hook allows.
+SERIAL_READ_BYTES = 256
 # "Install AWS IoT Greengrass Core software with AWS IoT fleet provisioning" (Greengrass V2 developer
 # guide): download the plugin from this address and save it as aws.greengrass.FleetProvisioningByClaim.jar.
 PLUGIN_URL = ("https://d2s8p88vqu9w66.cloudfront.net/releases/aws-greengrass-FleetProvisioningByClaim/"
@@ -96,44 +99,53 @@ GG_ROOT={q(greengrass_root)}
 {require_download("INSTALLER_ZIP", zip_name, url)}
 {require_download("PLUGIN", PLUGIN_JAR, PLUGIN_URL)}
 # The serial number, from the device tree (SERIAL_NUMBER_FILE names another file, on a board without one).
+# Only a regular file, and only its first {SERIAL_READ_BYTES} bytes: a device (/dev/zero) or a FIFO would never end.
 SERIAL_FILE="${{SERIAL_NUMBER_FILE:-}}"
 if [ -z "$SERIAL_FILE" ]; then
   for CANDIDATE in {" ".join(SERIAL_NUMBER_FILES)}; do
-    if [ -r "$CANDIDATE" ]; then SERIAL_FILE="$CANDIDATE"; break; fi
+    if [ -f "$CANDIDATE" ] && [ -r "$CANDIDATE" ]; then SERIAL_FILE="$CANDIDATE"; break; fi
   done
-fi
-if [ -z "$SERIAL_FILE" ] || [ ! -r "$SERIAL_FILE" ]; then
-  echo "no serial number in the device tree ({", ".join(SERIAL_NUMBER_FILES)}): run this on a Raspberry Pi," \\
-       "or set SERIAL_NUMBER_FILE to a file holding this board's serial number" >&2
+  if [ -z "$SERIAL_FILE" ]; then
+    echo "no serial number in the device tree ({", ".join(SERIAL_NUMBER_FILES)}): run this on a Raspberry Pi," \\
+         "or set SERIAL_NUMBER_FILE to a file holding this board's serial number" >&2
+    exit 1
+  fi
+elif [ ! -f "$SERIAL_FILE" ] || [ ! -r "$SERIAL_FILE" ]; then
+  echo "$SERIAL_FILE (SERIAL_NUMBER_FILE) is not a readable regular file:" \\
+       "set SERIAL_NUMBER_FILE to a file holding this board's serial number" >&2
   exit 1
 fi
-SERIAL="$(tr -d '\\000' < "$SERIAL_FILE")"
-# The pre-provisioning hook's own rule (its code is {HOOK_FILE}), so that a Pi it would refuse stops
-# here, before anything changes; then the serial number goes into config.yaml.
-THING="$("$PYTHON" -B - "$HERE" "$SERIAL" "$SERIAL_FILE" "$HERE/config.yaml" "$WORK/config.yaml" <<'CHECK_SERIAL'
+SERIAL="$(head -c {SERIAL_READ_BYTES} -- "$SERIAL_FILE" | tr -d '\\000')"
+# The pre-provisioning hook's own rule (its code is {HOOK_FILE}, loaded by its path), so that a Pi it
+# would refuse stops here, before anything changes; then the serial number goes into config.yaml.
+THING="$({ISOLATED_PYTHON} - "$HERE/{HOOK_FILE}" "$SERIAL" "$SERIAL_FILE" "$HERE/config.yaml" "$WORK/config.yaml" \\
+  <<'CHECK_SERIAL'
+import importlib.util
 import sys
-here, serial, source, template, filled = sys.argv[1:]
-sys.path.insert(0, here)
-from {Path(HOOK_FILE).stem} import decide, thing_name
+hook_file, serial, source, template, filled = sys.argv[1:]
+# Python docs, importlib, "Importing a source file directly".
+spec = importlib.util.spec_from_file_location({Path(HOOK_FILE).stem!r}, hook_file)
+hook = importlib.util.module_from_spec(spec)
+sys.modules[spec.name] = hook
+spec.loader.exec_module(hook)
 parameters = {{{fleet_hook.SERIAL_PARAMETER!r}: serial}}
-allowed, reason = decide(parameters, {serial_pattern!r}, {name_prefix!r}, lambda name: False)
+allowed, reason = hook.decide(parameters, {serial_pattern!r}, {name_prefix!r}, lambda name: False)
 if not allowed:
     sys.exit(f"this board cannot join the fleet: {{reason}} (serial number read from {{source}})")
 with open(template) as text, open(filled, "w") as target:
     target.write(text.read().replace({SERIAL_SLOT!r}, serial))
-print(thing_name({name_prefix!r}, serial))
+print(hook.thing_name({name_prefix!r}, serial))
 CHECK_SERIAL
 )"
 echo "this Pi joins as $THING (serial number $SERIAL from $SERIAL_FILE)"
 {station_file_snippet(greengrass_root, '"$THING"', altitudes)}
 {PREREQUISITES}
-run install -d -m 0755 "$GG_ROOT"
 run install -m 0644 "$HERE/{ROOT_CA_FILE}" "$GG_ROOT/{ROOT_CA_FILE}"
-run install -d -m 0700 "$GG_ROOT/{CLAIM_DIR}"
+{folder_if_missing(f'"$GG_ROOT/{CLAIM_DIR}"', "0700")}
 run install -m 0644 "$HERE/{CLAIM_CERT_FILE}" "$GG_ROOT/{CLAIM_DIR}/{CLAIM_CERT_FILE}"
 run install -m 0600 "$HERE/{CLAIM_KEY_FILE}" "$GG_ROOT/{CLAIM_DIR}/{CLAIM_KEY_FILE}"
 # The device's own key (EC P-256) and CSR, made here: the private key never leaves this Pi.
-run install -d -m 0700 "$GG_ROOT/{DEVICE_KEY_DIR}"
+{folder_if_missing(f'"$GG_ROOT/{DEVICE_KEY_DIR}"', "0700")}
 run openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out {key}
 run chmod 0600 {key}
 run openssl req -new -key {key} -subj "/CN=$THING" -out "$GG_ROOT/{DEVICE_KEY_DIR}/{DEVICE_CSR_FILE}"

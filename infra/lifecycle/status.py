@@ -12,8 +12,10 @@ deployed a deployment that targets the thing group" (GreengrassV2 API reference)
 exactly the devices whose first deployment failed. Rows are printed as they are read. Under a device
 on which a deployment failed come the error types and error stack Greengrass reports for it.
 
-Every device can write its own shadows, so whatever a shadow holds is shown escaped and cut short:
-a control character or a newline can never forge a row.
+Every device can write its own shadows, and what Greengrass reports of a device (its status, a
+deployment's reason and error stack) comes from its nucleus: everything a device or the cloud wrote
+goes through one helper, `shown`, that escapes it and cuts it short, so that a control character or a
+newline can never forge a row; a number is formatted only once it is checked to be in its range.
 """
 from __future__ import annotations
 
@@ -41,15 +43,38 @@ COLUMNS = ("THING", "CONNECTED", "CORE DEVICE", "DEPLOYMENT", "LAST READING", "D
 INDEX_UNAVAILABLE = frozenset({"IndexNotReadyException", "ResourceNotFoundException"})
 # SearchIndex maxResults: "This maximum number cannot exceed 100".
 SEARCH_PAGE = 100
-# Longest text of a device's own that a cell shows.
-MAX_SHOWN = 48
+# Longest text of a device's own that a cell shows; a failure line (Greengrass's reason, the error
+# stack) may be longer, and a thing name is at most 128 characters (CreateThing thingName).
+MAX_SHOWN, MAX_LINE_SHOWN, MAX_THING_SHOWN = 48, 240, 128
+# The model's output is a probability (device_code/model.py refuses any other).
+PROBABILITY_RANGE = (0.0, 1.0)
 
 
-def shown(value: Any) -> str:
-    """A value a device wrote, as one printable line: non-printable characters escaped, cut to MAX_SHOWN."""
-    text = value if isinstance(value, str) else repr(value)
-    text = "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
-    return text if len(text) <= MAX_SHOWN else text[:MAX_SHOWN - 1] + "…"
+def shown(value: Any, limit: int = MAX_SHOWN, *, quoted: bool = False) -> str:
+    """Text a device or the cloud wrote (the repr of any other value, and of a string too when `quoted`,
+    where a value was expected) as one printable line: every non-printable character (control,
+    escape, line or paragraph separator, bidi override: str.isprintable) as its Python escape, cut
+    between escapes to `limit` characters. Never raises."""
+    try:
+        text = value if isinstance(value, str) and not quoted else repr(value)
+    except RecursionError:  # a list or object nested deeper than repr goes, yet not too deep for json.loads
+        text = f"<{type(value).__name__} nested too deep to show>"
+    pieces: list[str] = []
+    length = 0
+    for ch in text:
+        pieces.append(ch if ch.isprintable() else ascii(ch)[1:-1])
+        length += len(pieces[-1])
+        if length > limit:
+            while length > limit - 1:
+                length -= len(pieces.pop())
+            return "".join(pieces) + "…"
+    return "".join(pieces)
+
+
+def number_in(value: Any, bounds: tuple[float, float]) -> float | None:
+    """`value` as a float when it is a finite JSON number within `bounds`, else None."""
+    number = finite_number(value)
+    return number if number is not None and bounds[0] <= number <= bounds[1] else None
 
 
 def reported_state(clients: AwsClients, thing_name: str, shadow_name: str) -> Any:
@@ -73,10 +98,14 @@ def rain_cell(rain: Any) -> str:
         return f"malformed: {shown(rain)}"
     if rain.get("status"):
         return f"no prediction: {shown(rain['status'])}"
-    probability = finite_number(rain.get("probability"))
-    if isinstance(rain.get("raining"), bool) and probability is not None:
-        return f"{'raining' if rain['raining'] else 'dry'} p={probability:.2f}"
-    return "-"
+    if "raining" not in rain and "probability" not in rain:
+        return "-"
+    raining, probability = rain.get("raining"), number_in(rain.get("probability"), PROBABILITY_RANGE)
+    if not isinstance(raining, bool):
+        return f"invalid raining: {shown(raining, quoted=True)}"
+    if probability is None:
+        return f"invalid probability: {shown(rain.get('probability'), quoted=True)}"
+    return f"{'raining' if raining else 'dry'} p={probability:.2f}"
 
 
 def reading_cell(reported: Any, field: str = "sampled_at") -> str:
@@ -143,6 +172,7 @@ def from_shadows(clients: AwsClients, thing: str) -> CloudSide:
 
 
 def failure_lines(deployment: dict[str, Any]) -> list[str]:
+    """What Greengrass reports of a deployment that did not apply, each line shown escaped."""
     details = deployment.get("statusDetails", {})
     name = deployment.get("deploymentName") or deployment["deploymentId"]
     lines = [f"deployment {name} ({deployment['deploymentId']}) {deployment['coreDeviceExecutionStatus']}"
@@ -151,7 +181,7 @@ def failure_lines(deployment: dict[str, Any]) -> list[str]:
         lines.append(f"error types: {', '.join(details['errorTypes'])}")
     if details.get("errorStack"):
         lines.append(f"error stack: {' > '.join(details['errorStack'])}")
-    return lines
+    return [shown(line, MAX_LINE_SHOWN) for line in lines]
 
 
 def dashboard_url(region: str, dashboard_name: str) -> str:
@@ -168,21 +198,22 @@ def show_status(clients: AwsClients, outputs: StackOutputs, echo: Callable[[str]
     if indexed is None:
         echo("fleet index not available: reading each device's shadows (connectivity unknown)")
 
-    widths = (max([len(COLUMNS[0]), *map(len, things)]), 9, 14, 12, 24, 10)
+    labels = {thing: shown(thing, MAX_THING_SHOWN) for thing in things}
+    widths = (max([len(COLUMNS[0]), *map(len, labels.values())]), 9, 14, 12, 24, 10)
     echo(_row(COLUMNS, widths))
     counts: dict[str, int] = {}
     failed = 0
     for thing in things:
         core = call_unless_gone(gg.get_core_device, coreDeviceThingName=thing)
-        status = core["status"] if core else "not registered"
+        status = shown(core["status"]) if core else "not registered"
         counts[status] = counts.get(status, 0) + 1
         deployments = paginate(gg.list_effective_deployments, "effectiveDeployments",
                                coreDeviceThingName=thing) if core else []
-        ours = next((item["coreDeviceExecutionStatus"] for item in deployments
+        ours = next((shown(item["coreDeviceExecutionStatus"]) for item in deployments
                      if item["deploymentId"] == outputs.deployment_id), "-")
         cloud = (indexed.get(thing) or CloudSide("no", "not indexed", "-", "not indexed")) if indexed is not None \
             else from_shadows(clients, thing)
-        echo(_row((thing, cloud.connected, status, ours, cloud.reading, cloud.drift, cloud.rain), widths))
+        echo(_row((labels[thing], cloud.connected, status, ours, cloud.reading, cloud.drift, cloud.rain), widths))
         failures = [item for item in deployments if item["coreDeviceExecutionStatus"] in FAILED_STATUSES]
         failed += bool(failures)
         for item in failures:

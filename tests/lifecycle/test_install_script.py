@@ -157,7 +157,8 @@ def test_install_writes_the_station_file_before_anything_else_changes(tmp_path, 
     lines = result.stdout.splitlines()
     assert STATION_LINE + written in lines
     changes = [line for line in lines if line.startswith("would run:")]
-    assert changes[:2] == ["would run: install -d -m 0755 -o root -g root /greengrass/v2/rainedge",
+    assert changes[:3] == ["would run: install -d -m 0755 /greengrass/v2",
+                           "would run: install -d -m 0755 /greengrass/v2/rainedge",
                            "would run: install -m 0644 -o root -g root /dev/stdin "
                            "/greengrass/v2/rainedge/station.json"]
 
@@ -198,3 +199,39 @@ def test_the_fleet_script_looks_its_thing_up_and_the_file_is_what_the_shadow_wri
     found = install("rainedge-00000000000000ab")
     assert (found.altitude_m, found.source) == (1499.75, "station_file")
     assert install("rainedge-00000000000000ff").altitude_m == 0  # not in stationAltitudes: 0 m
+
+
+# ---- folders: made when missing, an existing one left as it is --------------------------------------
+def test_an_existing_greengrass_root_keeps_its_mode(tmp_path):
+    """GNU install -d also sets the mode of a folder that exists (coreutils 9.1: 1777 became 0755, so /tmp
+    would lose its sticky bit)."""
+    root = tmp_path / "shared"
+    root.mkdir()
+    root.chmod(0o1777)
+    result = run_install(tmp_path, machine(tmp_path, "aarch64", ("python3.11",)), greengrass_root=str(root))
+    assert result.returncode == 0, result.stderr
+    made = [line for line in result.stdout.splitlines() if line.startswith("would run: install -d")]
+    assert made == [f"would run: install -d -m 0755 {root}/rainedge"]
+    assert stat.S_IMODE(root.stat().st_mode) == 0o1777
+
+
+def test_the_folders_are_made_with_their_mode_and_existing_ones_are_left_as_they_are(tmp_path, as_root):
+    """The station file snippet run for real: it makes the Greengrass root and its station folder."""
+    from infra.lifecycle.device_setup import RUN_FUNCTION, station_file_snippet
+
+    def install(root: Path) -> None:
+        script = "set -euo pipefail\n" + RUN_FUNCTION + station_file_snippet(str(root), "rainedge-core-1", {})
+        result = subprocess.run(["/bin/bash", "-c", script], capture_output=True, text=True, timeout=30,
+                                env={"PATH": os.environ["PATH"]})
+        assert result.returncode == 0, result.stderr
+        assert (root / "rainedge" / "station.json").is_file()
+
+    missing = tmp_path / "new" / "v2"
+    install(missing)
+    assert [stat.S_IMODE(path.stat().st_mode) for path in (missing, missing / "rainedge")] == [0o755, 0o755]
+    shared = tmp_path / "shared"
+    (shared / "rainedge").mkdir(parents=True)
+    for folder in (shared, shared / "rainedge"):
+        folder.chmod(0o1777)
+    install(shared)
+    assert [stat.S_IMODE(path.stat().st_mode) for path in (shared, shared / "rainedge")] == [0o1777, 0o1777]

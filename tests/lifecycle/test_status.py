@@ -10,7 +10,7 @@ import pytest
 
 from infra.lifecycle.__main__ import main
 from infra.lifecycle.outputs import MONITORING_KEYS
-from infra.lifecycle.status import COLUMNS, dashboard_url
+from infra.lifecycle.status import COLUMNS, dashboard_url, shown
 
 from .conftest import ACCOUNT, REGION, THING, create_stack
 
@@ -174,3 +174,56 @@ def test_without_a_fleet_index_each_devices_shadows_are_read(clients, names, dep
     assert lines[0].startswith("fleet index not available")
     assert table(lines[1:])[THING] == [THING, "-", "not registered", "-", "2026-11-26T11:00:00Z", "warming_up",
                                        "dry p=0.10"]
+
+
+@pytest.mark.parametrize("probability, cell", [
+    (10 ** 400, "invalid probability: 1" + "0" * 46 + "…"),  # no float holds it: OverflowError once
+    (1.5, "invalid probability: 1.5"),
+    (-0.01, "invalid probability: -0.01"),
+    ("0.9", "invalid probability: '0.9'"),
+    (True, "invalid probability: True"),
+    (None, "invalid probability: None"),
+    (0.5, "raining p=0.50"),
+], ids=["400 digits", "above 1", "below 0", "text", "boolean", "null", "valid"])
+def test_a_probability_that_is_no_finite_number_from_0_to_1_is_shown_as_invalid(clients, names, deployed, greengrass,
+                                                                               capsys, probability, cell):
+    report(clients, THING, "rain", {"raining": True, "probability": probability})
+    greengrass.gone("get_core_device", {"coreDeviceThingName": THING})
+    assert run_status(clients, names) == 0
+    assert table(capsys.readouterr().out.splitlines())[THING][-1] == cell
+
+
+def test_a_raining_flag_that_is_no_boolean_is_shown_as_invalid(clients, names, deployed, greengrass, capsys):
+    report(clients, THING, "rain", {"raining": "yes", "probability": 0.9})
+    greengrass.gone("get_core_device", {"coreDeviceThingName": THING})
+    assert run_status(clients, names) == 0
+    assert table(capsys.readouterr().out.splitlines())[THING][-1] == "invalid raining: 'yes'"
+
+
+FORGED = "x\x1b[2J\nrainedge-core-9  HEALTHY  SUCCEEDED  2026  dry"
+
+
+def test_what_greengrass_reports_for_a_device_is_shown_escaped_too(clients, names, deployed, greengrass, capsys):
+    """A core device's status and its deployment's reason and error stack are what its nucleus reported."""
+    ours = deployed.outputs["DeploymentId"]
+    greengrass.answer("get_core_device", core(THING, FORGED), {"coreDeviceThingName": THING})
+    greengrass.answer("list_effective_deployments", {"effectiveDeployments": [
+        effective(ours, "FAILED", deploymentName=FORGED, reason=FORGED,
+                  statusDetails={"errorStack": [FORGED], "errorTypes": [FORGED]})]}, {"coreDeviceThingName": THING})
+    assert run_status(clients, names) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert all(line.isprintable() for line in lines)
+    assert [line.split()[0] for line in lines if line.lstrip().startswith("rainedge")] == [THING]
+    assert "\\x1b[2J\\nrainedge-core-9" in lines[1]
+    assert len(lines) == 1 + 1 + 3 + 2  # header, the row, its three failure lines, summary, dashboard
+
+
+def test_shown_escapes_every_non_printable_character_cuts_long_text_and_never_raises():
+    nested: list = []
+    for _ in range(100_000):
+        nested = [nested]
+    assert shown("a\u202eb\u2028c\x00") == "a\\u202eb\\u2028c\\x00"  # bidi override, line separator, NUL
+    assert shown("é 2026-11-26T11:00:00Z") == "é 2026-11-26T11:00:00Z"
+    assert shown("a" * 500) == "a" * 47 + "…"
+    assert shown("\n" * 500) == "\\n" * 23 + "…"  # cut between escapes, never inside one
+    assert shown(nested) == "<list nested too deep to show>"
