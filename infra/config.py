@@ -18,7 +18,7 @@ from typing import Any, Mapping
 from device_code.contracts import finite_number, shown
 from device_code.functions import FUNCTIONS
 from device_code.sea_level import ALTITUDE_RANGE_M
-from infra.fleet_hook.handler import MAX_THING_NAME, SERIAL_PARAMETER, THING_NAME, decide
+from infra.fleet_hook.handler import MAX_THING_NAME, SERIAL_PARAMETER, THING_NAME, decide, device_policy_name
 
 # Shared by the stack and the lifecycle tools (which find the app's resources by them).
 STACK_NAME = "RainEdge"
@@ -135,8 +135,13 @@ class RainEdgeConfig:
         return f"{self.name_prefix}-cores"
 
     def device_policy_name(self, thing_name: str) -> str:
-        """Each core device has its own IoT policy (see infra/identity.py)."""
-        return f"{self.name_prefix}-device-{thing_name}"
+        """Each core device has its own IoT policy (infra/identity.py; the hook names a provisioned one alike)."""
+        return device_policy_name(self.name_prefix, thing_name)
+
+    @property
+    def ledger_table_name(self) -> str:
+        """The table recording what fleet provisioning makes (infra/ledger.py)."""
+        return f"{self.name_prefix}-ledger"
 
     @property
     def role_alias_name(self) -> str:

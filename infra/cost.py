@@ -85,6 +85,10 @@ PRICES: dict[str, Price] = {
     "s3_storage": Price(0.023, "GB-month, S3 Standard (first 50 TB)", "US East (N. Virginia)", "2024-2025",
                         "third-party S3 pricing guides (devnotes.tech, deepeshsoni.com)"),
     "s3_get": Price(0.0004 / 1000, "GET request", "US East (N. Virginia)", "2024-2025", "devnotes.tech (third-party)"),
+    "dynamodb_storage": Price(0.25, "GB-month of table storage (after the first 25 GB)", "US East", "2026",
+                              "aws.amazon.com/dynamodb/pricing ('prices start from $0.25 per GB-month')"),
+    "dynamodb_pitr": Price(None, "GB-month of point-in-time recovery", "-", "-",
+                           "not found: the DynamoDB pricing pages reached do not state the continuous-backup price"),
 }
 
 # Per-device custom metrics: one series per metric with the ThingName dimension only, plus one per
@@ -99,6 +103,8 @@ RAIN_REPORTED = {"raining": True, "probability": 0.9312, "threshold": 0.4871, "m
                  "status": None, "detail": None, "checked_at": None,
                  "drift": {"verdict": "ok", "hours": 168, "inputs": {
                      name: {"shift": -0.42, "outside": 0.012} for name in ("temperature", "humidity", "pressure")}}}
+# The ledger item of one provisioned device (infra/ledger.py): its thing, policy and one certificate id.
+LEDGER_ITEM_BYTES = 300
 # Connectivity index updates: each connect and each disconnect is one (a reconnect a day assumed).
 CONNECTIVITY_UPDATES = 2 * 30
 # Dashboard use: one view an hour of its four Logs Insights widgets over the default 3 hours, and
@@ -179,6 +185,10 @@ def usage(config: RainEdgeConfig, device_log_mb: float, model_bytes: int, design
         Line("Greengrass deployment events (EventBridge)", 0, "eventbridge_aws_event", fleet_wide=True),
         Line("Model artifact in S3 (GB-month)", model_bytes / GB, "s3_storage", fleet_wide=True),
         Line("Model downloads (one GET per device and deployment)", 1, "s3_get"),
+        *([Line("Ledger item in DynamoDB (GB-month; its one write happens when the device joins)",
+                LEDGER_ITEM_BYTES / GB, "dynamodb_storage"),
+           Line("Ledger point-in-time recovery (GB-month)", LEDGER_ITEM_BYTES / GB, "dynamodb_pitr")]
+          if config.fleet_provisioning else []),
     ]
     if design == DESIGNS[1]:
         # Temperature, Humidity, Pressure, Probability, Threshold, Raining, ModelFault by ThingName.

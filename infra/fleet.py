@@ -4,13 +4,12 @@ A device presents the shared claim certificate, sends its own CSR and its serial
 asks the pre-provisioning hook, then runs the provisioning template: thing `<prefix>-<serial>` with
 the app's attribute in the core thing group (so the deployment reaches it), a certificate from the
 device's CSR (its private key never leaves it) and its own IoT policy with the same scope as a
-listed device's (AWS IoT developer guide, "Provisioning devices that don't have device certificates
+listed device's, which the hook records in the ledger and creates (AWS IoT developer guide, "Provisioning devices that don't have device certificates
 using fleet provisioning" / "Provisioning templates"; Greengrass V2 developer guide, "Set up AWS
 IoT fleet provisioning for Greengrass core devices").
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from aws_cdk import Duration, Stack
@@ -23,7 +22,8 @@ from infra.artifacts import helper_log_group
 from infra.config import APP_TAG, FLEET_HOOK_SOURCE, RainEdgeConfig
 from infra.core_policy import core_policy_document
 from infra.device_keys import read_csr
-from infra.fleet_hook.handler import SERIAL_PARAMETER
+from infra.fleet_hook.handler import SERIAL_PARAMETER, THING_SLOT
+from infra.ledger import DeviceLedger
 from infra.nag import MANAGED_LOGS_POLICY, acknowledge, acknowledge_wildcard_resources, nag_arn
 
 HOOK_SOURCE = Path(__file__).resolve().parent.parent / FLEET_HOOK_SOURCE
@@ -32,8 +32,6 @@ CERTIFICATE_ID_PARAMETER = "AWS::IoT::Certificate::Id"
 THINGS_REGISTRATION_POLICY = "service-role/AWSIoTThingsRegistration"
 # "Status: ACTIVE or INACTIVE" of an AWS::IoT::Certificate in a template ("Provisioning templates").
 PROVISIONED_CERTIFICATE_STATUS = "ACTIVE"
-# Stands for the device's serial number while the policy is written; replaced by a Ref to it.
-_SERIAL_SLOT = "@SERIAL_NUMBER@"
 # MQTT API of fleet provisioning with JSON payloads, which the Greengrass plugin uses (AWS IoT
 # developer guide, "Device provisioning MQTT API": CreateCertificateFromCsr, RegisterThing).
 CREATE_FROM_CSR = "$aws/certificates/create-from-csr/json"
@@ -55,12 +53,17 @@ class FleetProvisioning(Construct):
         secrets_dir: Path,
         thing_group_name: str,
         role_alias_arn: str,
+        ledger: DeviceLedger,
     ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
         self.config = config
         self.template_name = config.provisioning_template_name
-        hook = self._hook(config, stack)
+
+        def iot_arn(resource: str, name: str) -> str:
+            return stack.format_arn(service="iot", resource=resource, resource_name=name)
+        hook = self._hook(config, stack, ledger, stack.to_json_string(
+            core_policy_document(iot_arn, THING_SLOT, role_alias_arn)))
         # The hook's resource policy names the account only: "Pre-provisioning hooks" asks for a source ARN
         # or account without saying which ARN AWS IoT presents, and a wrong guess refuses every device.
         hook.add_permission(
@@ -69,8 +72,7 @@ class FleetProvisioning(Construct):
             source_account=stack.account,
         )
         role = self._provisioning_role()
-        body = provisioning_template_body(config, thing_group_name, lambda resource, name: stack.format_arn(
-            service="iot", resource=resource, resource_name=name), role_alias_arn)
+        body = provisioning_template_body(config, thing_group_name)
         self.template = iot.CfnProvisioningTemplate(
             self,
             "Template",
@@ -93,9 +95,7 @@ class FleetProvisioning(Construct):
             self,
             "ClaimPolicy",
             policy_name=config.claim_policy_name,
-            policy_document=claim_policy_document(
-                lambda resource, name: stack.format_arn(service="iot", resource=resource, resource_name=name),
-                config, self.template_name),
+            policy_document=claim_policy_document(iot_arn, config, self.template_name),
         )
         attachment = iot.CfnPolicyPrincipalAttachment(
             self, "ClaimPolicyAttachment", policy_name=config.claim_policy_name,
@@ -110,7 +110,8 @@ class FleetProvisioning(Construct):
                 "ClaimPolicyName": self.config.claim_policy_name,
                 "SerialNumberPattern": self.config.serial_number_pattern}
 
-    def _hook(self, config: RainEdgeConfig, stack: Stack) -> lambda_.Function:
+    def _hook(self, config: RainEdgeConfig, stack: Stack, ledger: DeviceLedger,
+              device_policy_document: str) -> lambda_.Function:
         function = lambda_.Function(
             self,
             "PreProvisioningHook",
@@ -119,21 +120,30 @@ class FleetProvisioning(Construct):
             code=lambda_.Code.from_asset(str(HOOK_SOURCE), exclude=["__pycache__", "*.pyc"]),
             # AWS IoT waits 5 s for the answer ("Pre-provisioning hooks").
             timeout=Duration.seconds(5),
-            environment={"SERIAL_NUMBER_PATTERN": config.serial_number_pattern, "NAME_PREFIX": config.name_prefix},
+            environment={"SERIAL_NUMBER_PATTERN": config.serial_number_pattern, "NAME_PREFIX": config.name_prefix,
+                         "LEDGER_TABLE": ledger.table.table_name, "DEVICE_POLICY_DOCUMENT": device_policy_document},
             log_group=helper_log_group(self, "PreProvisioningHookLogs"),
-            description="rainedge fleet provisioning: refuse bad serial numbers and existing things",
+            description="rainedge fleet provisioning: refuse bad serial numbers and existing things, record the rest",
         )
         function.add_to_role_policy(iam.PolicyStatement(
             actions=["iot:DescribeThing"],
             resources=[stack.format_arn(service="iot", resource="thing", resource_name=f"{config.name_prefix}-*")],
         ))
+        device_policies = config.device_policy_name(f"{config.name_prefix}-*")
+        function.add_to_role_policy(iam.PolicyStatement(
+            actions=["iot:GetPolicy", "iot:CreatePolicy"],
+            resources=[stack.format_arn(service="iot", resource="policy", resource_name=device_policies)],
+        ))
+        ledger.table.grant(function, "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem")
         acknowledge(function, MANAGED_LOGS_POLICY,
                     "The hook writes its own logs through the AWS managed AWSLambdaBasicExecutionRole "
                     "(CloudWatch Logs only), into a log group the stack owns.")
         acknowledge_wildcard_resources(function, {
             f"{nag_arn(stack, 'iot')}:thing/{config.name_prefix}-*":
                 "The hook checks whether the thing a serial number would create already exists; "
-                "provisioned things are named <prefix>-<serial>."})
+                "provisioned things are named <prefix>-<serial>.",
+            f"{nag_arn(stack, 'iot')}:policy/{device_policies}":
+                "The hook creates the policy of the device it admits, named after its thing <prefix>-<serial>."})
         return function
 
     def _provisioning_role(self) -> iam.Role:
@@ -157,18 +167,12 @@ class FleetProvisioning(Construct):
         return role
 
 
-def provisioning_template_body(config: RainEdgeConfig, thing_group_name: str, iot_arn, role_alias_arn: str) -> dict:
+def provisioning_template_body(config: RainEdgeConfig, thing_group_name: str) -> dict:
     """The provisioning template (AWS IoT developer guide, "Provisioning templates"): parameters
-    SerialNumber and the certificate id; a thing, its certificate, and a policy document written
-    like a listed device's, for the thing `<prefix>-<serial>`."""
-    serial = {"Ref": SERIAL_PARAMETER}
-    thing = {"Fn::Join": ["", [f"{config.name_prefix}-", serial]]}
-    slotted = json.dumps(core_policy_document(iot_arn, f"{config.name_prefix}-{_SERIAL_SLOT}", role_alias_arn),
-                         separators=(",", ":"))
-    pieces = slotted.split(_SERIAL_SLOT)
-    parts: list = [pieces[0]]
-    for piece in pieces[1:]:
-        parts += [serial, piece]
+    SerialNumber and the certificate id; the thing `<prefix>-<serial>`, its certificate, and the
+    device's policy by name, which the hook has recorded and created ("If you are using an existing
+    AWS IoT policy, for the PolicyName property, enter the name of the policy")."""
+    thing = {"Fn::Join": ["", [f"{config.name_prefix}-", {"Ref": SERIAL_PARAMETER}]]}
     return {
         "Parameters": {SERIAL_PARAMETER: {"Type": "String"}, CERTIFICATE_ID_PARAMETER: {"Type": "String"}},
         "Resources": {
@@ -184,7 +188,8 @@ def provisioning_template_body(config: RainEdgeConfig, thing_group_name: str, io
                 "Type": "AWS::IoT::Certificate",
                 "Properties": {"CertificateId": {"Ref": CERTIFICATE_ID_PARAMETER}, "Status": PROVISIONED_CERTIFICATE_STATUS},
             },
-            "policy": {"Type": "AWS::IoT::Policy", "Properties": {"PolicyDocument": {"Fn::Join": ["", parts]}}},
+            "policy": {"Type": "AWS::IoT::Policy", "Properties": {"PolicyName": {"Fn::Join": [
+                "", [config.device_policy_name(f"{config.name_prefix}-"), {"Ref": SERIAL_PARAMETER}]]}}},
         },
     }
 

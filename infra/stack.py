@@ -15,6 +15,7 @@ from infra.deployment import CoreDeployment
 from infra.fleet import FleetProvisioning
 from infra.identity import DeviceIdentity
 from infra.indexing import FleetIndex
+from infra.ledger import DeviceLedger
 from infra.monitoring import Monitoring
 from infra.nag import MANAGED_LOGS_POLICY, acknowledge, env_placeholders
 
@@ -69,14 +70,15 @@ class RainEdgeStack(Stack):
         monitoring = Monitoring(self, "Monitoring", config=config, logged_components=logged_components,
                                 deployment_id=deployment.resource.attr_deployment_id,
                                 fleet_queries=fleet_index.queries)
+        ledger = DeviceLedger(self, "Ledger", config=config) if config.fleet_provisioning else None
         fleet = FleetProvisioning(self, "Fleet", config=config, secrets_dir=secrets_dir,
-                                  thing_group_name=config.thing_group_name, role_alias_arn=identity.role_alias_arn
-                                  ) if config.fleet_provisioning else None
-        self._outputs(config, identity, artifacts, components, deployment, monitoring, fleet, fleet_index)
+                                  thing_group_name=config.thing_group_name, role_alias_arn=identity.role_alias_arn,
+                                  ledger=ledger) if ledger else None
+        self._outputs(config, identity, artifacts, components, deployment, monitoring, fleet, fleet_index, ledger)
         self._acknowledge_cdk_helpers(artifacts)
 
     def _outputs(self, config, identity: DeviceIdentity, artifacts, components, deployment, monitoring,
-                 fleet: FleetProvisioning | None, fleet_index: FleetIndex) -> None:
+                 fleet: FleetProvisioning | None, fleet_index: FleetIndex, ledger: DeviceLedger | None) -> None:
         outputs = {
             "ThingNames": ",".join(config.devices),
             "ThingGroupName": config.thing_group_name,
@@ -86,6 +88,8 @@ class RainEdgeStack(Stack):
             "Region": self.region,
             "DeploymentId": deployment.resource.attr_deployment_id,
             "ComponentNames": ",".join(component.name for component in components.all),
+            # The exact versions teardown may delete; any other version of these names is not the app's.
+            "ComponentVersionArns": ",".join(component.resource.attr_arn for component in components.all),
             "FunctionNames": ",".join(config.function_name(function.name) for function in FUNCTIONS),
             "NamePrefix": config.name_prefix,
             "ComponentPrefix": config.component_prefix,
@@ -102,6 +106,7 @@ class RainEdgeStack(Stack):
             **monitoring.outputs,
             **fleet_index.outputs,
             **(fleet.outputs if fleet else {}),
+            **(ledger.outputs if ledger else {}),
         }
         for key, value in outputs.items():
             CfnOutput(self, key, value=value)

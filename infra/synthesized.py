@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from infra.config import STACK_NAME
+from infra.fleet_hook.handler import HOOK_SETTINGS, device_policy_document
 
 
 class TemplateError(ValueError):
@@ -73,6 +74,7 @@ class ProvisionedThing:
     thing_name: str
     attributes: dict[str, str]
     thing_groups: tuple[str, ...]
+    policy_name: str
     policy_document: dict[str, Any]
 
 
@@ -165,24 +167,33 @@ class SynthesizedStack:
         (properties,) = templates.values()
         return properties["TemplateName"], json.loads(resolve(properties["TemplateBody"], pseudo))
 
-    def pre_provisioning_hook_settings(self) -> tuple[str, str]:
-        """(serial number pattern, name prefix) the provisioning template's hook function runs with."""
+    def pre_provisioning_hook_settings(self, pseudo: Pseudo) -> dict[str, str]:
+        """The environment the provisioning template's hook function runs with (HOOK_SETTINGS), resolved."""
         (properties,) = self.of_type("AWS::IoT::ProvisioningTemplate").values() or [{}]
         target = properties.get("PreProvisioningHook", {}).get("TargetArn", {}).get("Fn::GetAtt", [""])[0]
         if target not in self.resources:
             raise TemplateError("the fleet provisioning template has no pre-provisioning hook function")
         variables = self.resources[target]["Properties"]["Environment"]["Variables"]
-        return variables["SERIAL_NUMBER_PATTERN"], variables["NAME_PREFIX"]
+
+        def setting(value: Any) -> str:
+            if isinstance(value, dict) and value.get("Ref") in self.resources:  # the ledger, named exactly
+                return self.resources[value["Ref"]]["Properties"]["TableName"]
+            return resolve(value, pseudo)
+        return {name: setting(variables[name]) for name in HOOK_SETTINGS}
 
     def provisioned_thing(self, parameters: Mapping[str, str], pseudo: Pseudo) -> ProvisionedThing:
-        """What the provisioning template creates for a device that sends `parameters`."""
+        """What the provisioning template attaches for a device that sends `parameters`: the thing, and
+        the policy the hook creates for it under the name the template attaches."""
         _, body = self.provisioning_template(pseudo)
         resources = resolve(body["Resources"], pseudo, {"AWS::IoT::Certificate::Id": "<certificate>", **parameters})
         by_type = {resource["Type"]: resource["Properties"] for resource in resources.values()}
         thing = by_type["AWS::IoT::Thing"]
+        document = device_policy_document(self.pre_provisioning_hook_settings(pseudo)["DEVICE_POLICY_DOCUMENT"],
+                                          thing["ThingName"])
         return ProvisionedThing(thing_name=thing["ThingName"], attributes=thing.get("AttributePayload", {}),
                                 thing_groups=tuple(thing.get("ThingGroups", ())),
-                                policy_document=json.loads(by_type["AWS::IoT::Policy"]["PolicyDocument"]))
+                                policy_name=by_type["AWS::IoT::Policy"]["PolicyName"],
+                                policy_document=json.loads(document))
 
     @staticmethod
     def _principal(attachment: Mapping[str, Any]) -> str:

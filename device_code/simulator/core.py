@@ -129,13 +129,12 @@ class SimulatedCore:
         """A device that joins by fleet provisioning: the template's pre-provisioning hook decides
         (its real code with its synthesized settings), then the provisioning template makes it."""
         parameters = {SERIAL_PARAMETER: serial_number}
-        pattern, name_prefix = stack.pre_provisioning_hook_settings()
-        allowed, reason = decide(parameters, pattern, name_prefix, thing_exists)
+        settings = stack.pre_provisioning_hook_settings(pseudo)
+        allowed, reason = decide(parameters, settings["SERIAL_NUMBER_PATTERN"], settings["NAME_PREFIX"], thing_exists)
         if not allowed:
             raise DeploymentError(f"serial number {serial_number!r} refused by the pre-provisioning hook: {reason}")
         thing = stack.provisioned_thing(parameters, pseudo)
-        return cls(stack, thing.thing_name, {"(provisioned, named by a hash of its document)": thing.policy_document},
-                   pseudo)
+        return cls(stack, thing.thing_name, {thing.policy_name: thing.policy_document}, pseudo)
 
     def __post_init__(self) -> None:
         self.deployment: dict[str, DeployedVersion] = self.stack.deployment()

@@ -9,7 +9,7 @@ from pathlib import Path
 from botocore.exceptions import BotoCoreError, ClientError
 
 from infra.config import ConfigError
-from infra.lifecycle.audit import audit
+from infra.lifecycle.audit import audit, not_ours
 from infra.lifecycle.aws import AwsClients, LifecycleError, require_region, session_from_environment
 from infra.lifecycle.destroy import destroy, run_cdk
 from infra.lifecycle.device_setup import run_device_setup
@@ -86,7 +86,10 @@ def main(argv: list[str] | None = None, clients: AwsClients | None = None) -> in
                 return 0
             if app.foreign:
                 print(f"audit: {app.foreign}: not this app's, not counted", file=sys.stderr)
-            leftovers = audit(clients, app_scope(clients, names, app, echo=print))
+            scope = app_scope(clients, names, app, echo=print)
+            leftovers = audit(clients, scope)
+            for lookalike in not_ours(clients, scope):
+                print(f"not ours, left: {lookalike}")
     except (ConfigError, LifecycleError) as error:
         print(f"{args.command}: {error}", file=sys.stderr)
         return 2

@@ -1,20 +1,21 @@
 """audit: what of this app is still in the account, by exact name and proven ownership (scope.py).
 
-A look-alike (another app's resource sharing a prefix, another case, another region) is never
-reported: the audit only asks about names the stack's outputs give, things the scope proved, and
-the stack itself while it carries the app's tag.
+A look-alike (another app's resource sharing a prefix, another case, another region, the app's
+attribute, another version of an app component) is never reported as a leftover: the audit only asks
+about names the stack's outputs and the ledger give, and the stack itself while it carries the app's
+tag. `not_ours` names what only looks like the app's, so the user sees it was left on purpose.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
-from infra.config import STACK_NAME
+from infra.config import APP_TAG, STACK_NAME
 from infra.greengrass import SHADOW_NAMES
 from infra.lifecycle.aws import AwsClients, call, exists, paginate
 from infra.lifecycle.outputs import app_tag, describe_stack
-from infra.lifecycle.provisioned import device_policies
-from infra.lifecycle.scope import AppScope
+from infra.lifecycle.ledger import read_ledger
+from infra.lifecycle.scope import AppScope, attributed_things
 
 
 @dataclass(frozen=True)
@@ -27,17 +28,19 @@ class Leftover:
 
 
 def owned_deployments(clients: AwsClients, scope: AppScope) -> list[dict[str, Any]]:
+    """The stack's own deployment (by its id in the outputs), while it exists."""
     if scope.outputs is None:
         return []
     return [item for item in paginate(clients.greengrassv2.list_deployments, "deployments", historyFilter="ALL")
-            if scope.owns_deployment(item)]
+            if item.get("deploymentId") == scope.outputs.deployment_id]
 
 
-def owned_components(clients: AwsClients, scope: AppScope) -> list[dict[str, Any]]:
-    if not scope.component_names:
+def owned_component_versions(clients: AwsClients, scope: AppScope) -> list[str]:
+    """The component versions the stack made (their ARNs in the outputs), while they exist."""
+    if scope.outputs is None:
         return []
-    return [item for item in paginate(clients.greengrassv2.list_components, "components", scope="PRIVATE")
-            if item["componentName"] in scope.component_names]
+    return [arn for arn in scope.outputs.component_version_arns
+            if exists(clients.greengrassv2.describe_component, arn=arn)]
 
 
 def owned_log_groups(clients: AwsClients, scope: AppScope) -> list[str]:
@@ -53,32 +56,52 @@ def audit(clients: AwsClients, scope: AppScope) -> list[Leftover]:
     stack = describe_stack(clients.cloudformation)
     if stack is not None and app_tag(stack) == scope.name_prefix:
         found.append(Leftover("stack", STACK_NAME))
-    certificate_ids = dict.fromkeys(scope.certificate_ids)
     for thing in scope.things:
         if exists(iot.describe_thing, thingName=thing):
             found.append(Leftover("thing", thing))
-            # Certificates of the app's surviving things, found even without saved outputs, and the
-            # policies provisioning made for them.
-            for principal in paginate(iot.list_thing_principals, "principals", thingName=thing):
-                if ":cert/" in principal:
-                    certificate_ids[principal.rsplit("/", 1)[-1]] = None
-                    if thing in scope.provisioned:
-                        own, _ = device_policies(clients, principal, thing, scope.outputs.role_alias_name)
-                        found += [Leftover("iot policy", f"{name} (of {thing})") for name in own]
         for shadow in SHADOW_NAMES:
             if exists(clients.iot_data.get_thing_shadow, thingName=thing, shadowName=shadow):
                 found.append(Leftover("shadow", f"{thing}/{shadow}"))
         if exists(clients.greengrassv2.get_core_device, coreDeviceThingName=thing):
             found.append(Leftover("core device", thing))
-    found += [Leftover("certificate", cert_id) for cert_id in certificate_ids
+    # What the ledger recorded when teardown began and what it records now (a device may join meanwhile).
+    recorded = read_ledger(clients, scope.name_prefix, scope.ledger.table)
+    entries = [*scope.ledger.entries, *(entry for entry in recorded.entries if entry not in scope.ledger.entries)]
+    # Every certificate a record names, whatever its status: an INACTIVE one is still there.
+    certificate_ids = [*scope.certificate_ids, *(cid for entry in entries for cid in entry.certificate_ids)]
+    found += [Leftover("certificate", cert_id) for cert_id in dict.fromkeys(certificate_ids)
               if exists(iot.describe_certificate, certificateId=cert_id)]
+    found += [Leftover("iot policy", f"{entry.policy_name} (of {entry.thing_name})") for entry in entries
+              if exists(iot.get_policy, policyName=entry.policy_name)]
+    found += [Leftover("ledger entry", f"{entry.thing_name} (in {recorded.table})") for entry in recorded.entries]
+    if scope.ledger.table is not None and exists(clients.dynamodb.describe_table, TableName=scope.ledger.table):
+        found.append(Leftover("ledger table", scope.ledger.table))
     found += _named_in_outputs(clients, scope)
-    found += [Leftover("component", item["componentName"]) for item in owned_components(clients, scope)]
+    found += [Leftover("component", arn) for arn in owned_component_versions(clients, scope)]
     found += [Leftover("deployment", f"{item.get('deploymentName', '?')} ({item['deploymentId']}, "
                                      f"{item.get('deploymentStatus', '?')})")
               for item in owned_deployments(clients, scope)]
     found += [Leftover("log group", group) for group in owned_log_groups(clients, scope)]
     return found
+
+
+def not_ours(clients: AwsClients, scope: AppScope) -> list[str]:
+    """What only looks like the app's (its attribute, another version of its component, another deployment to
+    its group): named so the user knows teardown saw it and left it, never counted as a leftover."""
+    seen = [f"thing {name} (carries {APP_TAG}={scope.name_prefix}, recorded nowhere)"
+            for name in attributed_things(clients, scope.name_prefix) if name not in scope.things]
+    if scope.outputs is not None:
+        recorded = set(scope.outputs.component_version_arns)
+        seen += [f"component version {version['arn']}"
+                 for component in paginate(clients.greengrassv2.list_components, "components", scope="PRIVATE")
+                 if component["componentName"] in scope.component_names
+                 for version in paginate(clients.greengrassv2.list_component_versions, "componentVersions",
+                                         arn=component["arn"])
+                 if version["arn"] not in recorded]
+        seen += [f"deployment {item.get('deploymentName', '?')} ({item['deploymentId']}) to {item['targetArn']}"
+                 for item in paginate(clients.greengrassv2.list_deployments, "deployments", historyFilter="ALL")
+                 if scope.targets_app_group(item) and item.get("deploymentId") != scope.outputs.deployment_id]
+    return seen
 
 
 def _named_in_outputs(clients: AwsClients, scope: AppScope) -> list[Leftover]:

@@ -1,14 +1,15 @@
 """destroy: remove what CloudFormation cannot, `cdk destroy`, sweep, then audit.
 
-It acts only on what scope.py proves is this app's, and refuses before changing anything when the
-stack named RainEdge here is not the app's or the saved outputs belong to another region.
-Order matters: the outputs are read (and saved) first because they vanish with the stack; the
-claim certificate is deactivated so that no device joins meanwhile; attachments made outside the
-template are undone before `cdk destroy` because they make the certificate and thing deletes fail;
-provisioned devices are removed while the thing group that proves them exists; shadows and
-core-device records are removed after `cdk destroy` too, because a still-running device can
-re-create them until its certificate is gone.
-Every step treats "already gone" as done, so re-running after a partial failure finishes the job.
+It acts only on what scope.py proves is this app's (the stack's outputs and the ledger's records), and
+refuses before changing anything when the stack named RainEdge here is not the app's or the saved
+outputs belong to another region. Order matters: the outputs are read (and saved) first because they
+vanish with the stack; the claim certificate, once proven to be the claim, is deactivated so that no
+device joins meanwhile; attachments made outside the template are undone before `cdk destroy` because
+they make the certificate and thing deletes fail; provisioned devices are removed entry by entry from
+the ledger, which outlives the stack until it is empty; shadows and core-device records are removed
+after `cdk destroy` too, because a still-running device can re-create them until its certificate is gone.
+Every step treats "already gone" as done and every record stays until what it names is gone, so
+re-running after a failure anywhere finishes the job.
 """
 from __future__ import annotations
 
@@ -18,12 +19,14 @@ import subprocess
 from pathlib import Path
 from typing import Callable, Sequence
 
-from infra.config import APP_TAG, STACK_NAME
-from infra.greengrass import SHADOW_NAMES
+from infra.config import STACK_NAME
 from infra.lifecycle import outputs as stack_outputs
-from infra.lifecycle.audit import Leftover, audit, owned_components, owned_deployments, owned_log_groups
-from infra.lifecycle.aws import MARKER, AwsClients, LifecycleError, call, delete_if_present, exists, paginate
-from infra.lifecycle.provisioned import certificate_arn, deactivate_claim, delete_claim, remove_provisioned_device
+from infra.lifecycle.audit import (Leftover, audit, not_ours, owned_component_versions, owned_deployments,
+                                   owned_log_groups)
+from infra.lifecycle.aws import MARKER, AwsClients, LifecycleError, call_unless_gone, delete_if_present, exists, paginate
+from infra.lifecycle.ledger import delete_empty_ledger
+from infra.lifecycle.provisioned import (certificate_arn, deactivate_claim, delete_device_records,
+                                         remove_recorded_device)
 from infra.lifecycle.scope import AppScope, Refusal, app_scope, find_app_stack, group_members
 from infra.lifecycle.settings import AppNames
 
@@ -64,7 +67,7 @@ def detach_outside_attachments(clients: AwsClients, scope: AppScope, echo: Calla
     iot = clients.iot
     for member in group_members(clients, outputs.thing_group_name):
         if member not in scope.things:
-            call(iot.remove_thing_from_thing_group, thingGroupName=outputs.thing_group_name, thingName=member)
+            call_unless_gone(iot.remove_thing_from_thing_group, thingGroupName=outputs.thing_group_name, thingName=member)
             echo(f"removed {member} from thing group {outputs.thing_group_name}")
     # (certificate, its thing, its policy) as the template attaches them; the claim has no thing.
     attachments = [(device.certificate_id, device.thing_name, device.policy_name) for device in outputs.devices]
@@ -75,36 +78,33 @@ def detach_outside_attachments(clients: AwsClients, scope: AppScope, echo: Calla
         if cert_arn is not None:
             for thing in paginate(iot.list_principal_things, "things", principal=cert_arn):
                 if thing != thing_name:
-                    call(iot.detach_thing_principal, thingName=thing, principal=cert_arn)
+                    call_unless_gone(iot.detach_thing_principal, thingName=thing, principal=cert_arn)
                     echo(f"detached thing {thing} from certificate {certificate_id}")
             for policy in paginate(iot.list_attached_policies, "policies", token=MARKER, target=cert_arn):
                 if policy["policyName"] != policy_name:
-                    call(iot.detach_policy, policyName=policy["policyName"], target=cert_arn)
+                    call_unless_gone(iot.detach_policy, policyName=policy["policyName"], target=cert_arn)
                     echo(f"detached policy {policy['policyName']} from certificate {certificate_id}")
         if thing_name is not None and exists(iot.describe_thing, thingName=thing_name):
             for principal in paginate(iot.list_thing_principals, "principals", thingName=thing_name):
                 if principal != cert_arn:
-                    call(iot.detach_thing_principal, thingName=thing_name, principal=principal)
+                    call_unless_gone(iot.detach_thing_principal, thingName=thing_name, principal=principal)
                     echo(f"detached {principal} from thing {thing_name}")
         if exists(iot.get_policy, policyName=policy_name):
             for target in paginate(iot.list_targets_for_policy, "targets", token=MARKER, policyName=policy_name):
                 if target != cert_arn:
-                    call(iot.detach_policy, policyName=policy_name, target=target)
+                    call_unless_gone(iot.detach_policy, policyName=policy_name, target=target)
                     echo(f"detached policy {policy_name} from {target}")
 
 
 def delete_shadows_and_core_devices(clients: AwsClients, scope: AppScope, echo: Callable[[str], None]) -> None:
     for thing in scope.things:
-        for shadow in SHADOW_NAMES:
-            if delete_if_present(clients.iot_data.delete_thing_shadow, thingName=thing, shadowName=shadow):
-                echo(f"deleted shadow {thing}/{shadow}")
-        if delete_if_present(clients.greengrassv2.delete_core_device, coreDeviceThingName=thing):
-            echo(f"deleted Greengrass core device {thing}")
+        delete_device_records(clients, thing, echo)
 
 
 def sweep_after_stack(clients: AwsClients, scope: AppScope, echo: Callable[[str], None]) -> None:
-    """What outlives the stack: device-made shadows and records, extra deployments and
-    component versions, and the log groups the devices created."""
+    """What outlives the stack: device-made shadows and records, the stack's own deployment and component
+    versions if CloudFormation left them (by exact id and ARN), the log groups the devices created, and
+    the retained ledger once it is empty."""
     delete_shadows_and_core_devices(clients, scope, echo)
     gg = clients.greengrassv2
     for deployment in owned_deployments(clients, scope):
@@ -115,15 +115,13 @@ def sweep_after_stack(clients: AwsClients, scope: AppScope, echo: Callable[[str]
         if delete_if_present(gg.delete_deployment, deploymentId=deployment["deploymentId"],
                              retry_codes=CANCELLING):
             echo(f"deleted deployment {deployment['deploymentId']}")
-    for component in owned_components(clients, scope):
-        for version in paginate(gg.list_component_versions, "componentVersions", arn=component["arn"]):
-            if delete_if_present(gg.delete_component, arn=version["arn"]):
-                echo(f"deleted component {version['componentName']} {version['componentVersion']}")
+    for arn in owned_component_versions(clients, scope):
+        if delete_if_present(gg.delete_component, arn=arn):
+            echo(f"deleted component version {arn}")
     for group in owned_log_groups(clients, scope):
         if delete_if_present(clients.logs.delete_log_group, logGroupName=group):
             echo(f"deleted log group {group}")
-    if scope.outputs is not None and scope.outputs.fleet is not None:
-        delete_claim(clients, scope.outputs, echo)  # normally CloudFormation's; gone with the stack
+    delete_empty_ledger(clients, scope.ledger, echo)
 
 
 def destroy(clients: AwsClients, names: AppNames, state_file: Path, cdk: CdkRunner,
@@ -137,16 +135,18 @@ def destroy(clients: AwsClients, names: AppNames, state_file: Path, cdk: CdkRunn
         echo(f"saved the stack outputs to {state_file} (a re-run after a failure reads them)")
     scope = app_scope(clients, names, app, echo)
     if scope.outputs is None:
-        echo("no stack outputs (live or saved): cleaning up after the things carrying "
-             f"{APP_TAG}={scope.name_prefix} only")
+        echo("no stack outputs (live or saved): cleaning up what the ledger records only")
 
     if scope.outputs is not None and scope.outputs.fleet is not None:
-        echo(deactivate_claim(clients, scope.outputs))  # no device joins while the app is being removed
-    detach_outside_attachments(clients, scope, echo)
+        try:
+            echo(deactivate_claim(clients, scope.outputs))  # no device joins while the app is being removed
+        except LifecycleError as refusal:
+            echo(f"left the claim certificate as it is: {refusal}")
+    if app.live:  # only the live stack's resources can make CloudFormation's deletes fail
+        detach_outside_attachments(clients, scope, echo)
     delete_shadows_and_core_devices(clients, scope, echo)
-    # Before the stack goes: its thing group is part of the proof that a thing was provisioned for the app.
-    for thing in scope.provisioned:
-        remove_provisioned_device(clients, scope.outputs, scope.provisioned, thing, echo)
+    for entry in scope.ledger.entries:
+        remove_recorded_device(clients, scope.ledger, entry, echo)
     if app.stack is not None:
         echo(f"running cdk destroy {STACK_NAME} in {clients.region}")
         code = cdk(["destroy", "--force", STACK_NAME])
@@ -156,6 +156,8 @@ def destroy(clients: AwsClients, names: AppNames, state_file: Path, cdk: CdkRunn
         sweep_after_stack(clients, scope, echo)
 
     leftovers = audit(clients, scope)
+    for lookalike in not_ours(clients, scope):
+        echo(f"not ours, left: {lookalike}")
     if not leftovers and state_file.exists():
         state_file.unlink()
         echo(f"removed {state_file}: the audit in {clients.region} found nothing left")

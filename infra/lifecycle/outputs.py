@@ -16,11 +16,13 @@ from infra.lifecycle.aws import LifecycleError, call_unless_gone
 
 REQUIRED_KEYS = (
     "NamePrefix", "ComponentPrefix", "ThingNames", "ThingGroupName", "RoleAliasName", "TokenExchangeRoleName",
-    "ArtifactBucketName", "Region", "DeploymentId", "ComponentNames", "FunctionNames", "Devices",
+    "ArtifactBucketName", "Region", "DeploymentId", "ComponentNames", "ComponentVersionArns", "FunctionNames",
+    "Devices",
 )
 DEVICE_KEYS = ("thingName", "certificateId", "policyName")
 # Present when the stack was deployed with fleetProvisioning (infra/stack.py).
-FLEET_KEYS = ("ProvisioningTemplateName", "ClaimCertificateId", "ClaimPolicyName", "SerialNumberPattern")
+FLEET_KEYS = ("ProvisioningTemplateName", "ClaimCertificateId", "ClaimPolicyName", "SerialNumberPattern",
+              "LedgerTableName")
 # The monitoring resources (infra/monitoring.py), in stacks that have them.
 MONITORING_KEYS = ("AlarmTopicArn", "AlarmNames", "TopicRuleNames", "EventRuleName", "MonitoringLogGroupNames",
                    "DashboardName")
@@ -39,13 +41,15 @@ class Device:
 
 @dataclass(frozen=True)
 class FleetOutputs:
-    """What fleet provisioning added: the template, the claim certificate and policy, and the
-    pattern every provisioned device's serial number matched (the hook's rule)."""
+    """What fleet provisioning added: the template, the claim certificate and policy, the
+    pattern every provisioned device's serial number matched (the hook's rule), and the ledger
+    table that records what provisioning made (infra/ledger.py)."""
 
     template_name: str
     claim_certificate_id: str
     claim_policy_name: str
     serial_number_pattern: str
+    ledger_table_name: str
 
 
 @dataclass(frozen=True)
@@ -72,6 +76,7 @@ class StackOutputs:
     region: str
     deployment_id: str
     component_names: tuple[str, ...]
+    component_version_arns: tuple[str, ...]  # the exact versions the stack made
     function_names: tuple[str, ...]
     devices: tuple[Device, ...]
     fleet: FleetOutputs | None = None
@@ -100,6 +105,7 @@ def parse_outputs(outputs: Any) -> StackOutputs:
         region=outputs["Region"],
         deployment_id=outputs["DeploymentId"],
         component_names=_split(outputs["ComponentNames"]),
+        component_version_arns=_split(outputs["ComponentVersionArns"]),
         function_names=_split(outputs["FunctionNames"]),
         devices=_parse_devices(outputs["Devices"]),
         fleet=_parse_fleet(outputs),

@@ -4,11 +4,14 @@ The proofs, and nothing more (README, "What teardown touches"):
 - the stack RainEdge in the current region, only while it carries the tag rainedge:app=<namePrefix>;
 - the names in that stack's outputs, live or saved in build/stack-outputs.json for the same region,
   each compared exactly (a name prefix proves nothing);
-- things carrying the thing attribute rainedge:app=<namePrefix>, and devices named in cdk.json that
-  are members of the app's own thing group (the one named in the outputs); among the things with the
-  attribute, those fleet provisioning made (provisioned.py says how that is proven);
+- what the ledger recorded when fleet provisioning made it (infra/ledger.py): each provisioned
+  device's thing, certificates and policy; the ledger is the table the outputs name (without outputs,
+  the table of the exact derived name that carries the app's tag);
 - what the app's devices leave behind under names derived exactly from those: their shadows and
-  Greengrass core-device records, the log groups of the app's components, deployments to its group.
+  Greengrass core-device records, the log groups of the app's components.
+A shape proves nothing: a thing carrying the app's attribute, a member of the app's group, a policy
+whose document equals a device's, another version of an app component or another deployment to the
+app's group is not the app's unless a record names it; teardown only detaches it from what is.
 """
 from __future__ import annotations
 
@@ -21,7 +24,7 @@ from infra.greengrass import component_log_group
 from infra.lifecycle.aws import AwsClients, LifecycleError, exists, paginate
 from infra.lifecycle.outputs import (OutputsError, StackOutputs, app_tag, describe_stack, load, parse_outputs,
                                      raw_outputs)
-from infra.lifecycle.provisioned import provisioned_things
+from infra.lifecycle.ledger import Ledger, ledger_table_name, read_ledger
 from infra.lifecycle.settings import AppNames
 
 
@@ -90,8 +93,13 @@ class AppScope:
     region: str
     name_prefix: str
     outputs: StackOutputs | None
-    things: tuple[str, ...]
-    provisioned: tuple[str, ...] = ()  # the things among them that fleet provisioning made (provisioned.py)
+    ledger: Ledger
+
+    @property
+    def things(self) -> tuple[str, ...]:
+        """The listed devices the outputs name, and the provisioned ones the ledger records."""
+        listed = self.outputs.thing_names if self.outputs else ()
+        return tuple(dict.fromkeys([*listed, *self.ledger.things]))
 
     @property
     def certificate_ids(self) -> tuple[str, ...]:
@@ -116,16 +124,11 @@ class AppScope:
                 + tuple(f"/aws/lambda/{name}" for name in self.outputs.function_names)
                 + (self.outputs.monitoring.log_group_names if self.outputs.monitoring else ()))
 
-    def owns_deployment(self, deployment: dict[str, Any]) -> bool:
-        """The stack's deployment, or one whose target is the app's thing group."""
-        if self.outputs is None:
-            return False
+    def targets_app_group(self, deployment: dict[str, Any]) -> bool:
         # An ARN is arn:partition:service:region:account-id:resource, the resource of a thing group
-        # being thinggroup/<name> (AWS General Reference, "Amazon Resource Names"; IoT's ARN formats);
-        # list_deployments lists this account and region only.
+        # being thinggroup/<name> (AWS General Reference, "Amazon Resource Names"; IoT's ARN formats).
         target = deployment.get("targetArn", "").split(":", 5)[-1]
-        return (deployment.get("deploymentId") == self.outputs.deployment_id
-                or target == f"thinggroup/{self.outputs.thing_group_name}")
+        return self.outputs is not None and target == f"thinggroup/{self.outputs.thing_group_name}"
 
 
 
@@ -137,25 +140,18 @@ def app_scope(clients: AwsClients, names: AppNames, app: AppStack, echo: Callabl
         echo(f"the stack's outputs name namePrefix {outputs.name_prefix} and componentPrefix "
              f"{outputs.component_prefix}, cdk.json {names.config.name_prefix} and {names.config.component_prefix}: "
              "acting on the names in the outputs")
-    attributed = attributed_things(clients, app.name_prefix)
-    members = set(group_members(clients, outputs.thing_group_name)) if outputs else set()
-    return AppScope(clients.region, app.name_prefix, outputs, proven_things(names, outputs, attributed, members),
-                    provisioned_things(outputs, attributed, members))
+    ledger = read_ledger(clients, app.name_prefix, ledger_table_name(clients, app.name_prefix, outputs))
+    for item in ledger.unrecognised:
+        echo(f"the ledger {ledger.table} holds {item}, which is not a record the hook writes: not acted on")
+    return AppScope(clients.region, app.name_prefix, outputs, ledger)
 
 
 def attributed_things(clients: AwsClients, prefix: str) -> list[str]:
-    """Things carrying the thing attribute rainedge:app=<prefix>. Without usePrefixAttributeValue only
-    attribute values matching the entire attributeValue are returned (AWS IoT API reference, ListThings)."""
+    """Things carrying the thing attribute rainedge:app=<prefix> (a shape, never a proof: audit names the
+    ones no record claims). Without usePrefixAttributeValue only attribute values matching the entire
+    attributeValue are returned (AWS IoT API reference, ListThings)."""
     return [item["thingName"] for item in paginate(
         clients.iot.list_things, "things", attributeName=APP_TAG, attributeValue=prefix, usePrefixAttributeValue=False)]
-
-
-def proven_things(names: AppNames, outputs: StackOutputs | None, attributed: list[str],
-                  members: set[str]) -> tuple[str, ...]:
-    """Things named in the outputs, things carrying the app's attribute, and devices of cdk.json
-    that are members of the app's thing group. A thing merely named in cdk.json is not the app's."""
-    grouped = [thing for thing in names.config.devices if thing in members]
-    return tuple(dict.fromkeys([*(outputs.thing_names if outputs else ()), *attributed, *grouped]))
 
 
 def group_members(clients: AwsClients, group: str) -> list[str]:

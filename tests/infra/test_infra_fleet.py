@@ -6,11 +6,11 @@ from types import SimpleNamespace
 
 import boto3
 import pytest
-from botocore.stub import Stubber
+from moto import mock_aws
 
 from infra_support import core_scope_problems, resources_of, things, worst_case_pseudo
 from infra.config import ConfigError
-from infra.fleet_hook.handler import decide, handler
+from infra.fleet_hook.handler import admit, decide, handler
 from infra.iot_policy import MAX_DOCUMENT_CHARACTERS, allows_any, document_size
 from infra.synthesized import Pseudo, SynthesizedStack, resolve
 
@@ -192,17 +192,121 @@ def test_the_hook_refuses_names_aws_iot_or_the_app_cannot_use():
     assert decide({"SerialNumber": "a" * 60}, ".+", "rainedge", lambda name: False)[0] is False
 
 
-def test_the_hook_asks_aws_iot_whether_the_thing_exists(monkeypatch):
-    monkeypatch.setenv("SERIAL_NUMBER_PATTERN", "[0-9a-f]{16}")
-    monkeypatch.setenv("NAME_PREFIX", "rainedge")
-    client = boto3.client("iot", region_name="eu-west-1", aws_access_key_id="x", aws_secret_access_key="x")
-    stub = Stubber(client)
-    stub.add_client_error("describe_thing", "ResourceNotFoundException", http_status_code=404,
-                          expected_params={"thingName": f"rainedge-{SERIAL}"})
-    stub.add_response("describe_thing", {"thingName": f"rainedge-{SERIAL}"},
-                      expected_params={"thingName": f"rainedge-{SERIAL}"})
-    monkeypatch.setattr(boto3, "client", lambda service: client)
-    event = {"parameters": {"SerialNumber": SERIAL}, "certificateId": "c", "claimCertificateId": "k"}
-    with stub:
-        assert handler(event, SimpleNamespace()) == {"allowProvisioning": True}
-        assert handler(event, SimpleNamespace()) == {"allowProvisioning": False}
+CERTIFICATE_ID = "ab" * 32
+OTHER_CERTIFICATE_ID = "cd" * 32
+# Lambda quotas: "Environment variables | 4 KB, for all environment variables associated with the function, in aggregate".
+MAX_ENVIRONMENT_BYTES = 4 * 1024
+
+
+@pytest.fixture
+def hook_account(template, monkeypatch):
+    """A moto account with the ledger table as the template declares it, and the hook's synthesized settings."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    stack = SynthesizedStack(template)
+    settings = stack.pre_provisioning_hook_settings(Pseudo(region="eu-west-1"))
+    for name, value in settings.items():
+        monkeypatch.setenv(name, value)
+    (table,) = stack.of_type("AWS::DynamoDB::Table").values()
+    with mock_aws():
+        dynamodb = boto3.client("dynamodb")
+        dynamodb.create_table(TableName=table["TableName"], KeySchema=table["KeySchema"],
+                              AttributeDefinitions=table["AttributeDefinitions"], BillingMode="PAY_PER_REQUEST")
+        yield SimpleNamespace(iot=boto3.client("iot"), dynamodb=dynamodb, table=table["TableName"], stack=stack)
+
+
+def ledger_items(account) -> list[dict]:
+    return account.dynamodb.scan(TableName=account.table, ConsistentRead=True)["Items"]
+
+
+def register(serial: str, certificate_id: str = CERTIFICATE_ID) -> dict:
+    return handler({"parameters": {"SerialNumber": serial}, "certificateId": certificate_id,
+                    "claimCertificateId": "ef" * 32}, SimpleNamespace())
+
+
+def test_the_hook_records_the_device_then_creates_the_policy_the_template_attaches(hook_account):
+    assert register(SERIAL) == {"allowProvisioning": True}
+    thing = f"rainedge-{SERIAL}"
+    device = provisioned(hook_account.stack, SERIAL, Pseudo(region="eu-west-1"))
+    [item] = ledger_items(hook_account)
+    assert item == {"thingName": {"S": thing}, "policyName": {"S": device.policy_name},
+                    "certificateIds": {"SS": [CERTIFICATE_ID]}}
+    policy = hook_account.iot.get_policy(policyName=device.policy_name)
+    assert json.loads(policy["policyDocument"]) == device.policy_document
+    # "If a Policy section is present, PolicyName or PolicyDocument, but not both, must be specified"
+    # ("Provisioning templates", Policy resources): the template attaches the hook's policy by name.
+    _, body = hook_account.stack.provisioning_template(Pseudo())
+    (policy_resource,) = [r for r in body["Resources"].values() if r["Type"] == "AWS::IoT::Policy"]
+    assert set(policy_resource["Properties"]) == {"PolicyName"}
+
+
+def test_a_retried_registration_adds_its_certificate_to_the_same_record(hook_account):
+    assert register(SERIAL) == {"allowProvisioning": True}
+    assert register(SERIAL, OTHER_CERTIFICATE_ID) == {"allowProvisioning": True}  # the thing was never made
+    [item] = ledger_items(hook_account)
+    assert set(item["certificateIds"]["SS"]) == {CERTIFICATE_ID, OTHER_CERTIFICATE_ID}
+
+
+def test_the_hook_refuses_a_policy_name_it_did_not_record(hook_account):
+    device = provisioned(hook_account.stack, SERIAL, Pseudo(region="eu-west-1"))
+    hook_account.iot.create_policy(policyName=device.policy_name, policyDocument=json.dumps(
+        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "iot:*", "Resource": "*"}]}))
+    assert register(SERIAL) == {"allowProvisioning": False}
+    assert ledger_items(hook_account) == []
+
+
+@pytest.mark.parametrize("certificate_id", ["", "c", "ab" * 31, "zz" * 32, None, 7])
+def test_the_hook_refuses_what_is_not_a_certificate_id_and_records_nothing(hook_account, certificate_id):
+    assert register(SERIAL, certificate_id) == {"allowProvisioning": False}
+    assert ledger_items(hook_account) == []
+
+
+def test_the_hook_asks_aws_iot_whether_the_thing_exists(hook_account):
+    hook_account.iot.create_thing(thingName=f"rainedge-{SERIAL}")
+    assert register(SERIAL) == {"allowProvisioning": False}
+    assert ledger_items(hook_account) == []
+
+
+def test_the_hooks_environment_fits_lambdas_quota_at_worst_case_lengths(synth_variant):
+    stack = SynthesizedStack(synth_variant(namePrefix="r" * 30, serialNumberPattern="[0-9a-f]{33}"))
+    settings = stack.pre_provisioning_hook_settings(worst_case_pseudo())
+    assert sum(len(name) + len(value.encode()) for name, value in settings.items()) <= MAX_ENVIRONMENT_BYTES
+
+
+def test_the_hook_may_create_device_policies_only(template):
+    stack = SynthesizedStack(template)
+    statements = [statement for policy in stack.of_type("AWS::IAM::Policy").values()
+                  for statement in policy["PolicyDocument"]["Statement"]
+                  if "iot:CreatePolicy" in statement["Action"]]
+    [statement] = statements
+    assert resolve(statement["Resource"], Pseudo()) == "arn:aws:iot:us-east-1:123456789012:policy/rainedge-device-rainedge-*"
+
+
+def test_a_policy_someone_else_makes_meanwhile_is_refused_and_left_unrecorded(hook_account, monkeypatch):
+    iot = hook_account.iot
+    create = iot.create_policy
+
+    def raced(**params):
+        create(policyName=params["policyName"], policyDocument=json.dumps(
+            {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "iot:*", "Resource": "*"}]}))
+        return create(**params)
+    monkeypatch.setattr(iot, "create_policy", raced)
+    settings = hook_account.stack.pre_provisioning_hook_settings(Pseudo(region="eu-west-1"))
+    event = {"parameters": {"SerialNumber": SERIAL}, "certificateId": CERTIFICATE_ID}
+
+    allowed, reason = admit(event, settings, iot, hook_account.dynamodb)
+
+    assert not allowed and "appeared" in reason
+    assert ledger_items(hook_account) == []
+
+
+def test_the_hook_may_read_and_write_only_the_ledgers_items(template):
+    stack = SynthesizedStack(template)
+    (table_id,) = stack.of_type("AWS::DynamoDB::Table")
+    statements = [statement for policy in stack.of_type("AWS::IAM::Policy").values()
+                  for statement in policy["PolicyDocument"]["Statement"]
+                  if any(str(action).startswith("dynamodb:") for action in statement["Action"])]
+    [statement] = statements
+    assert sorted(statement["Action"]) == ["dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:UpdateItem"]
+    assert statement["Resource"] == [{"Fn::GetAtt": [table_id, "Arn"]}]

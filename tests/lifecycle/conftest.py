@@ -1,11 +1,10 @@
-"""A moto account holding what the RainEdge stack deploys, plus a Stubber for GreengrassV2
-(moto has no GreengrassV2). `FakeCloudFormation` plays CloudFormation's part for the real
+"""A moto account holding what the RainEdge stack deploys, plus GreengrassV2 (which moto lacks): an
+in-memory stand-in for teardown and audit, or a Stubber where a test pins the exact calls (status). `FakeCloudFormation` plays CloudFormation's part for the real
 synthesised template: it creates each resource of the template in moto, in dependency order,
 with the stack tags CDK puts in the cloud assembly, and deletes them in reverse the way
 CloudFormation would, failing where it would."""
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import re
@@ -32,7 +31,7 @@ from cryptography.x509.oid import NameOID
 from moto import mock_aws
 
 from infra.config import STACK_NAME
-from infra.fleet_hook.handler import SERIAL_PARAMETER, decide, thing_name
+from infra.fleet_hook.handler import SERIAL_PARAMETER, admit, thing_name
 from infra.index_settings import handler as index_settings
 from infra.lifecycle.aws import AwsClients
 from infra.lifecycle.settings import AppNames, load_names
@@ -152,9 +151,146 @@ def greengrass(session: boto3.session.Session):
     stub.stubber.assert_no_pending_responses()
 
 
+def _not_found(operation: str, what: str) -> ClientError:
+    return ClientError({"Error": {"Code": "ResourceNotFoundException", "Message": f"{what} not found"},
+                        "ResponseMetadata": {"HTTPStatusCode": 404}}, operation)
+
+
+class FakeGreengrassV2:
+    """GreengrassV2 in memory, as far as teardown and audit use it: core-device records, deployments and
+    component versions, answering with the service's error codes (API reference: DeleteDeployment needs a
+    cancelled deployment, "To delete an active deployment, you must first cancel it")."""
+
+    def __init__(self) -> None:
+        self.core_devices: set[str] = set()
+        self.deployments: dict[str, dict[str, Any]] = {}
+        self.versions: dict[str, tuple[str, str]] = {}  # version ARN -> (component name, version)
+        self.still_cancelling = 0  # how many DeleteDeployment calls after a cancel answer ConflictException
+
+    def get_core_device(self, coreDeviceThingName: str) -> dict[str, Any]:
+        if coreDeviceThingName not in self.core_devices:
+            raise _not_found("GetCoreDevice", coreDeviceThingName)
+        return {"coreDeviceThingName": coreDeviceThingName, "status": "HEALTHY"}
+
+    def delete_core_device(self, coreDeviceThingName: str) -> dict[str, Any]:
+        self.get_core_device(coreDeviceThingName)
+        self.core_devices.discard(coreDeviceThingName)
+        return {}
+
+    def add_deployment(self, deployment_id: str, name: str, target_arn: str, status: str = "ACTIVE") -> None:
+        self.deployments[deployment_id] = {"deploymentId": deployment_id, "deploymentName": name,
+                                           "targetArn": target_arn, "deploymentStatus": status, "revisionId": "1",
+                                           "creationTimestamp": datetime(2026, 11, 26, tzinfo=timezone.utc),
+                                           "isLatestForTarget": True}
+
+    def list_deployments(self, historyFilter: str = "LATEST_ONLY", **_: Any) -> dict[str, Any]:
+        return {"deployments": [dict(item) for item in self.deployments.values()]}
+
+    def cancel_deployment(self, deploymentId: str) -> dict[str, Any]:
+        if deploymentId not in self.deployments:
+            raise _not_found("CancelDeployment", deploymentId)
+        self.deployments[deploymentId]["deploymentStatus"] = "CANCELED"
+        return {}
+
+    def delete_deployment(self, deploymentId: str) -> dict[str, Any]:
+        deployment = self.deployments.get(deploymentId)
+        if deployment is None:
+            raise _not_found("DeleteDeployment", deploymentId)
+        if deployment["deploymentStatus"] == "ACTIVE" or self.still_cancelling:
+            self.still_cancelling = max(0, self.still_cancelling - 1)
+            raise ClientError({"Error": {"Code": "ConflictException", "Message": "cancel the deployment first"},
+                               "ResponseMetadata": {"HTTPStatusCode": 409}}, "DeleteDeployment")
+        del self.deployments[deploymentId]
+        return {}
+
+    def add_component(self, name: str, version: str) -> str:
+        self.versions[component_arn(name, version)] = (name, version)
+        return component_arn(name, version)
+
+    def list_components(self, scope: str = "PRIVATE", **_: Any) -> dict[str, Any]:
+        names = dict.fromkeys(name for name, _ in self.versions.values())
+        return {"components": [{"arn": component_arn(name), "componentName": name} for name in names]}
+
+    def list_component_versions(self, arn: str, **_: Any) -> dict[str, Any]:
+        return {"componentVersions": [{"componentName": name, "componentVersion": version, "arn": version_arn}
+                                      for version_arn, (name, version) in self.versions.items()
+                                      if component_arn(name) == arn]}
+
+    def describe_component(self, arn: str) -> dict[str, Any]:
+        if arn not in self.versions:
+            raise _not_found("DescribeComponent", arn)
+        name, version = self.versions[arn]
+        return {"arn": arn, "componentName": name, "componentVersion": version}
+
+    def delete_component(self, arn: str) -> dict[str, Any]:
+        self.describe_component(arn)
+        del self.versions[arn]
+        return {}
+
+
 @pytest.fixture
-def clients(session: boto3.session.Session, greengrass: GreengrassStub) -> AwsClients:
-    return AwsClients(session, overrides={"greengrassv2": greengrass.client})
+def fake_greengrass() -> FakeGreengrassV2:
+    return FakeGreengrassV2()
+
+
+@pytest.fixture
+def clients(request: pytest.FixtureRequest, session: boto3.session.Session,
+            fake_greengrass: FakeGreengrassV2) -> AwsClients:
+    """The account's clients; GreengrassV2 is the Stubber when the test asks for `greengrass`, else the stand-in."""
+    if "greengrass" in request.fixturenames:
+        return AwsClients(session, overrides={"greengrassv2": request.getfixturevalue("greengrass").client})
+    return AwsClients(session, overrides={"greengrassv2": fake_greengrass})
+
+
+@dataclass
+class Faults:
+    """Errors to answer instead of calling AWS: the next calls of an operation, or the n-th call of all."""
+
+    planned: dict[tuple[str, str], list[str]] = field(default_factory=dict)  # (service, operation) -> codes
+    at_call: int | None = None  # index into `calls` of the one call that fails with `code`
+    code: str = "AccessDeniedException"
+    calls: list[tuple[str, str]] = field(default_factory=list)
+
+    def check(self, service: str, operation: str) -> None:
+        self.calls.append((service, operation))
+        codes = self.planned.get((service, operation))
+        code = codes.pop(0) if codes else (self.code if len(self.calls) - 1 == self.at_call else None)
+        if code is not None:
+            status = 429 if "Throttl" in code else 409 if "Conflict" in code else 403
+            raise ClientError({"Error": {"Code": code, "Message": f"injected {code}"},
+                               "ResponseMetadata": {"HTTPStatusCode": status}}, operation)
+
+
+class _FaultyClient:
+    def __init__(self, service: str, client: Any, faults: Faults) -> None:
+        self._service, self._client, self._faults = service, client, faults
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._client, name)
+        if name in ("exceptions", "meta") or not callable(attribute):
+            return attribute
+
+        def call(**params: Any) -> Any:
+            self._faults.check(self._service, name)
+            return attribute(**params)
+        return call
+
+
+@dataclass
+class FaultyClients:
+    """AwsClients whose every call goes through `faults` first (the code under test sees the same interface)."""
+
+    inner: AwsClients
+    faults: Faults = field(default_factory=Faults)
+
+    @property
+    def region(self) -> str:
+        return self.inner.region
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return _FaultyClient(name, getattr(self.inner, name), self.faults)
 
 
 def project_for(app: SynthesizedApp, root: Path, project_root: Path, **context: Any) -> AppNames:
@@ -194,8 +330,8 @@ class FakeCloudFormation:
 
     clients: AwsClients
     app: SynthesizedApp
+    greengrass: FakeGreengrassV2
     physical: dict[str, Physical] = field(default_factory=dict)
-    components: dict[str, str] = field(default_factory=dict)  # component name -> version (GreengrassV2 is stubbed)
     order: list[str] = field(default_factory=list)  # creation order; deletes run in reverse
     outputs: dict[str, str] = field(default_factory=dict)
     calls: list[list[str]] = field(default_factory=list)
@@ -223,44 +359,47 @@ class FakeCloudFormation:
         [physical] = [item for item in self.physical.values() if item.ref == device["certificateId"]]
         return physical
 
-    def provision(self, serial: str) -> "ProvisionedDevice":
+    def provision(self, serial: str, certificate_id: str | None = None) -> "ProvisionedDevice":
         """What AWS IoT does when a Pi presents the claim with its serial number and its own CSR:
-        the pre-provisioning hook decides (its real code, with the settings of the deployed template),
-        then the resources of the deployed provisioning template are made, with the policy named by a
-        hash of its document ("Provisioning templates"; the hash AWS uses is not documented, SHA-256
-        stands in). moto has no provisioning templates, so this is CloudFormation's stand-in's job."""
+        CreateCertificateFromCsr makes the certificate, the pre-provisioning hook decides and records
+        (its real code, with the settings of the deployed template), then the resources of the deployed
+        provisioning template are made. moto has no provisioning templates, so this is CloudFormation's
+        stand-in's job. `certificate_id` reuses a certificate (a registration retried with it)."""
         stack = SynthesizedStack(self.app.template)
-        pattern, prefix = stack.pre_provisioning_hook_settings()
-        allowed, reason = decide({SERIAL_PARAMETER: serial}, pattern, prefix, lambda name: _exists(self.clients, name))
+        settings = stack.pre_provisioning_hook_settings(Pseudo(region=REGION, account=ACCOUNT))
+        iot = self.clients.iot
+        if certificate_id is None:
+            csr = device_csr(ec.generate_private_key(ec.SECP256R1()), thing_name(settings["NAME_PREFIX"], serial))
+            certificate_id = iot.register_certificate_without_ca(
+                certificatePem=sign_csr(csr), status="INACTIVE")["certificateId"]
+        certificate_arn = iot.describe_certificate(certificateId=certificate_id)["certificateDescription"][
+            "certificateArn"]
+        allowed, reason = admit({"parameters": {SERIAL_PARAMETER: serial}, "certificateId": certificate_id},
+                                settings, iot, self.clients.dynamodb)
         if not allowed:
             raise ValueError(f"the pre-provisioning hook refuses: {reason}")
         [properties] = stack.of_type("AWS::IoT::ProvisioningTemplate").values()
         body = json.loads(self.resolve(properties["TemplateBody"]))
-        device_key = ec.generate_private_key(ec.SECP256R1())
-        iot = self.clients.iot
-        csr = device_csr(device_key, thing_name(prefix, serial))
-        certificate = iot.register_certificate_without_ca(certificatePem=sign_csr(csr), status="ACTIVE")
-        parameters = {SERIAL_PARAMETER: serial, "AWS::IoT::Certificate::Id": certificate["certificateId"]}
+        parameters = {SERIAL_PARAMETER: serial, "AWS::IoT::Certificate::Id": certificate_id}
         made = {resource["Type"]: resource["Properties"]
                 for resource in resolve(body["Resources"], Pseudo(region=REGION, account=ACCOUNT), parameters).values()}
         thing = made["AWS::IoT::Thing"]
         iot.create_thing(thingName=thing["ThingName"], attributePayload={"attributes": thing["AttributePayload"]})
         for group in thing["ThingGroups"]:
             iot.add_thing_to_thing_group(thingGroupName=group, thingName=thing["ThingName"])
-        document = made["AWS::IoT::Policy"]["PolicyDocument"]
-        policy_name = hashlib.sha256(document.encode()).hexdigest()
-        iot.create_policy(policyName=policy_name, policyDocument=document)
-        iot.attach_policy(policyName=policy_name, target=certificate["certificateArn"])
-        iot.attach_thing_principal(thingName=thing["ThingName"], principal=certificate["certificateArn"])
-        return ProvisionedDevice(thing["ThingName"], certificate["certificateId"], certificate["certificateArn"],
-                                 policy_name)
+        iot.update_certificate(certificateId=certificate_id, newStatus=made["AWS::IoT::Certificate"]["Status"])
+        policy_name = made["AWS::IoT::Policy"]["PolicyName"]
+        iot.attach_policy(policyName=policy_name, target=certificate_arn)
+        iot.attach_thing_principal(thingName=thing["ThingName"], principal=certificate_arn)
+        return ProvisionedDevice(thing["ThingName"], certificate_id, certificate_arn, policy_name)
 
     def cdk(self, args: Sequence[str]) -> int:
         """Stands in for `cdk destroy --force RainEdge`: exit 1 when a delete fails, as CloudFormation's would."""
         self.calls.append(list(args))
         assert list(args) == ["destroy", "--force", STACK_NAME]
         for logical in reversed(self.order):
-            if logical in self.physical and logical not in self.retained:
+            retain = self.resources[logical].get("DeletionPolicy") == "Retain" or logical in self.retained
+            if logical in self.physical and not retain:
                 resource = self.resources[logical]
                 try:
                     HANDLERS[resource["Type"]].delete(self, self.resolve(resource.get("Properties", {})),
@@ -462,9 +601,8 @@ def _create_component(cfn: FakeCloudFormation, logical: str, props: dict[str, An
         name, version = recipe["ComponentName"], recipe["ComponentVersion"]
     else:
         name, version = props["LambdaFunction"]["ComponentName"], props["LambdaFunction"]["ComponentVersion"]
-    cfn.components[name] = version
-    return Physical(component_arn(name, version), {"Arn": component_arn(name, version), "ComponentName": name,
-                                                    "ComponentVersion": version})
+    arn = cfn.greengrass.add_component(name, version)
+    return Physical(arn, {"Arn": arn, "ComponentName": name, "ComponentVersion": version})
 
 
 def _attach_policy(cfn: FakeCloudFormation, logical: str, props: dict[str, Any]) -> Physical:
@@ -479,7 +617,20 @@ def _attach_thing(cfn: FakeCloudFormation, logical: str, props: dict[str, Any]) 
 
 def _create_deployment(cfn: FakeCloudFormation, logical: str, props: dict[str, Any]) -> Physical:
     deployment_id = str(uuid.uuid4())
+    cfn.greengrass.add_deployment(deployment_id, props["DeploymentName"], props["TargetArn"])
     return Physical(deployment_id, {"DeploymentId": deployment_id})
+
+
+def _delete_deployment(cfn: FakeCloudFormation, props: dict[str, Any], physical: Physical) -> None:
+    cfn.greengrass.cancel_deployment(deploymentId=physical.ref)
+    cfn.greengrass.delete_deployment(deploymentId=physical.ref)
+
+
+def _create_table(cfn: FakeCloudFormation, logical: str, props: dict[str, Any]) -> Physical:
+    table = cfn.clients.dynamodb.create_table(
+        TableName=props["TableName"], KeySchema=props["KeySchema"], AttributeDefinitions=props["AttributeDefinitions"],
+        BillingMode=props["BillingMode"], Tags=_tag_list(props))["TableDescription"]
+    return Physical(props["TableName"], {"Arn": table["TableArn"]})
 
 
 def _only_recorded(cfn: FakeCloudFormation, logical: str, props: dict[str, Any]) -> Physical:
@@ -571,8 +722,10 @@ HANDLERS: dict[str, Handler] = {
     "Custom::AWS": Handler(lambda cfn, logical, props: _sdk_call(cfn, props.get("Create")) or Physical(logical),
                            lambda cfn, props, p: _sdk_call(cfn, props.get("Delete"))),
     "AWS::GreengrassV2::ComponentVersion": Handler(
-        _create_component, lambda cfn, props, p: cfn.components.pop(p.attrs["ComponentName"])),
-    "AWS::GreengrassV2::Deployment": Handler(_create_deployment),
+        _create_component, lambda cfn, props, p: cfn.greengrass.delete_component(arn=p.ref)),
+    "AWS::GreengrassV2::Deployment": Handler(_create_deployment, _delete_deployment),
+    "AWS::DynamoDB::Table": Handler(_create_table, lambda cfn, props, p: cfn.clients.dynamodb.delete_table(
+        TableName=p.ref)),
     "AWS::SNS::Topic": Handler(_create_topic, lambda cfn, props, p: cfn.clients.sns.delete_topic(TopicArn=p.ref)),
     "AWS::SNS::TopicPolicy": Handler(_only_recorded),
     "AWS::IoT::TopicRule": Handler(_create_topic_rule,
@@ -589,8 +742,9 @@ HANDLERS: dict[str, Handler] = {
 
 
 @pytest.fixture
-def cloudformation(clients: AwsClients, app_default: SynthesizedApp) -> FakeCloudFormation:
-    return FakeCloudFormation(clients, app_default)
+def cloudformation(clients: AwsClients, app_default: SynthesizedApp,
+                   fake_greengrass: FakeGreengrassV2) -> FakeCloudFormation:
+    return FakeCloudFormation(clients, app_default, fake_greengrass)
 
 
 @pytest.fixture
@@ -607,6 +761,7 @@ EXAMPLE_OUTPUTS = {
     "ThingNames": "core-a,core-b", "ThingGroupName": "rainedge-cores", "RoleAliasName": "rainedge-tes-role-alias",
     "TokenExchangeRoleName": "rainedge-tes-role", "ArtifactBucketName": "bucket-1", "Region": REGION,
     "DeploymentId": "d-1", "ComponentNames": "com.rainedge.Sensor,com.rainedge.Inference",
+    "ComponentVersionArns": f"{component_arn('com.rainedge.Sensor', '1.0.0')},{component_arn('com.rainedge.Inference', '1.0.0')}",
     "FunctionNames": "rainedge-sensor,rainedge-inference",
     "Devices": json.dumps([{"thingName": "core-a", "certificateId": "c-a", "policyName": "rainedge-device-core-a"},
                            {"thingName": "core-b", "certificateId": "c-b", "policyName": "rainedge-device-core-b"}]),

@@ -4,7 +4,6 @@ removed, 'already gone' is success, throttling retried, and a partial teardown f
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
 
 import pytest
 from botocore.exceptions import ClientError
@@ -16,21 +15,13 @@ from infra.lifecycle.destroy import delete_shadows_and_core_devices, destroy
 from infra.lifecycle.outputs import load, save
 from infra.lifecycle.scope import app_scope, find_app_stack
 
-from .conftest import (ACCOUNT, REGION, THING, component_arn, put_shadow, shadow_exists,
-                       write_fake_cdk)
+from .conftest import ACCOUNT, REGION, THING, FaultyClients, Faults, put_shadow, shadow_exists, write_fake_cdk
 
 OUTSIDE_THING = "lab-sensor-7"
 GROUP_ARN = f"arn:aws:iot:{REGION}:{ACCOUNT}:thinggroup/rainedge-cores"
 SENSOR_LOG_GROUP = f"/aws/greengrass/UserComponent/{REGION}/com.rainedge.Sensor"
 FOREIGN_LOG_GROUP = "/aws/lambda/someone-elses-function"
-# A version CloudFormation does not know about (made by hand, or left by a failed update).
-STRAY_VERSIONS = {"com.rainedge.Sensor": "1.0.1"}
-
-
-def deployment(deployment_id: str, name: str, target: str, status: str = "ACTIVE") -> dict:
-    return {"targetArn": target, "revisionId": "1", "deploymentId": deployment_id, "deploymentName": name,
-            "creationTimestamp": datetime(2026, 11, 26, tzinfo=timezone.utc), "deploymentStatus": status,
-            "isLatestForTarget": True}
+OTHER_GROUP_ARN = f"arn:aws:iot:{REGION}:{ACCOUNT}:thinggroup/other"
 
 
 def scope_of(clients, names, state_file):
@@ -81,19 +72,14 @@ def outside_attachments(clients, deployed) -> None:
     iot.add_thing_to_thing_group(thingGroupName="lab-devices", thingName=THING)
 
 
-def test_audit_lists_everything_of_the_app_and_nothing_else(clients, names, deployed, greengrass, tmp_path):
+def test_audit_lists_everything_of_the_app_and_nothing_else(clients, names, deployed, fake_greengrass, tmp_path):
     device_made_leftovers(clients)
     scope = scope_of(clients, names, tmp_path / OUTPUTS_FILE)
     outputs = scope.outputs
     clients.s3.create_bucket(Bucket="someone-elses-bucket", CreateBucketConfiguration={"LocationConstraint": REGION})
-    greengrass.answer("get_core_device", {"coreDeviceThingName": THING, "status": "HEALTHY"},
-                      {"coreDeviceThingName": THING})
-    greengrass.answer("list_components", {"components": [
-        {"arn": component_arn("com.rainedge.Sensor"), "componentName": "com.rainedge.Sensor"},
-        {"arn": component_arn("com.other.Thing"), "componentName": "com.other.Thing"}]})
-    greengrass.answer("list_deployments", {"deployments": [
-        deployment(outputs.deployment_id, "rainedge-deployment", GROUP_ARN),
-        deployment("other-id", "other-deployment", f"arn:aws:iot:{REGION}:{ACCOUNT}:thinggroup/other")]})
+    fake_greengrass.core_devices.add(THING)
+    fake_greengrass.add_component("com.other.Thing", "1.0.0")
+    fake_greengrass.add_deployment("other-id", "other-deployment", OTHER_GROUP_ARN)
 
     found = {str(item) for item in audit(clients, scope)}
 
@@ -102,7 +88,8 @@ def test_audit_lists_everything_of_the_app_and_nothing_else(clients, names, depl
         f"core device: {THING}", f"certificate: {outputs.devices[0].certificate_id}",
         f"certificate: {outputs.fleet.claim_certificate_id}", "iot policy: rainedge-claim-policy",
         "thing group: rainedge-cores", f"iot policy: rainedge-device-{THING}", "role alias: rainedge-tes-role-alias",
-        "iam role: rainedge-tes-role", "component: com.rainedge.Sensor",
+        "iam role: rainedge-tes-role", "ledger table: rainedge-ledger",
+        *(f"component: {arn}" for arn in outputs.component_version_arns),
         *(f"lambda function: rainedge-{function}" for function in ("sensor", "shadow-writer", "inference")),
         f"deployment: rainedge-deployment ({outputs.deployment_id}, ACTIVE)",
         f"bucket: {outputs.artifact_bucket_name}", f"log group: {SENSOR_LOG_GROUP}",
@@ -114,18 +101,20 @@ def test_audit_lists_everything_of_the_app_and_nothing_else(clients, names, depl
         *(f"log group: {name}" for name in outputs.monitoring.log_group_names),
     }
     assert len(outputs.monitoring.alarm_names) == 4 and len(outputs.monitoring.topic_rule_names) == 3
+    assert len(outputs.component_version_arns) == 5
 
 
-def test_cleanup_removes_named_shadows_and_core_device_records(clients, names, deployed, greengrass, tmp_path):
+def test_cleanup_removes_named_shadows_and_core_device_records(clients, names, deployed, fake_greengrass, tmp_path):
     put_shadow(clients.iot_data, THING, "weather")
     put_shadow(clients.iot_data, THING, "rain")
-    greengrass.answer("delete_core_device", {}, {"coreDeviceThingName": THING})
+    fake_greengrass.core_devices.add(THING)
 
     delete_shadows_and_core_devices(clients, scope_of(clients, names, tmp_path / OUTPUTS_FILE), echo=lambda _: None)
 
     assert clients.iot.describe_thing(thingName=THING)  # the thing is CloudFormation's to delete
     assert not shadow_exists(clients.iot_data, THING, "weather")
     assert not shadow_exists(clients.iot_data, THING, "rain")
+    assert THING not in fake_greengrass.core_devices
 
 
 @pytest.mark.parametrize("attach", BLOCKING_ATTACHMENTS)
@@ -135,23 +124,18 @@ def test_stand_in_cloudformation_fails_on_each_outside_attachment(clients, deplo
     assert deployed.cdk(["destroy", "--force", "RainEdge"]) == 1
 
 
-def test_destroy_removes_everything_and_leaves_others_alone(clients, names, deployed, greengrass, tmp_path):
+def test_destroy_removes_everything_and_leaves_others_alone(clients, names, deployed, fake_greengrass, tmp_path):
     outside_attachments(clients, deployed)
     device_made_leftovers(clients)
+    fake_greengrass.core_devices.add(THING)
+    # A version and a deployment CloudFormation did not make: by hand, with the app's own names.
+    handmade = fake_greengrass.add_component("com.rainedge.Sensor", "9.9.9-handmade")
+    fake_greengrass.add_deployment("handmade-id", "rainedge-deployment", GROUP_ARN)
+    fake_greengrass.add_deployment("other-id", "other-deployment", OTHER_GROUP_ARN)
     state = tmp_path / OUTPUTS_FILE
-    deployment_id = deployed.outputs["DeploymentId"]
-    greengrass.answer("delete_core_device", {}, {"coreDeviceThingName": THING})
-    greengrass.gone("delete_core_device", {"coreDeviceThingName": THING})
-    greengrass.answer("list_deployments", {"deployments": [
-        deployment(deployment_id, "rainedge-deployment", GROUP_ARN, "ACTIVE"),
-        deployment("other-id", "other-deployment", f"arn:aws:iot:{REGION}:{ACCOUNT}:thinggroup/other")]},
-        {"historyFilter": "ALL"})
-    greengrass.answer("cancel_deployment", {}, {"deploymentId": deployment_id})
-    greengrass.answer("delete_deployment", {}, {"deploymentId": deployment_id})
-    greengrass.components_deleted(["com.rainedge.Sensor", "com.other.Thing"], STRAY_VERSIONS)
-    greengrass.clean_audit([THING])
+    messages: list[str] = []
 
-    leftovers = destroy(clients, names, state, deployed.cdk, echo=lambda _: None)
+    leftovers = destroy(clients, names, state, deployed.cdk, echo=messages.append)
 
     assert leftovers == []
     assert deployed.calls == [["destroy", "--force", "RainEdge"]]
@@ -163,9 +147,13 @@ def test_destroy_removes_everything_and_leaves_others_alone(clients, names, depl
     # The app's certificate is gone; the two lab certificates are untouched.
     assert [item["status"] for item in clients.iot.list_certificates()["certificates"]] == ["ACTIVE", "ACTIVE"]
     assert [g["logGroupName"] for g in clients.logs.describe_log_groups()["logGroups"]] == [FOREIGN_LOG_GROUP]
+    assert list(fake_greengrass.versions) == [handmade]
+    assert set(fake_greengrass.deployments) == {"handmade-id", "other-id"}
+    assert f"not ours, left: component version {handmade}" in messages
+    assert any(line.startswith("not ours, left: deployment rainedge-deployment (handmade-id)") for line in messages)
 
 
-def test_nothing_deployed_is_success(clients, names, greengrass, tmp_path, capsys):
+def test_nothing_deployed_is_success(clients, names, tmp_path, capsys):
     never_called = tmp_path / "cdk-called"
     fake_cdk = write_fake_cdk(tmp_path, never_called)
 
@@ -182,78 +170,61 @@ def torn_down(clients, deployed, state) -> None:
     assert deployed.cdk(["destroy", "--force", "RainEdge"]) == 0
 
 
-def test_throttling_is_retried_with_backoff(clients, names, deployed, greengrass, tmp_path, monkeypatch):
+def test_throttling_is_retried_with_backoff(clients, names, deployed, fake_greengrass, tmp_path, monkeypatch):
     state = tmp_path / OUTPUTS_FILE
     torn_down(clients, deployed, state)
+    fake_greengrass.core_devices.add(THING)
     delays: list[float] = []
     monkeypatch.setattr(aws_module.time, "sleep", delays.append)
-    greengrass.fail("delete_core_device", "ThrottlingException", {"coreDeviceThingName": THING}, 429)
-    greengrass.fail("delete_core_device", "ThrottlingException", {"coreDeviceThingName": THING}, 429)
-    greengrass.answer("delete_core_device", {}, {"coreDeviceThingName": THING})
-    greengrass.gone("delete_core_device", {"coreDeviceThingName": THING})
-    greengrass.no_deployments_or_components()
-    greengrass.clean_audit([THING])
+    faulty = FaultyClients(clients, Faults(planned={("greengrassv2", "delete_core_device"): ["ThrottlingException"] * 2}))
 
-    assert destroy(clients, names, state, cdk=lambda args: pytest.fail("no stack"), echo=lambda _: None) == []
+    assert destroy(faulty, names, state, cdk=lambda args: pytest.fail("no stack"), echo=lambda _: None) == []
     assert delays == [0.5, 1.0]
+    assert THING not in fake_greengrass.core_devices
 
 
-def test_a_deployment_still_cancelling_is_deleted_once_it_may_be(clients, names, deployed, greengrass, tmp_path,
+def test_a_deployment_still_cancelling_is_deleted_once_it_may_be(clients, names, deployed, fake_greengrass, tmp_path,
                                                                   monkeypatch):
     """DeleteDeployment needs a cancelled deployment ("To delete an active deployment, you must first
     cancel it") and answers ConflictException while the cancellation is under way."""
+    [logical] = [key for key, resource in deployed.resources.items()
+                 if resource["Type"] == "AWS::GreengrassV2::Deployment"]
+    deployed.retained.add(logical)  # CloudFormation left it
     state = tmp_path / OUTPUTS_FILE
     torn_down(clients, deployed, state)
     delays: list[float] = []
     monkeypatch.setattr(aws_module.time, "sleep", delays.append)
     deployment_id = deployed.outputs["DeploymentId"]
-    greengrass.answer("delete_core_device", {}, {"coreDeviceThingName": THING})
-    greengrass.gone("delete_core_device", {"coreDeviceThingName": THING})
-    greengrass.answer("list_deployments", {"deployments": [
-        deployment(deployment_id, "rainedge-deployment", GROUP_ARN, "ACTIVE")]}, {"historyFilter": "ALL"})
-    greengrass.answer("cancel_deployment", {}, {"deploymentId": deployment_id})
-    for _ in range(2):
-        greengrass.fail("delete_deployment", "ConflictException", {"deploymentId": deployment_id}, 409)
-    greengrass.answer("delete_deployment", {}, {"deploymentId": deployment_id})
-    greengrass.answer("list_components", {"components": []}, {"scope": "PRIVATE"})
-    greengrass.clean_audit([THING])
+    fake_greengrass.still_cancelling = 2
     printed: list[str] = []
 
     assert destroy(clients, names, state, cdk=lambda args: pytest.fail("no stack"), echo=printed.append) == []
     assert delays == [0.5, 1.0]
     assert f"deleted deployment {deployment_id}" in printed
+    assert fake_greengrass.deployments == {}
 
 
-def test_partial_teardown_is_finished_by_a_rerun(clients, names, deployed, greengrass, tmp_path):
+def test_partial_teardown_is_finished_by_a_rerun(clients, names, deployed, fake_greengrass, tmp_path):
     device_made_leftovers(clients)
+    fake_greengrass.core_devices.add(THING)
     state = tmp_path / OUTPUTS_FILE
     certificate_id = deployed.device_certificate().ref
     # First run: the stack goes, then the sweep is refused half-way.
-    greengrass.answer("delete_core_device", {}, {"coreDeviceThingName": THING})
-    greengrass.fail("delete_core_device", "AccessDeniedException", {"coreDeviceThingName": THING}, 403)
+    faulty = FaultyClients(clients, Faults(planned={("logs", "delete_log_group"): ["AccessDeniedException"]}))
     with pytest.raises(ClientError, match="AccessDenied"):
-        destroy(clients, names, state, deployed.cdk, echo=lambda _: None)
+        destroy(faulty, names, state, deployed.cdk, echo=lambda _: None)
     assert load(state).devices[0].certificate_id == certificate_id
     assert clients.logs.describe_log_groups(logGroupNamePrefix="/aws/greengrass/")["logGroups"]
 
     # Second run: the stack is gone, the saved outputs say what to look for.
-    greengrass.answer("delete_core_device", {}, {"coreDeviceThingName": THING})
-    greengrass.gone("delete_core_device", {"coreDeviceThingName": THING})
-    greengrass.no_deployments_or_components()
-    greengrass.clean_audit([THING])
     assert destroy(clients, names, state, deployed.cdk, echo=lambda _: None) == []
     assert deployed.calls == [["destroy", "--force", "RainEdge"]]  # not re-run: the stack was gone
     assert not state.exists()
     assert not clients.logs.describe_log_groups(logGroupNamePrefix="/aws/greengrass/")["logGroups"]
 
 
-def test_failed_cdk_destroy_exits_nonzero_and_a_rerun_completes(clients, names, deployed, greengrass, tmp_path,
-                                                               capsys):
+def test_failed_cdk_destroy_exits_nonzero_and_a_rerun_completes(clients, names, deployed, tmp_path, capsys):
     fake_cdk = write_fake_cdk(tmp_path, tmp_path / "cdk-args")  # "succeeds" but deletes nothing
-    greengrass.answer("delete_core_device", {}, {"coreDeviceThingName": THING})
-    greengrass.answer("get_core_device", {"coreDeviceThingName": THING, "status": "UNHEALTHY"})
-    greengrass.answer("list_components", {"components": []})
-    greengrass.answer("list_deployments", {"deployments": []})
 
     code = main(["--project-root", str(tmp_path), "destroy", "--cdk", str(fake_cdk)], clients=clients)
 
@@ -264,21 +235,15 @@ def test_failed_cdk_destroy_exits_nonzero_and_a_rerun_completes(clients, names, 
     assert "still present: stack: RainEdge" in err and f"still present: thing: {THING}" in err
     assert (tmp_path / OUTPUTS_FILE).is_file()
 
-    greengrass.answer("delete_core_device", {}, {"coreDeviceThingName": THING})
-    greengrass.gone("delete_core_device", {"coreDeviceThingName": THING})
-    greengrass.no_deployments_or_components()
-    greengrass.clean_audit([THING])
     assert destroy(clients, names, tmp_path / OUTPUTS_FILE, deployed.cdk, echo=lambda _: None) == []
 
 
-def test_audit_without_saved_outputs_finds_the_apps_thing_and_its_certificate(clients, names, greengrass, tmp_path,
-                                                                              capsys):
+def test_without_outputs_a_thing_is_not_the_apps_by_its_attribute(clients, names, tmp_path, capsys):
     clients.iot.create_thing(thingName=THING, attributePayload={"attributes": {"rainedge:app": "rainedge"}})
     certificate = clients.iot.create_keys_and_certificate(setAsActive=True)
     clients.iot.attach_thing_principal(thingName=THING, principal=certificate["certificateArn"])
-    greengrass.clean_audit([THING], with_outputs=False)
 
-    assert main(["--project-root", str(tmp_path), "audit"], clients=clients) == 1
-    err = capsys.readouterr().err
-    assert f"still present: thing: {THING}" in err
-    assert f"still present: certificate: {certificate['certificateId']}" in err
+    assert main(["--project-root", str(tmp_path), "audit"], clients=clients) == 0
+    captured = capsys.readouterr()
+    assert f"not ours, left: thing {THING} (carries rainedge:app=rainedge, recorded nowhere)" in captured.out
+    assert "still present" not in captured.err

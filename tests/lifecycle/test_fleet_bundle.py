@@ -15,6 +15,7 @@ from infra.iot_policy import allows
 from infra.lifecycle.__main__ import main
 from infra.lifecycle.device_setup import ROOT_CA
 from infra.lifecycle.fleet_bundle import SERIAL_SLOT
+from infra.lifecycle.outputs import FLEET_KEYS
 
 from .conftest import ACCOUNT, REGION, create_stack
 
@@ -127,8 +128,7 @@ def test_a_claim_key_made_after_the_deploy_is_refused(clients, names, deployed, 
 def test_a_stack_without_fleet_provisioning_says_so(clients, names, deployed, capsys, command):
     clients.cloudformation.delete_stack(StackName="RainEdge")
     listed_only = {key: value for key, value in deployed.outputs.items()
-                   if key not in ("ProvisioningTemplateName", "ClaimCertificateId", "ClaimPolicyName",
-                                  "SerialNumberPattern")}
+                   if key not in FLEET_KEYS}
     create_stack(clients.cloudformation, listed_only, deployed.app.stack_tags)
     assert run(clients, names, command) == 2
     assert "fleetProvisioning" in capsys.readouterr().err

@@ -23,8 +23,8 @@ from infra.lifecycle.destroy import destroy
 from infra.lifecycle.outputs import save
 from infra.lifecycle.scope import Refusal
 
-from .conftest import (ACCOUNT, EXAMPLE_OUTPUTS, OTHER_REGION, REGION, THING, FakeCloudFormation, create_stack,
-                       project_for, put_shadow, shadow_exists, write_fake_cdk)
+from .conftest import (ACCOUNT, EXAMPLE_OUTPUTS, OTHER_REGION, REGION, THING, FakeCloudFormation, FaultyClients,
+                       Faults, component_arn, create_stack, project_for, put_shadow, shadow_exists, write_fake_cdk)
 
 FOREIGN_DEVICE = "pi-prod-7"  # named in cdk.json, but a thing of another fleet
 
@@ -150,39 +150,35 @@ def lookalike_project(tmp_path, project_root, app_default):
 
 
 def test_destroy_and_audit_leave_every_lookalike_alone_and_converge_after_a_failure(
-        session, clients, lookalike_project, app_default, greengrass, capsys):
+        session, clients, lookalike_project, app_default, fake_greengrass, capsys):
     names = lookalike_project
-    deployed = FakeCloudFormation(clients, app_default)
-    outputs = deployed.deploy()
+    deployed = FakeCloudFormation(clients, app_default, fake_greengrass)
+    deployed.deploy()
     seeded = seed_lookalikes(session, clients)
     clients.iot.add_thing_to_thing_group(thingGroupName="prod-fleet", thingName=THING)  # their group, our thing
     put_shadow(clients.iot_data, THING, "weather")
+    fake_greengrass.core_devices.add(THING)
     clients.logs.create_log_group(logGroupName=f"/aws/greengrass/UserComponent/{REGION}/com.rainedge.Sensor")
+    for name in FOREIGN_COMPONENTS:
+        fake_greengrass.add_component(name, "1.0.0")
+    handmade = fake_greengrass.add_component("com.rainedge.Sensor", "1.0.1")  # our name, not our version
+    for item in FOREIGN_DEPLOYMENTS:
+        fake_greengrass.add_deployment(item["deploymentId"], item["deploymentName"], item["targetArn"])
     state = names.project_root / OUTPUTS_FILE
-    ours = {"deployed": deployment(outputs["DeploymentId"], "thinggroup/rainedge-cores")}
 
     # First run: the stack goes, then the sweep is refused half-way.
-    greengrass.answer("delete_core_device", {}, {"coreDeviceThingName": THING})
-    greengrass.fail("delete_core_device", "AccessDeniedException", {"coreDeviceThingName": THING}, 403)
+    faulty = FaultyClients(clients, Faults(planned={("logs", "delete_log_group"): ["AccessDeniedException"]}))
     with pytest.raises(ClientError, match="AccessDenied"):
-        destroy(clients, names, state, deployed.cdk, echo=lambda _: None)
+        destroy(faulty, names, state, deployed.cdk, echo=lambda _: None)
     assert gone(seeded) == []
 
     # The re-run converges.
-    greengrass.answer("delete_core_device", {}, {"coreDeviceThingName": THING})
-    greengrass.gone("delete_core_device", {"coreDeviceThingName": THING})
-    greengrass.answer("list_deployments", {"deployments": [ours["deployed"], *FOREIGN_DEPLOYMENTS]},
-                      {"historyFilter": "ALL"})
-    greengrass.answer("cancel_deployment", {}, {"deploymentId": outputs["DeploymentId"]})
-    greengrass.answer("delete_deployment", {}, {"deploymentId": outputs["DeploymentId"]})
-    greengrass.components_deleted(["com.rainedge.Sensor", *FOREIGN_COMPONENTS], {"com.rainedge.Sensor": "1.0.1"})
-    greengrass.gone("get_core_device", {"coreDeviceThingName": THING})
-    greengrass.components_deleted(FOREIGN_COMPONENTS, {})
-    greengrass.answer("list_deployments", {"deployments": FOREIGN_DEPLOYMENTS}, {"historyFilter": "ALL"})
     assert destroy(clients, names, state, deployed.cdk, echo=lambda _: None) == []
     assert not state.exists()
     assert gone(seeded) == []
     assert not shadow_exists(clients.iot_data, THING, "weather")
+    assert set(fake_greengrass.versions) == {handmade, *(component_arn(name, "1.0.0") for name in FOREIGN_COMPONENTS)}
+    assert set(fake_greengrass.deployments) == {item["deploymentId"] for item in FOREIGN_DEPLOYMENTS}
 
     # The audit of the account that holds only the look-alikes now is clean.
     capsys.readouterr()
@@ -209,25 +205,22 @@ def test_audit_does_not_report_another_apps_resources(session, clients, names, g
     assert "nothing of this app is left" in captured.out
 
 
-def test_a_device_of_cdk_json_counts_when_it_carries_the_apps_attribute(clients, lookalike_project, greengrass,
-                                                                         capsys):
+def test_a_device_of_cdk_json_is_not_the_apps_by_its_attribute(clients, lookalike_project, capsys):
     clients.iot.create_thing(thingName=FOREIGN_DEVICE, attributePayload={"attributes": {"rainedge:app": "rainedge"}})
-    greengrass.clean_audit([FOREIGN_DEVICE], with_outputs=False)
-    assert run(clients, lookalike_project, "audit") == 1
-    assert f"still present: thing: {FOREIGN_DEVICE}" in capsys.readouterr().err
+    assert run(clients, lookalike_project, "audit") == 0
+    assert f"not ours, left: thing {FOREIGN_DEVICE}" in capsys.readouterr().out
 
 
-def test_a_device_of_cdk_json_counts_when_it_is_in_the_apps_group(clients, lookalike_project, app_default,
-                                                                   greengrass, capsys):
-    FakeCloudFormation(clients, app_default).deploy()
+def test_a_device_of_cdk_json_is_not_the_apps_by_membership_of_its_group(clients, lookalike_project, app_default,
+                                                                         fake_greengrass, tmp_path, capsys):
+    deployed = FakeCloudFormation(clients, app_default, fake_greengrass)
+    deployed.deploy()
     clients.iot.create_thing(thingName=FOREIGN_DEVICE)
     clients.iot.add_thing_to_thing_group(thingGroupName="rainedge-cores", thingName=FOREIGN_DEVICE)
-    for thing in (THING, FOREIGN_DEVICE):
-        greengrass.gone("get_core_device", {"coreDeviceThingName": thing})
-    greengrass.components_deleted([], {})
-    greengrass.answer("list_deployments", {"deployments": []}, {"historyFilter": "ALL"})
-    assert run(clients, lookalike_project, "audit") == 1
-    assert f"still present: thing: {FOREIGN_DEVICE}" in capsys.readouterr().err
+    put_shadow(clients.iot_data, FOREIGN_DEVICE, "rain")
+    assert destroy(clients, lookalike_project, tmp_path / OUTPUTS_FILE, deployed.cdk, echo=lambda _: None) == []
+    assert clients.iot.describe_thing(thingName=FOREIGN_DEVICE)
+    assert shadow_exists(clients.iot_data, FOREIGN_DEVICE, "rain")
 
 
 # ---- a stack named RainEdge that is not the app's ----------------------------------------------
@@ -298,21 +291,16 @@ def test_saved_outputs_of_another_region_are_refused_and_kept(session, clients, 
 
 
 # ---- deployed with other prefixes than cdk.json's now ------------------------------------------
-def test_destroy_follows_the_outputs_of_a_deployment_made_with_other_prefixes(clients, names, app_wx, greengrass,
-                                                                             capsys):
+def test_destroy_follows_the_outputs_of_a_deployment_made_with_other_prefixes(clients, names, app_wx, fake_greengrass):
     """Deployed with `-c namePrefix=wx -c componentPrefix=com.wx` (so the saved outputs say so),
     destroyed with cdk.json's defaults."""
-    deployed = FakeCloudFormation(clients, app_wx)
+    deployed = FakeCloudFormation(clients, app_wx, fake_greengrass)
     outputs = deployed.deploy()
     state = names.project_root / OUTPUTS_FILE
     save(outputs, state)  # what `cdk deploy --outputs-file` wrote
     log_group = f"/aws/greengrass/UserComponent/{REGION}/com.wx.Sensor"
     clients.logs.create_log_group(logGroupName=log_group)
-    greengrass.answer("delete_core_device", {}, {"coreDeviceThingName": THING})
-    greengrass.gone("delete_core_device", {"coreDeviceThingName": THING})
-    greengrass.answer("list_deployments", {"deployments": []}, {"historyFilter": "ALL"})
-    greengrass.components_deleted(["com.wx.Sensor", "com.rainedge.Sensor"], {"com.wx.Sensor": "1.0.1"})
-    greengrass.clean_audit([THING])
+    fake_greengrass.core_devices.add(THING)
     messages: list[str] = []
 
     assert destroy(clients, names, state, deployed.cdk, echo=messages.append) == []
@@ -324,8 +312,8 @@ def test_destroy_follows_the_outputs_of_a_deployment_made_with_other_prefixes(cl
 
 
 def test_destroy_refuses_a_deployment_with_other_prefixes_and_no_saved_outputs(clients, names, app_wx, greengrass,
-                                                                              tmp_path, capsys):
-    FakeCloudFormation(clients, app_wx).deploy()  # `cdk deploy -c namePrefix=wx ...` without --outputs-file
+                                                                              fake_greengrass, tmp_path, capsys):
+    FakeCloudFormation(clients, app_wx, fake_greengrass).deploy()  # `cdk deploy -c namePrefix=wx ...` without --outputs-file
 
     assert run(clients, names, "destroy", "--cdk", str(write_fake_cdk(tmp_path, tmp_path / "cdk-called"))) == 2
 
