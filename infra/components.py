@@ -17,7 +17,8 @@ from device_code import config as env
 from device_code.functions import FUNCTIONS, INFERENCE, DeviceFunction
 from infra import greengrass as ggv
 from infra.artifacts import ArtifactStore, stage_device_bundle
-from infra.config import DEFAULT_POSIX_USER, MODEL_COMPONENT, RUNTIME_COMPONENT, RainEdgeConfig
+from infra.config import (DEFAULT_POSIX_USER, MODEL_COMPONENT, RUNTIME_COMPONENT, RUNTIME_INSTALL_TIMEOUT_SECONDS,
+                          RainEdgeConfig)
 from infra.nag import acknowledge
 
 LINUX = [gg.CfnComponentVersion.ComponentPlatformProperty(name="Linux", attributes={"os": "linux"})]
@@ -259,7 +260,8 @@ class DeviceComponents(Construct):
         return self._recipe_component(
             RUNTIME_COMPONENT,
             f"Installs the device-side Python packages into a {python} virtual environment",
-            {"Lifecycle": {"Install": {"Script": script, "Skipif": f"exists {stamp}", "Timeout": 1800,
+            {"Lifecycle": {"Install": {"Script": script, "Skipif": f"exists {stamp}",
+                                       "Timeout": RUNTIME_INSTALL_TIMEOUT_SECONDS,
                                        "RequiresPrivilege": False}}},
             content={"script": script},
         )

@@ -76,6 +76,8 @@ ASSET_SOURCES = {
 # installed. install.sh writes it (root-owned, world-readable; the root folder is world-readable,
 # aws-greengrass-nucleus Permissions.setRootPermission), the shadow writer reads it.
 STATION_FILE = "rainedge/station.json"
+# How long the device runtime's Install (venv + pip) may take on a Pi (infra/components.py).
+RUNTIME_INSTALL_TIMEOUT_SECONDS = 1800
 _TRUE_WORDS = ("true", "on", "yes", "1")
 _FALSE_WORDS = ("false", "off", "no", "0")
 
@@ -123,6 +125,17 @@ class RainEdgeConfig:
     greengrass_root: str = "/greengrass/v2"
     # Fleet provisioning by claim (infra/fleet.py): devices join as <namePrefix>-<serial number>.
     fleet_provisioning: bool = True
+    # How a deployment rolls out over the fleet, as the IoT job Greengrass runs it (infra/deployment.py):
+    # devices notified per minute at first, multiplied by the factor after each N devices succeeded, at most
+    # the maximum; cancelled when more than the threshold share of at least M executions failed (any kind);
+    # a device that has not finished in the timeout counts as TIMED_OUT.
+    rollout_base_rate_per_minute: int = 5
+    rollout_increment_factor: float = 2.0
+    rollout_increase_after_succeeded: int = 5
+    rollout_maximum_per_minute: int = 50
+    abort_threshold_percentage: float = 10.0
+    abort_min_executed_things: int = 5
+    deployment_timeout_minutes: int = 60
     # A Raspberry Pi's serial number (/proc/device-tree/serial-number) is 16 hex digits.
     serial_number_pattern: str = "[0-9a-f]{16}"
     # Where each Pi is installed: thing name -> metres above sea level, for listed and fleet devices
@@ -260,6 +273,14 @@ class RainEdgeConfig:
         if reserved:
             raise ConfigError(f"devices must not start with {self.claim_name}- (the claim certificate's client ids); "
                               f"got {reserved[0]!r}")
+        if self.rollout_base_rate_per_minute > self.rollout_maximum_per_minute:
+            raise ConfigError(f"rolloutBaseRatePerMinute ({self.rollout_base_rate_per_minute}) must be at most "
+                              f"rolloutMaximumPerMinute ({self.rollout_maximum_per_minute})")
+        if self.deployment_timeout_minutes * 60 <= RUNTIME_INSTALL_TIMEOUT_SECONDS:
+            raise ConfigError(
+                f"deploymentTimeoutMinutes ({self.deployment_timeout_minutes}) must be more than "
+                f"{RUNTIME_INSTALL_TIMEOUT_SECONDS // 60}: a first deployment may spend that long installing "
+                "the device runtime, and would time out")
         if self.max_input_age_seconds < self.sample_interval_seconds:
             raise ConfigError(
                 f"maxInputAgeSeconds ({self.max_input_age_seconds}) must be at least "
@@ -336,6 +357,24 @@ def _integer(minimum: int, maximum: int):
             value = None
         if not isinstance(value, int) or not minimum <= value <= maximum:
             raise ConfigError(f"{key} must be an integer from {minimum} to {maximum}, got {shown(raw)}")
+        return value
+
+    return parse
+
+
+def _decimal(minimum: float, maximum: float, places: int):
+    """A number from minimum to maximum with at most `places` digits after the point."""
+    def parse(key: str, raw: Any) -> float:
+        allowed = f"{key} must be a number from {minimum:g} to {maximum:g} with at most {places} decimal(s)"
+        if isinstance(raw, bool):
+            raise ConfigError(f"{allowed}, got {shown(raw)}")
+        try:
+            value = float(raw) if isinstance(raw, (str, int, float)) else None
+        except (ValueError, OverflowError):
+            value = None
+        if value is None or not finite_number(value) or not minimum <= value <= maximum \
+                or round(value, places) != value:
+            raise ConfigError(f"{allowed}, got {shown(raw)}")
         return value
 
     return parse
@@ -467,6 +506,18 @@ def _i2c_address(key: str, raw: Any) -> int:
 
 
 _PARSERS = {
+    # Ranges of the GreengrassV2 API reference: IoTJobExponentialRolloutRate (baseRatePerMinute 1-1000;
+    # incrementFactor 1-5, where IoT Jobs' ExponentialRolloutRate says at least 1.1 with one decimal),
+    # IoTJobRateIncreaseCriteria (numberOfSucceededThings >= 1), IoTJobExecutionsRolloutConfig
+    # (maximumPerMinute 1-1000), IoTJobAbortCriteria (thresholdPercentage up to 100, two decimals;
+    # minNumberOfExecutedThings >= 1), IoTJobTimeoutConfig (inProgressTimeoutInMinutes 1 to 10080, 7 days).
+    "rollout_base_rate_per_minute": _integer(1, 1000),
+    "rollout_increment_factor": _decimal(1.1, 5.0, 1),
+    "rollout_increase_after_succeeded": _integer(1, 1_000_000),
+    "rollout_maximum_per_minute": _integer(1, 1000),
+    "abort_threshold_percentage": _decimal(0.01, 100.0, 2),
+    "abort_min_executed_things": _integer(1, 1_000_000),
+    "deployment_timeout_minutes": _integer(1, 10_080),
     "name_prefix": _pattern(_NAME_PREFIX, "1-30 characters of a-z 0-9 -, starting with a letter"),
     "devices": _devices,
     "component_prefix": _component_prefix,

@@ -65,6 +65,33 @@ def log_manager_configuration(config: RainEdgeConfig, component_names: list[str]
 NUCLEUS_CONFIGURATION = {"interpolateComponentConfiguration": True}
 
 
+def rollout(config: RainEdgeConfig) -> gg.CfnDeployment.DeploymentIoTJobConfigurationProperty:
+    """How the IoT job behind the deployment reaches the fleet ("AWS IoT Greengrass uses AWS IoT Core jobs to
+    deploy to your core devices, so you can configure how the job rolls out", developer guide, Create
+    deployments): an exponential rate, a cancel when too many executions fail, a per-device timeout. A
+    cancelled job notifies no more devices; those already updated keep what they run (IoT CancelJob)."""
+    return gg.CfnDeployment.DeploymentIoTJobConfigurationProperty(
+        job_executions_rollout_config=gg.CfnDeployment.IoTJobExecutionsRolloutConfigProperty(
+            exponential_rate=gg.CfnDeployment.IoTJobExponentialRolloutRateProperty(
+                base_rate_per_minute=config.rollout_base_rate_per_minute,
+                increment_factor=config.rollout_increment_factor,
+                # IoTJobRateIncreaseCriteria: "Specify either numberOfNotifiedThings or numberOfSucceededThings";
+                # CDK types it as any, so the CloudFormation key is written as is.
+                rate_increase_criteria={"NumberOfSucceededThings": config.rollout_increase_after_succeeded},
+            ),
+            maximum_per_minute=config.rollout_maximum_per_minute,
+        ),
+        abort_config=gg.CfnDeployment.IoTJobAbortConfigProperty(criteria_list=[
+            gg.CfnDeployment.IoTJobAbortCriteriaProperty(
+                action="CANCEL", failure_type="ALL",
+                min_number_of_executed_things=config.abort_min_executed_things,
+                threshold_percentage=config.abort_threshold_percentage),
+        ]),
+        timeout_config=gg.CfnDeployment.IoTJobTimeoutConfigProperty(
+            in_progress_timeout_in_minutes=config.deployment_timeout_minutes),
+    )
+
+
 class CoreDeployment(Construct):
     def __init__(
         self,
@@ -104,6 +131,7 @@ class CoreDeployment(Construct):
                 )
                 for name, version in versions.items()
             },
+            iot_job_configuration=rollout(config),
             deployment_policies=gg.CfnDeployment.DeploymentPoliciesProperty(
                 failure_handling_policy="ROLLBACK",
                 component_update_policy=gg.CfnDeployment.DeploymentComponentUpdatePolicyProperty(
