@@ -50,9 +50,12 @@ $(CDK_STAMP): package.json package-lock.json
 
 setup: $(PY_STAMP) $(CDK_STAMP)
 
-# The model is rebuilt only when the training code changes, including the device code it shares:
-# the sensor contract (quantities, valid ranges), the feature definitions and the model contract.
-$(MODEL): $(wildcard model_training/*.py) device_code/contracts.py device_code/features.py device_code/model.py device_code/drift.py | $(PY_STAMP)
+# The model is rebuilt only when the training code changes, including the device code it shares
+# (the sensor contract, the feature definitions, the model contract) and the device code the
+# artifact ships for its on-device self-test (model_training.golden.shipped_device_modules).
+$(MODEL): $(wildcard model_training/*.py) device_code/__init__.py device_code/contracts.py device_code/drift.py \
+		device_code/features.py device_code/files.py device_code/model.py device_code/sea_level.py \
+		device_code/selftest.py | $(PY_STAMP)
 	$(PY) -m model_training train --out build/model
 
 train: $(MODEL)

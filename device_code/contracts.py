@@ -18,6 +18,8 @@ SHADOW_NAMES = (WEATHER_SHADOW, RAIN_SHADOW)
 # reference, LambdaEventSource), and on one core only its own sensor publishes here.
 READINGS_TOPIC = "rainedge/readings"
 FEATURES = ("temperature", "humidity", "pressure")
+# The units of the readings (and of the model artifact's inputs, metadata.json "units").
+UNITS = {"temperature": "degC", "humidity": "%RH", "pressure": "hPa"}
 # The BME680's operating ranges (°C, %RH, hPa): a value outside them is a fault, not weather.
 SENSOR_RANGES: dict[str, tuple[float, float]] = {
     "temperature": (-40.0, 85.0),

@@ -14,6 +14,7 @@ from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
 from device_code import config as env
+from device_code import selftest
 from device_code.functions import FUNCTIONS, INFERENCE, DeviceFunction
 from infra import greengrass as ggv
 from infra.artifacts import ArtifactStore, stage_device_bundle
@@ -29,6 +30,12 @@ CPU_THERMAL_ZONE = "/sys/class/thermal/thermal_zone0/temp"
 # component runs as, mode 0700 (aws-greengrass-nucleus: NucleusPaths.workPath,
 # Permissions.setServiceWorkPathPermission, GenericExternalService.updateComponentPathOwner).
 HISTORY_FILE_NAME = "reading_history.json"
+# The device runtime's virtual environment, in that component's work folder.
+RUNTIME_VENV = "venv"
+# The model component's Startup step (the self-test): LiteRT loads and replays the golden rows in
+# seconds on a Pi. Stated although it is the recipe reference's default for Startup ("Default: 120
+# seconds"): a failing device spends up to three of these before its component is BROKEN.
+SELF_TEST_TIMEOUT_SECONDS = 120
 
 
 def _exactly(version: str) -> dict[str, str]:
@@ -97,7 +104,7 @@ class DeviceComponents(Construct):
         config = self.config
         model_dir = (
             f"{config.greengrass_root}/packages/artifacts-unarchived/"
-            f"{self.model.name}/{self.model.version}/{Path(config.model_zip).stem}"
+            f"{self.model.name}/{self.model.version}/{self._model_folder}"
         )
         return {
             env.LOG_LEVEL: config.log_level,
@@ -113,13 +120,21 @@ class DeviceComponents(Construct):
             env.MAX_INPUT_AGE_S: str(config.max_input_age_seconds),
         }
 
+    @property
+    def _model_folder(self) -> str:
+        """The folder the nucleus unarchives the model zip into: "Each artifact unzips to a folder within
+        the decompressed path, where the folder has the same name as the artifact minus its extension"
+        (component recipe reference, Recipe variables > artifacts:decompressedPath)."""
+        return Path(self.config.model_zip).stem
+
     def _work_folder(self, suffix: str) -> str:
         """The work folder the nucleus gives a component: <root>/work/<component name>."""
         return f"{self.config.greengrass_root}/work/{self.config.component_name(suffix)}"
 
     @property
     def site_packages(self) -> str:
-        return f"{self._work_folder(RUNTIME_COMPONENT)}/venv/lib/{self.config.python_executable}/site-packages"
+        venv = f"{self._work_folder(RUNTIME_COMPONENT)}/{RUNTIME_VENV}"
+        return f"{venv}/lib/{self.config.python_executable}/site-packages"
 
     # ---- components ---------------------------------------------------------------------
     def _lambda_component(self, function: DeviceFunction, values: dict[str, str]) -> DeployedComponent:
@@ -207,7 +222,9 @@ class DeviceComponents(Construct):
             posix_user=f"{DEFAULT_POSIX_USER}:{function.posix_group}" if function.posix_group else None,
         )
 
-    def _recipe_component(self, suffix: str, description: str, manifest: dict, content: object) -> DeployedComponent:
+    def _recipe_component(self, suffix: str, description: str, manifest: dict, content: object,
+                          dependencies: dict | None = None) -> DeployedComponent:
+        """`content`: what the version is derived from; it must cover every part of the recipe that changes."""
         name = self.config.component_name(suffix)
         version = ggv.content_version(name, content)
         recipe = {
@@ -216,6 +233,7 @@ class DeviceComponents(Construct):
             "ComponentVersion": version,
             "ComponentDescription": description,
             "ComponentPublisher": self.config.name_prefix,
+            **({"ComponentDependencies": dependencies} if dependencies else {}),
             "Manifests": [{"Platform": {"os": "linux"}, **manifest}],
         }
         resource = gg.CfnComponentVersion(
@@ -223,10 +241,49 @@ class DeviceComponents(Construct):
         )
         return DeployedComponent(name, version, resource)
 
+    def _self_test_step(self) -> dict:
+        """The model component's Startup step: the artifact's own self-test (device_code.selftest), run
+        with the device runtime's python before anything serves the model.
+
+        Startup, not Install: the nucleus runs Install as soon as the component is NEW, without waiting for
+        its dependencies (aws-greengrass-nucleus Lifecycle.handleCurrentStateNew; only INSTALLED -> STARTING
+        waits, in waitForDependencyReady), so on a first deployment the venv would not exist yet. Startup
+        runs once the HARD dependency on the runtime is ready and "must exit successfully ... before
+        dependent components can start"; "the deployment's status is IN_PROGRESS until all components'
+        startup scripts exit" (component recipe reference, Lifecycle > Startup). A non-zero exit makes the
+        component ERRORED; "If the component enters the ERRORED state three times without a successful
+        run, the component becomes BROKEN" (developer guide, component lifecycle), a BROKEN component fails
+        the deployment (nucleus DeploymentConfigMerger: "Service %s in broken state after deployment") and
+        the deployment's failureHandlingPolicy ROLLBACK "rolls back that core device to its previous
+        configuration" (developer guide, Create deployments). Startup runs whenever the component starts:
+        a new version (every new model zip), a nucleus start, and a restart of the runtime it depends on.
+        """
+        artifact = f"{{artifacts:decompressedPath}}/{self._model_folder}"
+        # {<dependency>:work:path}: "The work path ... for a component on which this component depends ...
+        # You can specify only direct dependencies" (component recipe reference, Recipe variables).
+        python = f"{{{self.runtime.name}:work:path}}/{RUNTIME_VENV}/bin/python"
+        return {
+            # -s -P: no user site-packages, not the current folder (the work folder, $PWD) on sys.path;
+            # not -I, which also ignores PYTHONPATH.
+            "Script": f"{python} -s -P -m {selftest.__name__} {artifact}",
+            # The device code the self-test runs is the artifact's own (model_training.golden); Setenv is
+            # "The dictionary of environment variables to provide to the script".
+            "Setenv": {"PYTHONPATH": f"{artifact}/{selftest.CODE_FOLDER}"},
+            # "The maximum amount of time in seconds that the script can run before the AWS IoT Greengrass
+            # Core software terminates the process."
+            "Timeout": SELF_TEST_TIMEOUT_SECONDS,
+            # As the component's user, the default one that owns the runtime's work folder too.
+            "RequiresPrivilege": False,
+        }
+
     def _rain_model(self, artifacts: ArtifactStore) -> DeployedComponent:
+        lifecycle = {"Startup": self._self_test_step()}
+        # HARD: "The component restarts if the dependency changes state" (component recipe reference,
+        # ComponentDependencies): a reinstalled runtime runs the self-test again.
+        dependencies = {self.runtime.name: _exactly(self.runtime.version)}
         component = self._recipe_component(
             MODEL_COMPONENT,
-            "The rain model (SavedModel + TFLite + metadata), unarchived on the device",
+            "The rain model (SavedModel + TFLite + metadata), self-tested, unarchived on the device",
             {
                 "Artifacts": [
                     {
@@ -235,17 +292,21 @@ class DeviceComponents(Construct):
                         # The inference function reads it; a model is no secret.
                         "Permission": {"Read": "ALL", "Execute": "NONE"},
                     }
-                ]
+                ],
+                "Lifecycle": lifecycle,
             },
-            content={"model_sha256": artifacts.model_sha256, "key": artifacts.model_key},
+            content={"model_sha256": artifacts.model_sha256, "key": artifacts.model_key, "lifecycle": lifecycle,
+                     "dependencies": dependencies},
+            dependencies=dependencies,
         )
-        # Greengrass reads the artifact when the component version is created.
-        component.resource.node.add_dependency(artifacts.model_upload)
+        # Greengrass reads the artifact when the component version is created; the runtime version the
+        # recipe names is created first, as for the Lambda components.
+        component.resource.node.add_dependency(artifacts.model_upload, self.runtime.resource)
         return component
 
     def _device_runtime(self, requirements: list[str]) -> DeployedComponent:
         python = self.config.python_executable
-        venv = "{work:path}/venv"
+        venv = f"{{work:path}}/{RUNTIME_VENV}"
         packages = " ".join(f"'{requirement}'" for requirement in requirements)
         stamp = f"{venv}/{install_stamp(python, requirements)}"
         # Install "also runs ... each time the software launches" unless its Skipif holds ("exists <file>":

@@ -16,9 +16,11 @@ from types import MappingProxyType
 from typing import Any, Mapping
 
 from device_code.contracts import finite_number, shown
+from device_code.files import UnusableFile, read_text
 from device_code.functions import FUNCTIONS
 from device_code.sea_level import ALTITUDE_RANGE_M
-from infra.fleet_hook.handler import MAX_THING_NAME, SERIAL_PARAMETER, THING_NAME, decide, device_policy_name
+from infra.fleet_hook.handler import (MAX_THING_NAME, SERIAL_PARAMETER, SERIAL_PATTERN_RULE, THING_NAME, claim_name,
+                                      decide, device_policy_name, reserved_name_problem, serial_pattern_problem)
 
 # Shared by the stack and the lifecycle tools (which find the app's resources by them).
 STACK_NAME = "RainEdge"
@@ -78,23 +80,71 @@ ASSET_SOURCES = {
 STATION_FILE = "rainedge/station.json"
 # How long the device runtime's Install (venv + pip) may take on a Pi (infra/components.py).
 RUNTIME_INSTALL_TIMEOUT_SECONDS = 1800
+# install.sh creates the Greengrass root as root and the nucleus makes it world-readable
+# (Permissions.setRootPermission), so it must be a folder of Greengrass's own, never a system folder
+# (/, /etc, /tmp, /root, /usr/..., /proc, /dev/shm, a home folder itself): /greengrass or a folder in
+# it, or a folder below one of these (a user's home folder: /home/*).
+GREENGRASS_ROOT_PARENTS = ("/opt", "/srv", "/var/lib", "/home/*")
 _TRUE_WORDS = ("true", "on", "yes", "1")
 _FALSE_WORDS = ("false", "off", "no", "0")
+# `-c devices=null` arrives as the text "null": these words mean "no value", not a device.
+_NO_VALUE_WORDS = ("null", "none", "nil", "undefined")
+# cdk.json holds the context only (CDK keeps its lookups in cdk.context.json): a megabyte is plenty.
+MAX_CDK_JSON_BYTES = 1 << 20
 
 
 class ConfigError(ValueError):
     """A context value is missing, malformed or out of range; the message names the key."""
 
 
-def read_cdk_context(project_root: Path) -> dict[str, Any]:
-    """The "context" of the project's cdk.json: the configuration defaults."""
-    path = project_root / "cdk.json"
+class JsonError(ValueError):
+    """Text that is not strict JSON; the message says why in a few words."""
+
+
+def json_value(text: str) -> Any:
+    """`text` parsed as the app reads every JSON it is given (cdk.json, -c values, stack outputs): strictly,
+    and every way it fails is one JsonError: not JSON, NaN or Infinity (no JSON numbers), nested deeper
+    than the parser recurses, a number too long to convert, or an object with a key twice (which
+    json.loads would settle silently by keeping the last)."""
     try:
-        context = json.loads(path.read_text())["context"]
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        context = error
+        return json.loads(text, object_pairs_hook=_object_of_unique_keys, parse_constant=_no_json_number)
+    except JsonError:
+        raise
+    except json.JSONDecodeError as error:
+        raise JsonError(f"not JSON (line {error.lineno} column {error.colno})") from None
+    except RecursionError:
+        raise JsonError("JSON nested deeper than the parser recurses") from None
+    except ValueError:  # the only other: an integer longer than sys.get_int_max_str_digits()
+        raise JsonError("JSON holding a number too long to convert") from None
+
+
+def _object_of_unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in found:
+            raise JsonError(f"the key {shown(key)} comes twice in one object")
+        found[key] = value
+    return found
+
+
+def _no_json_number(constant: str) -> Any:
+    raise JsonError(f"not JSON ({constant} is no JSON number)")
+
+
+def read_cdk_context(project_root: Path) -> dict[str, Any]:
+    """The "context" of the project's cdk.json: the configuration defaults. Read as a regular file of at
+    most MAX_CDK_JSON_BYTES, without blocking (a FIFO in its place is refused, not waited on)."""
+    path = project_root / "cdk.json"
+    restore = "restore it (git checkout cdk.json)"
+    try:
+        document = json_value(read_text(path, MAX_CDK_JSON_BYTES))
+    except UnusableFile as problem:
+        raise ConfigError(f"{problem}: {restore}") from None
+    except JsonError as problem:
+        raise ConfigError(f"{path}: {problem}: {restore}") from None
+    context = document.get("context") if isinstance(document, dict) else None
     if not isinstance(context, dict):
-        raise ConfigError(f"{path} holds no \"context\" object ({shown(context)}): restore it (git checkout cdk.json)")
+        raise ConfigError(f"{path} holds no \"context\" object ({shown(context)}): {restore}")
     return context
 
 
@@ -204,7 +254,7 @@ class RainEdgeConfig:
     @property
     def claim_name(self) -> str:
         """The claim certificate's key folder and CSR name; claim connections use `<claim_name>-<serial>`."""
-        return f"{self.name_prefix}-claim"
+        return claim_name(self.name_prefix)
 
     @property
     def claim_policy_name(self) -> str:
@@ -263,16 +313,16 @@ class RainEdgeConfig:
         return config
 
     def _check_relations(self) -> None:
+        for name in self.devices:
+            reserved = reserved_name_problem(self.name_prefix, name)
+            if reserved is not None:
+                raise ConfigError(f"devices must not name {name!r}: it is {reserved}; rename the device")
         unknown = [name for name in self.station_altitudes if name not in self.devices and not self.fleet_thing(name)]
         if unknown:
             fleet = (f" nor a fleet device {self.name_prefix}-<serial matching {self.serial_number_pattern}>"
                      if self.fleet_provisioning else " (fleetProvisioning is off)")
             raise ConfigError(f"stationAltitudes names {unknown[0]!r}, which is neither a listed device "
                               f"({', '.join(self.devices)}){fleet}: fix the thing name")
-        reserved = [name for name in self.devices if name.startswith(f"{self.claim_name}-")]
-        if reserved:
-            raise ConfigError(f"devices must not start with {self.claim_name}- (the claim certificate's client ids); "
-                              f"got {reserved[0]!r}")
         if self.rollout_base_rate_per_minute > self.rollout_maximum_per_minute:
             raise ConfigError(f"rolloutBaseRatePerMinute ({self.rollout_base_rate_per_minute}) must be at most "
                               f"rolloutMaximumPerMinute ({self.rollout_maximum_per_minute})")
@@ -418,20 +468,27 @@ def _devices(key: str, raw: Any) -> tuple[str, ...]:
     if isinstance(raw, str):
         text = raw.strip()
         try:
-            raw = json.loads(text) if text.startswith("[") else [part.strip() for part in text.split(",")]
-        except (ValueError, RecursionError) as error:
+            raw = json_value(text) if text.startswith("[") else [part.strip() for part in text.split(",")]
+        except JsonError as error:
             raise ConfigError(f"{key} is not a JSON list ({error}): write -c 'devices=[\"pi-1\",\"pi-2\"]' "
                               "or -c devices=pi-1,pi-2") from None
     if not isinstance(raw, (list, tuple)) or not raw:
         raise ConfigError(f"{key} must be a non-empty list of thing names; got {shown(raw)}")
+    folders: dict[str, str] = {}
     for name in raw:
         if not isinstance(name, str) or not THING_NAME.fullmatch(name):
             raise ConfigError(
                 f"{key} entries must be thing names of 1-{MAX_THING_NAME} characters from a-z A-Z 0-9 _ -; "
                 f"got {shown(name)}"
             )
-    if len(set(raw)) != len(raw):
-        raise ConfigError(f"{key} must not repeat a thing name; got {shown(list(raw))}")
+        if name.lower() in _NO_VALUE_WORDS:
+            raise ConfigError(f"{key} entry {name!r} is a word for no value, not a thing name: list thing names "
+                              "(-c devices=pi-1,pi-2), or leave devices out for the default")
+        # A device's key folder is its name: two names in different letter case are one folder on macOS.
+        if name.lower() in folders:
+            raise ConfigError(f"{key} must not repeat a thing name, in any letter case: {folders[name.lower()]!r} "
+                              f"and {name!r} would share a key folder on a case-insensitive file system (macOS, Windows)")
+        folders[name.lower()] = name
     return tuple(raw)
 
 
@@ -462,16 +519,24 @@ def _path(absolute: bool, example: str, suffix: str = ""):
     return parse
 
 
-def _regular_expression(key: str, raw: Any) -> str:
-    if not isinstance(raw, str) or not 0 < len(raw) <= 100:
-        raise ConfigError(f"{key} must be a regular expression of 1-100 characters; got {shown(raw)}")
-    try:
-        pattern = re.compile(raw)
-    except re.error as error:
-        raise ConfigError(f"{key} must be a valid regular expression ({error}); got {shown(raw)}") from None
-    if pattern.fullmatch(""):
-        raise ConfigError(f"{key} must not match an empty serial number; got {shown(raw)}")
+def _serial_number_pattern(key: str, raw: Any) -> str:
+    problem = serial_pattern_problem(raw)
+    if problem is not None:
+        raise ConfigError(f"{key} {shown(raw)} {problem}; allowed: {SERIAL_PATTERN_RULE}")
     return raw
+
+
+def _greengrass_root(key: str, raw: Any) -> str:
+    value = _path(absolute=True, example="/greengrass/v2")(key, raw)
+    root = PurePosixPath(value)
+    own = root.parts[:2] == ("/", "greengrass") or any(
+        folder.match(parent) for folder in root.parents for parent in GREENGRASS_ROOT_PARENTS)
+    if not own:
+        raise ConfigError(f"{key} must be a folder of Greengrass's own, /greengrass/v2 (the default) or another one "
+                          f"in /greengrass, or one below {', '.join(GREENGRASS_ROOT_PARENTS)}: never a system folder "
+                          f"such as /tmp, /etc, /root or /usr/local, which install.sh would take over as root; "
+                          f"got {shown(raw)}")
+    return value
 
 
 def _station_altitudes(key: str, raw: Any) -> Mapping[str, float]:
@@ -479,9 +544,9 @@ def _station_altitudes(key: str, raw: Any) -> Mapping[str, float]:
     example = '-c \'stationAltitudes={"rainedge-core-1": 512}\''
     if isinstance(raw, str):  # from -c
         try:
-            raw = json.loads(raw)
-        except (ValueError, RecursionError):
-            raise ConfigError(f"{key} is not a JSON object; write {example}") from None
+            raw = json_value(raw)
+        except JsonError as error:
+            raise ConfigError(f"{key} is not a JSON object of thing names ({error}); write {example}") from None
     if not isinstance(raw, Mapping):
         raise ConfigError(f"{key} must map thing names to metres above sea level, e.g. {example}; got {shown(raw)}")
     altitudes = {}
@@ -536,8 +601,8 @@ _PARSERS = {
     "i2c_bus": _integer(0, 255),
     "i2c_address": _i2c_address,
     "log_level": _choice(LOG_LEVELS),
-    "greengrass_root": _path(absolute=True, example="/greengrass/v2"),
+    "greengrass_root": _greengrass_root,
     "fleet_provisioning": _boolean,
-    "serial_number_pattern": _regular_expression,
+    "serial_number_pattern": _serial_number_pattern,
     "station_altitudes": _station_altitudes,
 }

@@ -23,6 +23,9 @@ from infra.iot_sql import TopicRule
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 HOURS_PER_MONTH = 730
+# The flags' bounds, which keep every figure finite: up to a million devices, each uploading up to a
+# terabyte of logs a month.
+MAX_DEVICES, MAX_DEVICE_LOG_MB = 1_000_000, 1_000_000.0
 SECONDS_PER_MONTH = HOURS_PER_MONTH * 3600
 GB = 1024 ** 3
 
@@ -299,8 +302,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"rainedge cost: {error}", file=sys.stderr)
         return 2
     devices = len(config.devices) if args.devices is None else args.devices
-    if devices < 1 or args.device_log_mb < 0:
-        parser.error("--devices must be at least 1 and --device-log-mb not negative")
+    problem = None
+    if not 1 <= devices <= MAX_DEVICES:
+        problem = f"--devices must be a whole number from 1 to {MAX_DEVICES:,}; got {devices}"
+    elif not 0 <= args.device_log_mb <= MAX_DEVICE_LOG_MB:  # nan fails every comparison
+        problem = (f"--device-log-mb must be a finite number of megabytes from 0 to {MAX_DEVICE_LOG_MB:,.0f}; "
+                   f"got {args.device_log_mb}")
+    if problem is not None:
+        print(f"rainedge cost: {problem}", file=sys.stderr)
+        return 2
     model = PROJECT_ROOT / config.model_zip
     for row in report(config, devices, args.device_log_mb, model.stat().st_size if model.is_file() else 0):
         print(row)

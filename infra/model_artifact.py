@@ -7,6 +7,7 @@ import re
 import zipfile
 from pathlib import Path
 
+from device_code import selftest
 from device_code.model import RUNTIMES
 
 # The model artifact (DESIGN.md): metadata.json and the model of each runtime the inference
@@ -15,6 +16,8 @@ MODEL_MEMBERS = ("metadata.json", *(artifact for _, artifact, _ in RUNTIMES))
 # What model_training writes as metadata.json "version" (content hash); it goes into fleet-indexing
 # queries, so nothing else is taken.
 MODEL_VERSION = re.compile(r"rain-[0-9a-f]{16}")
+# What the model component's Startup step runs (infra/components.py): the golden record and the code.
+SELF_TEST_MEMBERS = (selftest.GOLDEN_FILE, f"{selftest.CODE_FOLDER}/{selftest.__name__.replace('.', '/')}.py")
 
 
 class AssetError(Exception):
@@ -54,12 +57,18 @@ def model_digest(model_zip: Path) -> str:
 
 
 def model_version(model_zip: Path) -> str:
-    """metadata.json "version" of the model zip (checked by model_digest first), reading that member only."""
+    """metadata.json "version" of the model zip (checked by model_digest first), reading no other member;
+    ModelArtifactError too when the zip lacks the self-test, which would fail on every device."""
     try:
         with zipfile.ZipFile(model_zip) as archive:
+            missing = [name for name in SELF_TEST_MEMBERS if name not in archive.namelist()]
             version = json.loads(archive.read("metadata.json")).get("version")
     except (KeyError, ValueError, AttributeError, zipfile.BadZipFile):
-        version = None
+        missing, version = [], None
+    if missing:
+        raise ModelArtifactError(f"modelZip {model_zip} carries no on-device self-test (it lacks "
+                                 f"{', '.join(missing)}): the model component's Startup step would fail on every "
+                                 "device; run `make train`")
     if not isinstance(version, str) or not MODEL_VERSION.fullmatch(version):
         raise ModelArtifactError(f"modelZip {model_zip}: metadata.json has no version of the form rain-<16 hex>: "
                                  "run `make train`")

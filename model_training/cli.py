@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from device_code.model import RUNTIME_NAMES, ModelUnavailable, read_metadata
+from device_code.selftest import SelfTestFailed
 from model_training.artifact import ModelArtifactError, opened_artifact
 from model_training.evaluate import EvaluationInputError, evaluate
 from model_training.export import OutputFolderError, check_output_folder
@@ -105,6 +106,6 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except (ModelArtifactError, ModelUnavailable, EvaluationInputError, OutputFolderError) as error:
+    except (ModelArtifactError, ModelUnavailable, EvaluationInputError, OutputFolderError, SelfTestFailed) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

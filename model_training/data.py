@@ -19,7 +19,6 @@ from device_code.contracts import FEATURES
 from device_code.features import TREND_INPUTS, Series, trend_inputs
 
 LABEL = "rain"
-UNITS = {"temperature": "degC", "humidity": "%RH", "pressure": "hPa"}
 
 # Longest gap (hours) in one airport's pressure series that is bridged by time interpolation.
 # Every gap left after the same-hour fill is at most 6 hours long.

@@ -9,6 +9,7 @@ by the instantaneous model. Other columns are ignored.
 from __future__ import annotations
 
 import csv
+import io
 from collections import Counter
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from device_code.features import Series
+from device_code.files import FileMissing, UnusableFile, read_text
 from device_code.model import INSTANTANEOUS, TREND, RainModel, load_model, read_metadata
 from model_training.artifact import opened_artifact
 from model_training.data import FEATURES, LABEL, station_series
@@ -26,6 +28,8 @@ TIME_COLUMN, STATION_COLUMN = "sampled_at", "station"
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 # How many offending rows an error message lists.
 ROWS_NAMED = 5
+# The CSV is read whole, once: a year of readings a minute is about 40 MB.
+MAX_CSV_BYTES = 256 * 1024 * 1024
 
 
 class EvaluationInputError(Exception):
@@ -38,13 +42,21 @@ def _rows(mask: np.ndarray) -> str:
     return f"data row {named}" if len(rows) == 1 else f"data rows {named}{', ...' if len(rows) > ROWS_NAMED else ''}"
 
 
-def _header(csv_path: Path) -> list[str]:
+def _csv_text(csv_path: Path) -> str:
+    """The CSV's text: a regular file, opened without blocking (a FIFO would wait for a writer), at most
+    MAX_CSV_BYTES of UTF-8."""
     try:
-        with open(csv_path, newline="") as handle:
-            return next(csv.reader(handle), [])
-    except FileNotFoundError as error:
-        raise EvaluationInputError(f"CSV {csv_path} does not exist") from error
-    except (OSError, UnicodeDecodeError, csv.Error) as error:
+        return read_text(csv_path, MAX_CSV_BYTES)
+    except FileMissing:
+        raise EvaluationInputError(f"CSV {csv_path} does not exist") from None
+    except UnusableFile as problem:
+        raise EvaluationInputError(f"CSV {problem}") from None
+
+
+def _header(text: str, csv_path: Path) -> list[str]:
+    try:
+        return next(csv.reader(io.StringIO(text, newline="")), [])
+    except csv.Error as error:
         raise EvaluationInputError(f"CSV {csv_path} cannot be read: {error}") from error
 
 
@@ -68,17 +80,18 @@ def _numeric(raw: pd.DataFrame, column: str, csv_path: Path) -> pd.Series:
 
 def read_labelled_csv(csv_path: Path, valid_ranges: dict[str, tuple[float, float]]) -> pd.DataFrame:
     """The CSV's readings, label and (when present) parsed sampled_at and station, validated."""
-    header = _header(csv_path)
+    text = _csv_text(csv_path)
+    header = _header(text, csv_path)
     counts = Counter(header)
     for column in (*REQUIRED_COLUMNS, TIME_COLUMN, STATION_COLUMN):
         if counts[column] > 1:
             raise EvaluationInputError(f"CSV {csv_path} has {counts[column]} columns named {column!r}; keep one")
     try:
         # Read as text so error messages quote the cell exactly as written in the file.
-        raw = pd.read_csv(csv_path, dtype=str)
+        raw = pd.read_csv(io.StringIO(text), dtype=str)
     except pd.errors.EmptyDataError as error:
         raise EvaluationInputError(f"CSV {csv_path} is empty") from error
-    except (OSError, UnicodeDecodeError, pd.errors.ParserError) as error:
+    except pd.errors.ParserError as error:
         raise EvaluationInputError(f"CSV {csv_path} cannot be read: {error}") from error
     missing = [column for column in REQUIRED_COLUMNS if column not in raw.columns]
     if missing:

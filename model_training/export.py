@@ -1,13 +1,14 @@
-"""Write the model artifact: saved_model/ + model.tflite + metadata.json, zipped and unpacked.
+"""Write the model artifact: saved_model/ + model.tflite + metadata.json + the self-test, zipped and unpacked.
 
 Layout (the contract with infra and the device code):
-    <out>/rain_model.zip      zip root: saved_model/, model.tflite, metadata.json
+    <out>/rain_model.zip      zip root: saved_model/, model.tflite, metadata.json, selftest.json, code/
     <out>/rain_model/         the same files, unpacked
     <out>/model_card.md       and <out>/reliability.png, the card's reliability diagram
 One SavedModel and one TFLite model carry both rain models as named signatures (`serving_default`
 = instantaneous, `trend`), each taking one named float32 [batch] input per feature and returning
 `probability` [batch]. Training is deterministic for a seed, so `metadata.json`'s `version`
 (derived from the weights) is stable across rebuilds; zip entries are sorted with fixed timestamps.
+`selftest.json` and `code/` are the on-device self-test's (model_training.golden).
 """
 from __future__ import annotations
 
@@ -20,18 +21,24 @@ from pathlib import Path
 
 import numpy as np
 
-from device_code.contracts import SENSOR_RANGES
+from device_code.contracts import SENSOR_RANGES, UNITS
 from device_code.model import HISTORY_REQUIREMENTS, INSTANTANEOUS, OUTPUT_NAME, TREND
+from device_code.selftest import CODE_FOLDER, GOLDEN_FILE
 from model_training.artifact import UNPACKED_NAME
 from model_training.card import DIAGRAM_NAME, render_card, render_reliability_diagram
-from model_training.data import FEATURES, UNITS
+from model_training.data import FEATURES
+from model_training.golden import write_self_test
 from model_training.train import BATCH_SIZE, LEARNING_RATE, SEED, TrainingResult
 
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# The project's source folders: an artifact written into one would ship with that code (device_code is
+# the Lambda bundle, infra/fleet_hook the hook's) or be taken for it.
+SOURCE_FOLDERS = ("device_code", "infra", "model_training", "tests")
 ZIP_NAME = "rain_model.zip"
 CARD_NAME = "model_card.md"
 SIGNATURES = {INSTANTANEOUS: "serving_default", TREND: "trend"}
 # What a previous artifact's unpacked folder holds: only such a folder is replaced.
-ARTIFACT_ENTRIES = {"metadata.json", "model.tflite", "saved_model"}
+ARTIFACT_ENTRIES = {"metadata.json", "model.tflite", "saved_model", GOLDEN_FILE, CODE_FOLDER}
 # The BME680's operating ranges: the ones the device validates readings against.
 VALID_RANGES = {name: list(bounds) for name, bounds in SENSOR_RANGES.items()}
 _ZIP_TIMESTAMP = (1980, 1, 1, 0, 0, 0)
@@ -44,7 +51,13 @@ class OutputFolderError(Exception):
 def check_output_folder(out_dir: Path) -> None:
     """Fail before training when the artifact could not be written, or would replace files that
     are not a previous artifact: `out_dir` must be (or become) a writable folder, and an existing
-    `out_dir/rain_model/` must hold nothing but a previous rain model."""
+    `out_dir/rain_model/` must hold nothing but a previous rain model, and `out_dir` must lie outside the
+    project's source folders (compared without case, as macOS and Windows do)."""
+    real = out_dir.resolve()
+    inside = real.relative_to(PROJECT_ROOT).parts[:1] if real.is_relative_to(PROJECT_ROOT) else ()
+    if inside and inside[0].lower() in SOURCE_FOLDERS:
+        raise OutputFolderError(f"--out {out_dir} is inside the project's source folder {inside[0]}/: choose "
+                                f"build/model (the default) or another folder outside {', '.join(SOURCE_FOLDERS)}")
     if out_dir.exists() and not out_dir.is_dir():
         raise OutputFolderError(f"--out {out_dir} is a file, not a folder")
     try:
@@ -183,6 +196,7 @@ def export_artifact(result: TrainingResult, out_dir: Path, training_data_sha256:
     (unpacked / "model.tflite").write_bytes(convert_to_tflite(unpacked / "saved_model"))
     metadata = build_metadata(result, training_data_sha256)
     (unpacked / "metadata.json").write_text(json.dumps(metadata, indent=2, sort_keys=True) + "\n")
+    write_self_test(result, unpacked)
     _write_reproducible_zip(unpacked, out_dir / ZIP_NAME)
     render_reliability_diagram(metadata, out_dir / DIAGRAM_NAME)
     (out_dir / CARD_NAME).write_text(render_card(metadata))

@@ -19,6 +19,7 @@ from device_code.features import INSTANTANEOUS_INPUTS, TREND_INPUTS, covered
 from device_code.model import INSTANTANEOUS, TREND
 from model_training.baseline import fit_input_baseline
 from model_training.data import LABEL, load_observations, split_by_time, trend_frame
+from model_training.golden import golden_rows
 from model_training.metrics import choose_threshold, classification_metrics, reliability_bins
 
 SEED = 2013
@@ -54,6 +55,7 @@ class TrainedModel:
     calibration_slope: float
     threshold: float
     metrics: dict  # split -> metrics of the network; plus the baseline's and per station
+    golden_inputs: dict  # input -> float32 column: held-out test rows the device's self-test replays
 
 
 @dataclass(frozen=True)
@@ -155,7 +157,9 @@ def train_model(name: str, parts: dict[str, pd.DataFrame], seed: int) -> Trained
         },
         "test_reliability": reliability_bins(rain["test"], probability["test"]),
     }
-    return TrainedModel(name, spec, network, slope, threshold, metrics)
+    golden = golden_rows(rain["test"])
+    golden_inputs = {input_name: inputs["test"][golden, column] for column, input_name in enumerate(spec.inputs)}
+    return TrainedModel(name, spec, network, slope, threshold, metrics, golden_inputs)
 
 
 def _with_trend_inputs(df: pd.DataFrame) -> pd.DataFrame:

@@ -34,15 +34,106 @@ def thing_name(name_prefix: str, serial_number: str) -> str:
     return f"{name_prefix}-{serial_number}"
 
 
+# ---- names the app keeps for itself -------------------------------------------------------------------
+# A device's name is its key folder in secretsDir (infra/device_keys.py) and its MQTT client id. The app
+# keeps two folders there for itself: the claim's key (`<prefix>-claim`) and the fleet bundle
+# (infra/lifecycle/fleet_bundle.py); the claim connects as `<prefix>-claim-<serial>` (its policy allows
+# client/<prefix>-claim-*, infra/fleet.py). Folders are compared without case: on macOS and Windows,
+# `A` and `a` are one folder. One rule for listed devices (infra/config.py) and provisioned ones (decide).
+BUNDLE_FOLDER = "fleet-bundle"
+
+
+def claim_name(name_prefix: str) -> str:
+    """The claim certificate's key folder and CSR name; its connections use `<claim_name>-<serial>`."""
+    return f"{name_prefix}-claim"
+
+
+def reserved_name_problem(name_prefix: str, name: str) -> str | None:
+    """Why no device may be called `name` (the app keeps it for itself), or None."""
+    claim, folded = claim_name(name_prefix).lower(), name.lower()
+    if folded == claim:
+        return f"the claim certificate's key folder ({claim_name(name_prefix)}) in secretsDir"
+    if folded == BUNDLE_FOLDER:
+        return f"the fleet bundle's folder ({BUNDLE_FOLDER}) in secretsDir"
+    if folded.startswith(f"{claim}-"):
+        return f"a client id of the claim's connections ({claim_name(name_prefix)}-<serial>)"
+    return None
+
+
+# ---- serialNumberPattern: a grammar Python's backtracking `re` cannot blow up on -----------------------
+# `re` backtracks: a repeat inside a repeat or an alternation ((a|a)*b) takes exponential time, and so
+# does a run of repeats that can split the text many ways ([a-z]*[a-z]*[a-z]*b). The grammar has
+# neither: a sequence of single-character atoms, each repeated a fixed or bounded number of times, and
+# `re` tries at most one way per split of the serial number among the repeats of variable count, i.e.
+# the product of their (most - fewest + 1) counts, with * and + counted as up to MAX_THING_NAME (decide
+# bounds the serial's length before matching). MAX_SPLITS bounds that product, so matching takes under
+# a millisecond whatever the serial number (measured: 0.4 ms for the slowest patterns the grammar takes,
+# such as twelve [a-z]? before a class that fails; the hook has 5 s). A count has at most two digits,
+# so none overflows.
+MAX_PATTERN, MAX_REPEAT, MAX_SPLITS = 100, MAX_THING_NAME, 4096
+SERIAL_PATTERN_RULE = (
+    f"1-{MAX_PATTERN} characters of atoms (a letter, digit, _ or -; '.'; or a class such as [0-9a-f] of letters, "
+    f"digits, _, - and ranges), each optionally followed by ?, *, +, {{n}} or {{m,n}} (n at most {MAX_REPEAT}); "
+    f"no groups, alternation, anchors, escapes or negated classes; the variable counts multiplied (* and + as "
+    f"{MAX_REPEAT + 1} and {MAX_REPEAT}) at most {MAX_SPLITS}; never matching an empty serial number")
+_ATOM = re.compile(r"(?:[A-Za-z0-9_.-]|\[(?P<members>[^\]]{1,40})\])"
+                   r"(?P<repeat>[?*+]|\{(?P<fewest>[0-9]{1,2})(?:,(?P<most>[0-9]{1,2}))?\})?")
+_CLASS_MEMBERS = re.compile(r"-?(?:[A-Za-z0-9_](?:-[A-Za-z0-9_])?)+-?")
+_CLASS_RANGE = re.compile(r"([A-Za-z0-9_])-([A-Za-z0-9_])")
+_SHORTHAND_REPEATS = {"?": (0, 1), "*": (0, MAX_REPEAT), "+": (1, MAX_REPEAT)}
+
+
+def serial_pattern_problem(pattern: Any) -> str | None:
+    """What keeps `pattern` out of SERIAL_PATTERN_RULE (a few words), or None when it is in it."""
+    if not isinstance(pattern, str) or not 0 < len(pattern) <= MAX_PATTERN:
+        return f"is not 1-{MAX_PATTERN} characters"
+    splits, shortest, at = 1, 0, 0
+    while at < len(pattern):
+        atom = _ATOM.match(pattern, at)
+        if atom is None:
+            return f"has {pattern[at:at + 10]!r} at character {at + 1}, which is none of the atoms"
+        members, repeat = atom.group("members"), atom.group("repeat")
+        if members is not None and (not _CLASS_MEMBERS.fullmatch(members) or any(
+                not _same_kind(first, last) for first, last in _CLASS_RANGE.findall(members))):
+            return f"has the class [{members}], which is not of letters, digits, _, - and ranges such as a-f"
+        if repeat is None or repeat in _SHORTHAND_REPEATS:
+            fewest, most = _SHORTHAND_REPEATS.get(repeat, (1, 1))
+        else:
+            fewest = int(atom.group("fewest"))
+            most = fewest if atom.group("most") is None else int(atom.group("most"))
+            if not fewest <= most <= MAX_REPEAT:
+                return f"repeats {repeat}, not n or m to n times with m <= n <= {MAX_REPEAT}"
+        splits, shortest, at = splits * (most - fewest + 1), shortest + fewest, atom.end()
+    if splits > MAX_SPLITS:
+        return f"splits a serial number up to {splits} ways, more than {MAX_SPLITS}"
+    if shortest == 0:
+        return "matches an empty serial number"
+    return None
+
+
+def _same_kind(first: str, last: str) -> bool:
+    """A class range such as a-f, A-F or 0-9: ends of one kind, in order ('_' starts no range)."""
+    return first <= last and any(test(first) and test(last) for test in (str.isdigit, str.islower, str.isupper))
+
+
 def decide(parameters: Any, serial_pattern: str, name_prefix: str,
            thing_exists: Callable[[str], bool]) -> tuple[bool, str]:
     """(allow, reason) for the template parameters a device sent."""
     serial = parameters.get(SERIAL_PARAMETER) if isinstance(parameters, dict) else None
-    if not isinstance(serial, str) or not re.fullmatch(serial_pattern, serial):
+    if not isinstance(serial, str):
         return False, f"SerialNumber {serial!r} does not match {serial_pattern}"
+    problem = serial_pattern_problem(serial_pattern)
+    if problem is not None:
+        return False, f"serialNumberPattern {serial_pattern!r} {problem}: no serial number is taken"
     name = thing_name(name_prefix, serial)
+    # The name's length first: it bounds the serial number the pattern runs on.
+    if len(name) <= MAX_THING_NAME and not re.fullmatch(serial_pattern, serial):
+        return False, f"SerialNumber {serial!r} does not match {serial_pattern}"
     if not THING_NAME.fullmatch(name):
         return False, f"thing name {name!r} is not 1-64 of A-Z a-z 0-9 _ -"
+    reserved = reserved_name_problem(name_prefix, name)
+    if reserved is not None:
+        return False, f"thing name {name!r} is reserved: it is {reserved}"
     if thing_exists(name):
         return False, f"thing {name} already exists"
     return True, f"provisioning {name}"

@@ -138,4 +138,8 @@ class AwsClients:
 
     def _create(self, service: str) -> Any:
         # iot-data defaults to the region's data-ats endpoint, which serves every account's shadows.
-        return self.session.client(service, config=BOTOCORE_CONFIG)
+        try:
+            return self.session.client(service, config=BOTOCORE_CONFIG)
+        except ValueError as error:  # botocore's answer to an endpoint URL it cannot use ("Invalid endpoint: ...")
+            raise LifecycleError(f"cannot make the AWS {service} client ({error}): fix or unset AWS_ENDPOINT_URL "
+                                 "(or AWS_ENDPOINT_URL_<SERVICE>, or endpoint_url in your AWS config)") from None

@@ -6,10 +6,16 @@ GreengrassSystemComponent with the name System for the nucleus and plugins (a gr
 other Greengrass app of the account) — and each core writes the stream /<yyyy>/<MM>/<dd>/thing/<thingName>
 (the date of the lines, UTC), with a ':' of the thing name written as '+'. Only the app's devices'
 streams are read, so another app's lines in the shared System group are never shown.
+
+Each group is read with one paginated FilterLogEvents over the whole span, which goes back no further
+than a line of the group can be from (its retention, and its creation less the 14 days by which
+CloudWatch Logs takes lines late); a longer --since is cut to that, and says so in one line.
 """
 from __future__ import annotations
 
+import os
 import re
+import sys
 import time
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
@@ -31,6 +37,19 @@ POLL_INTERVAL_S = 10
 # The log manager uploads every periodicUploadIntervalSec (300 s by default), so a line reaches
 # CloudWatch up to minutes after it was written: --follow re-reads this window and prints each line once.
 FOLLOW_WINDOW = timedelta(minutes=10)
+# FilterLogEvents startTime: milliseconds after Jan 1, 1970 00:00:00 UTC, "min": 0 (botocore's model of the API).
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+# PutLogEvents: "Events older than 14 days or preceding the log group's retention period are rejected"
+# (CloudWatch Logs API reference), so a group holds no line older than its creation less 14 days.
+MAX_LATE_LINE = timedelta(days=14)
+
+
+@dataclass(frozen=True)
+class Horizon:
+    """The oldest moment a line in the log groups can be from, and why."""
+
+    when: datetime
+    why: str
 
 
 @dataclass(frozen=True)
@@ -86,27 +105,54 @@ def app_devices(clients: AwsClients, outputs: StackOutputs, thing: str | None) -
     return {thing}
 
 
+def horizon(clients: AwsClients, sources: Iterable[LogSource], now: datetime) -> Horizon | None:
+    """How far back any of the groups can hold a line; None while none of them exists."""
+    limits = []
+    for source in sources:
+        groups = paginate(clients.logs.describe_log_groups, "logGroups", logGroupNamePrefix=source.group)
+        group = next((group for group in groups if group["logGroupName"] == source.group), None)
+        if group is None:
+            continue
+        created = datetime.fromtimestamp(group["creationTime"] / 1000, timezone.utc)
+        limit = Horizon(created - MAX_LATE_LINE, f"{source.group} was created {created:%Y-%m-%d %H:%M} UTC, and "
+                                                 f"CloudWatch Logs takes no line more than {MAX_LATE_LINE.days} days late")
+        # DescribeLogGroups: without retentionInDays "that log group's events do not expire".
+        days = group.get("retentionInDays")
+        if days is not None and now - timedelta(days=days) > limit.when:
+            limit = Horizon(now - timedelta(days=days), f"the retention of {source.group}: {days} day"
+                                                        f"{'' if days == 1 else 's'}")
+        limits.append(limit)
+    return min(limits, key=lambda limit: limit.when, default=None)
+
+
+def stream_prefix(things: set[str], start: datetime, end: datetime) -> str:
+    """The longest stream-name prefix of every stream the log manager writes for `things` between start
+    and end: one call covers the whole span, the exact streams are kept afterwards."""
+    first, last = day_prefix(start.date()), day_prefix(end.date())
+    if first == last and len(things) == 1:
+        return log_stream_name(start.date(), next(iter(things)))
+    return os.path.commonprefix([first, last])
+
+
 def fetch(clients: AwsClients, sources: Iterable[LogSource], things: set[str], start: datetime,
           end: datetime) -> list[dict[str, Any]]:
     """The events of `things` between start and end, each with the source's label, oldest first."""
     streams = {stream_thing(thing): thing for thing in things}
-    single = next(iter(things)) if len(things) == 1 else None  # one device: ask for its streams only
     found = []
     for source in sources:
-        for day in _days(start, end):
-            try:
-                events = paginate(clients.logs.filter_log_events, "events", logGroupName=source.group,
-                                  logStreamNamePrefix=log_stream_name(day, single) if single else day_prefix(day),
-                                  startTime=_ms(start), endTime=_ms(end))
-            except ClientError as error:
-                if is_gone(error):  # the log manager creates a group with its first upload
-                    break
-                raise
-            for event in events:
-                # The prefix also matches longer names: keep the app's devices' streams exactly.
-                thing = streams.get(event["logStreamName"].split("/thing/", 1)[-1])
-                if thing is not None:
-                    found.append({**event, "thing": thing, "label": source.label, "group": source.group})
+        try:
+            events = paginate(clients.logs.filter_log_events, "events", logGroupName=source.group,
+                              logStreamNamePrefix=stream_prefix(things, start, end),
+                              startTime=_ms(start), endTime=_ms(end))
+        except ClientError as error:
+            if is_gone(error):  # the log manager creates a group with its first upload
+                continue
+            raise
+        for event in events:
+            # The prefix also matches other names: keep the app's devices' streams exactly.
+            thing = streams.get(event["logStreamName"].split("/thing/", 1)[-1])
+            if thing is not None:
+                found.append({**event, "thing": thing, "label": source.label, "group": source.group})
     return sorted(found, key=lambda event: (event["timestamp"], event["group"], event["logStreamName"]))
 
 
@@ -117,11 +163,17 @@ def format_event(event: dict[str, Any]) -> str:
 
 def show_logs(clients: AwsClients, sources: list[LogSource], things: set[str], since: timedelta, *,
               follow: bool = False, echo: Callable[[str], None] = print,
+              warn: Callable[[str], None] = lambda line: print(line, file=sys.stderr),
               now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
               sleep: Callable[[float], None] = time.sleep) -> int:
-    """Print the lines of the last `since`; with `follow`, keep printing new ones until Ctrl-C.
-    Returns how many lines were printed."""
-    start = floor = now() - since
+    """Print the lines of the last `since` (as far back as the groups hold any, said with `warn`); with
+    `follow`, keep printing new ones until Ctrl-C. Returns how many lines were printed."""
+    moment = now()
+    oldest = horizon(clients, sources, moment)
+    earliest = oldest.when if oldest else EPOCH
+    start = floor = moment - min(since, moment - earliest)  # never before 1970: no OverflowError either
+    if oldest is not None and since > moment - earliest:
+        warn(f"logs: reading from {earliest:%Y-%m-%d %H:%M} UTC, the oldest a line can be ({oldest.why})")
     seen: dict[tuple[str, str, str], int] = {}
     printed = 0
     try:
@@ -140,10 +192,6 @@ def show_logs(clients: AwsClients, sources: list[LogSource], things: set[str], s
             sleep(POLL_INTERVAL_S)
     except KeyboardInterrupt:
         return printed
-
-
-def _days(start: datetime, end: datetime) -> list[date]:
-    return [start.date() + timedelta(days=offset) for offset in range((end.date() - start.date()).days + 1)]
 
 
 def _ms(moment: datetime) -> int:

@@ -11,7 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from infra.config import APP_TAG, STACK_NAME
+from device_code.files import FileMissing, UnusableFile, read_text
+from infra.config import APP_TAG, STACK_NAME, JsonError, json_value
+from infra.fleet_hook.handler import serial_pattern_problem
 from infra.lifecycle.aws import LifecycleError, call_unless_gone
 
 REQUIRED_KEYS = (
@@ -26,6 +28,9 @@ FLEET_KEYS = ("ProvisioningTemplateName", "ClaimCertificateId", "ClaimPolicyName
 # The monitoring resources (infra/monitoring.py), in stacks that have them.
 MONITORING_KEYS = ("AlarmTopicArn", "AlarmNames", "TopicRuleNames", "EventRuleName", "MonitoringLogGroupNames",
                    "DashboardName")
+# The outputs are names from the stack's template, whose body CloudFormation caps at 1 MB ("Understand
+# CloudFormation quotas": Template body size in an Amazon S3 object): a larger saved file is not ours.
+MAX_SAVED_BYTES = 1 << 20
 
 
 class OutputsError(LifecycleError):
@@ -131,23 +136,28 @@ def raw_outputs(stack: dict[str, Any]) -> dict[str, str]:
 
 
 def save(raw: dict[str, str], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({STACK_NAME: raw}, indent=2, sort_keys=True))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({STACK_NAME: raw}, indent=2, sort_keys=True))
+    except OSError as error:
+        where = f"{error.filename}: " if error.filename else ""
+        raise OutputsError(f"cannot save the stack outputs to {path} ({where}{error.strerror}): make "
+                           f"{path.parent} a folder you can write (a re-run after a failure reads the file), "
+                           "then run again") from None
 
 
 def load(path: Path) -> StackOutputs | None:
-    """Outputs saved by `cdk deploy --outputs-file` or by an earlier destroy; None if absent."""
-    if not path.exists():
-        return None
+    """Outputs saved by `cdk deploy --outputs-file` or by an earlier destroy; None if absent. Read as a
+    regular file of at most MAX_SAVED_BYTES, without blocking (a FIFO in its place is refused)."""
     fix = f"fix or remove {path}, then run again"
     try:
-        document = json.loads(path.read_bytes())
-    except IsADirectoryError:
-        raise OutputsError(f"{path} is a folder, not the saved stack outputs: {fix}") from None
-    except OSError as error:
-        raise OutputsError(f"cannot read {path} ({error.strerror}): {fix}") from None
-    except ValueError:
-        raise OutputsError(f"{path} is not JSON: {fix}") from None
+        document = json_value(read_text(path, MAX_SAVED_BYTES))
+    except FileMissing:
+        return None
+    except UnusableFile as problem:
+        raise OutputsError(f"{problem}: {fix}") from None
+    except JsonError as problem:
+        raise OutputsError(f"{path}: {problem}: {fix}") from None
     if not isinstance(document, dict) or not isinstance(document.get(STACK_NAME), dict):
         raise OutputsError(f"{path} is not a `cdk deploy --outputs-file` file with a {STACK_NAME} entry: {fix}")
     try:
@@ -173,7 +183,15 @@ def _optional_group(outputs: dict[str, str], keys: tuple[str, ...], what: str) -
 
 def _parse_fleet(outputs: dict[str, str]) -> FleetOutputs | None:
     values = _optional_group(outputs, FLEET_KEYS, "fleet provisioning")
-    return FleetOutputs(*values) if values else None
+    if not values:
+        return None
+    fleet = FleetOutputs(*values)
+    # The pattern goes into install.sh, which runs it on every Pi: the rule synth checked it by.
+    problem = serial_pattern_problem(fleet.serial_number_pattern)
+    if problem is not None:
+        raise OutputsError(f"output SerialNumberPattern {fleet.serial_number_pattern[:40]!r} {problem}: "
+                           "the app's synth takes no such pattern")
+    return fleet
 
 
 def _parse_monitoring(outputs: dict[str, str]) -> MonitoringOutputs | None:
@@ -186,8 +204,8 @@ def _parse_monitoring(outputs: dict[str, str]) -> MonitoringOutputs | None:
 
 def _parse_devices(value: str) -> tuple[Device, ...]:
     try:
-        raw = json.loads(value)
-    except ValueError:
+        raw = json_value(value)
+    except JsonError:
         raw = None
     if not isinstance(raw, list) or not all(
             isinstance(item, dict) and all(isinstance(item.get(key), str) for key in DEVICE_KEYS) for item in raw):

@@ -106,8 +106,24 @@ def test_a_bad_setting_is_one_line_naming_the_key(argv, message, capsys):
     assert message in err and err.count("\n") == 1
 
 
-@pytest.mark.parametrize("argv", [["--devices", "0"], ["-c", "novalue"]])
-def test_bad_options_are_refused(argv):
+def test_a_context_override_without_a_value_is_refused():
     with pytest.raises(SystemExit) as exit_:
-        cost.main(argv)
+        cost.main(["-c", "novalue"])
     assert exit_.value.code == 2
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["--device-log-mb", "nan"], "--device-log-mb must be a finite number"),
+    (["--device-log-mb", "inf"], "--device-log-mb must be a finite number"),
+    (["--device-log-mb", "-1"], "--device-log-mb must be a finite number"),
+    (["--device-log-mb", "1e308"], "--device-log-mb must be a finite number"),
+    (["--devices", "0"], "--devices must be a whole number from 1 to"),
+    (["--devices", "-5"], "--devices must be a whole number from 1 to"),
+    (["--devices", "1" + "0" * 30], "--devices must be a whole number from 1 to"),
+    (["-c", "serialNumberPattern=a{4294967296}"], "serialNumberPattern "),
+])
+def test_a_number_that_would_print_nonsense_is_one_line(argv, says, capsys):
+    assert cost.main(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and says in captured.err and captured.err.count("\n") == 1, captured.err
+    assert "$nan" not in captured.err and "$inf" not in captured.err

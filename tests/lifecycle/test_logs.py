@@ -72,21 +72,34 @@ def test_one_device_one_component_and_since(clients, names, fleet_logs, capsys):
         f"{THING} system: nucleus: deployment SUCCEEDED"]
 
 
+class RecordedLogs:
+    """The account's CloudWatch Logs client, recording each FilterLogEvents request (in pages of `limit`)."""
+
+    def __init__(self, logs, limit: int | None = None) -> None:
+        self.logs, self.limit, self.pages = logs, limit, []
+
+    def filter_log_events(self, **params):
+        self.pages.append(params)
+        return self.logs.filter_log_events(**params, **({"limit": self.limit} if self.limit else {}))
+
+    def __getattr__(self, name: str):
+        return getattr(self.logs, name)
+
+
+def recorded(session, clients, limit: int | None = None) -> tuple[AwsClients, RecordedLogs]:
+    logs = RecordedLogs(clients.logs, limit)
+    return AwsClients(session, overrides={"logs": logs}), logs
+
+
 def test_pages_are_followed(session, clients, fleet_logs, deployed, greengrass):
     """Pages of two events: every line still arrives, each once."""
     for minute in range(1, 8):
         write(clients, SENSOR, THING, minute, f"line {minute}")
-    pages: list[dict] = []
-
-    def two_per_page(**params):
-        pages.append(params)
-        return clients.logs.filter_log_events(limit=2, **params)
-    paged = AwsClients(session, overrides={"logs": type("TwoPerPage", (), {"filter_log_events": staticmethod(
-        two_per_page)})()})
+    paged, logs = recorded(session, clients, limit=2)
     outputs = parse_outputs(deployed.outputs)
     printed: list[str] = []
     assert show_logs(paged, log_sources(outputs, "Sensor"), {THING}, timedelta(hours=1), echo=printed.append) == 8
-    assert sum("nextToken" in page for page in pages) >= 3  # 8 lines, 2 a page
+    assert sum("nextToken" in page for page in logs.pages) >= 3  # 8 lines, 2 a page
     assert [line.rsplit(": ", 1)[1] for line in printed][-7:] == [f"line {minute}" for minute in range(7, 0, -1)]
 
 
@@ -111,6 +124,43 @@ def test_follow_prints_new_and_late_lines_once_and_stops_on_ctrl_c(clients, depl
     assert [line.split(": ", 1)[1] for line in printed[3:]] == [
         "uploaded late by the log manager", "new after the first poll"]
     assert polls == [10, 10, 10]
+
+
+def test_a_long_span_is_one_paginated_call_per_log_group(session, clients, deployed, fleet_logs):
+    """3650 days used to be one FilterLogEvents per day and group (14,668 calls): now one per group."""
+    outputs = parse_outputs(deployed.outputs)
+    counted, logs = recorded(session, clients)
+    sources = log_sources(outputs, None)
+    printed: list[str] = []
+    shown = show_logs(counted, sources, {THING, fleet_logs[0]}, timedelta(days=3650), echo=printed.append,
+                      warn=printed.append)
+    assert shown == 5 and len(printed) == 6  # every line of the app's devices, and the one line on the span
+    assert sorted(page["logGroupName"] for page in logs.pages) == sorted(source.group for source in sources)
+
+
+@pytest.mark.parametrize("since", ["3650d", "99999d", "999999d"])
+def test_a_span_beyond_what_the_log_groups_can_hold_is_cut_and_said_in_one_line(clients, names, fleet_logs,
+                                                                                capsys, since):
+    assert run_logs(clients, names, "--since", since) == 0
+    captured = capsys.readouterr()
+    assert len(captured.out.splitlines()) == 5
+    (line,) = captured.err.splitlines()
+    # The groups were made just now: CloudWatch Logs takes no line more than 14 days older than that.
+    assert line.startswith("logs: reading from ") and "14 days" in line, line
+
+
+def test_the_span_is_cut_to_a_log_groups_retention(clients, names, fleet_logs, capsys):
+    clients.logs.put_retention_policy(logGroupName=SENSOR, retentionInDays=1)
+    assert run_logs(clients, names, "--component", "Sensor", "--since", "30d") == 0
+    captured = capsys.readouterr()
+    assert len(captured.out.splitlines()) == 3
+    (line,) = captured.err.splitlines()
+    assert line.startswith("logs: reading from ") and f"retention of {SENSOR}: 1 day" in line, line
+
+
+def test_a_span_within_what_the_groups_hold_says_nothing_about_it(clients, names, fleet_logs, capsys):
+    assert run_logs(clients, names, "--since", "2h") == 0
+    assert capsys.readouterr().err == ""
 
 
 def test_no_log_group_yet_is_not_an_error(clients, names, deployed, capsys):

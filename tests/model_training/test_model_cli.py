@@ -240,3 +240,30 @@ def test_train_accepts_an_out_holding_a_previous_artifact(tmp_path, model_folder
     (tmp_path / "rain_model" / "extra.txt").write_text("someone else's")
     with pytest.raises(Exception, match="is not a previous rain model"):
         check_output_folder(tmp_path)
+
+
+def test_evaluate_refuses_a_fifo_as_csv_instead_of_waiting_for_a_writer(capsys, model_folder, tmp_path):
+    import threading
+
+    fifo = tmp_path / "readings.csv"
+    os.mkfifo(fifo)
+    lines: list[str] = []
+    worker = threading.Thread(target=lambda: lines.append(evaluate_error(capsys, model_folder, fifo)), daemon=True)
+    worker.start()
+    worker.join(20)
+    assert lines, "evaluate is still waiting for a writer of the FIFO"
+    assert f"CSV {fifo}: not a regular file" in lines[0]
+
+
+@pytest.mark.parametrize("folder", ["device_code", "infra", "infra/fleet_hook", "model_training", "tests",
+                                    "Device_Code/models"])
+def test_train_refuses_an_out_inside_the_projects_source_folders(capsys, project_root, folder):
+    out = project_root / folder
+
+    def contents() -> tuple[list[str], list[str]]:
+        return sorted(os.listdir(project_root)), sorted(os.listdir(out)) if out.is_dir() else []
+    before = contents()
+    assert main(["train", "--out", str(out)]) == 2
+    line = capsys.readouterr().err.strip()
+    assert line.startswith(f"error: --out {out} is inside the project's source folder") and "\n" not in line
+    assert contents() == before  # refused before anything was created
