@@ -63,14 +63,30 @@ def read_text(path: Path, max_bytes: int) -> str:
         raise UnusableFile(f"{path}: not UTF-8 text (byte {error.start})") from None
 
 
+class InvalidJson(ValueError):
+    """Text that is not JSON a caller can hold; the message says why in a few words."""
+
+
+def parse_json(text: str, **hooks: Any) -> Any:
+    """`text` parsed by json.loads (with `hooks`, which may raise InvalidJson themselves); every way it
+    fails is one InvalidJson: not JSON, nested deeper than the parser recurses, or an integer with more
+    digits than Python converts."""
+    try:
+        return json.loads(text, **hooks)
+    except InvalidJson:
+        raise
+    except json.JSONDecodeError as error:
+        raise InvalidJson(f"not JSON (line {error.lineno} column {error.colno})") from None
+    except RecursionError:
+        raise InvalidJson("JSON nested deeper than the parser recurses") from None
+    except ValueError:  # the only other: an integer longer than sys.get_int_max_str_digits()
+        raise InvalidJson("JSON holding a number too long to convert") from None
+
+
 def read_json(path: Path, max_bytes: int) -> Any:
     """read_text, parsed as JSON."""
     text = read_text(path, max_bytes)
     try:
-        return json.loads(text)
-    except json.JSONDecodeError as error:
-        raise UnusableFile(f"{path}: not JSON (at line {error.lineno} column {error.colno})") from None
-    except RecursionError:
-        raise UnusableFile(f"{path}: JSON nested deeper than the parser recurses") from None
-    except ValueError:  # the only other: an integer longer than sys.get_int_max_str_digits()
-        raise UnusableFile(f"{path}: JSON holding a number too long to convert") from None
+        return parse_json(text)
+    except InvalidJson as problem:
+        raise UnusableFile(f"{path}: {problem}") from None

@@ -8,7 +8,6 @@ No AWS imports here: the lifecycle tools use it outside a CDK app.
 from __future__ import annotations
 
 import difflib
-import json
 import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path, PurePosixPath
@@ -16,7 +15,7 @@ from types import MappingProxyType
 from typing import Any, Mapping
 
 from device_code.contracts import finite_number, shown
-from device_code.files import UnusableFile, read_text
+from device_code.files import InvalidJson, UnusableFile, parse_json, read_text
 from device_code.functions import FUNCTIONS
 from device_code.sea_level import ALTITUDE_RANGE_M
 from infra.fleet_hook.handler import (MAX_THING_NAME, SERIAL_PARAMETER, SERIAL_PATTERN_RULE, THING_NAME, claim_name,
@@ -97,38 +96,24 @@ class ConfigError(ValueError):
     """A context value is missing, malformed or out of range; the message names the key."""
 
 
-class JsonError(ValueError):
-    """Text that is not strict JSON; the message says why in a few words."""
-
-
 def json_value(text: str) -> Any:
     """`text` parsed as the app reads every JSON it is given (cdk.json, -c values, stack outputs): strictly,
-    and every way it fails is one JsonError: not JSON, NaN or Infinity (no JSON numbers), nested deeper
-    than the parser recurses, a number too long to convert, or an object with a key twice (which
-    json.loads would settle silently by keeping the last)."""
-    try:
-        return json.loads(text, object_pairs_hook=_object_of_unique_keys, parse_constant=_no_json_number)
-    except JsonError:
-        raise
-    except json.JSONDecodeError as error:
-        raise JsonError(f"not JSON (line {error.lineno} column {error.colno})") from None
-    except RecursionError:
-        raise JsonError("JSON nested deeper than the parser recurses") from None
-    except ValueError:  # the only other: an integer longer than sys.get_int_max_str_digits()
-        raise JsonError("JSON holding a number too long to convert") from None
+    and every way it fails is one InvalidJson: device_code.files.parse_json's, NaN or Infinity (no JSON
+    numbers), or an object with a key twice (which json.loads would settle silently by keeping the last)."""
+    return parse_json(text, object_pairs_hook=_object_of_unique_keys, parse_constant=_no_json_number)
 
 
 def _object_of_unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     found: dict[str, Any] = {}
     for key, value in pairs:
         if key in found:
-            raise JsonError(f"the key {shown(key)} comes twice in one object")
+            raise InvalidJson(f"the key {shown(key)} comes twice in one object")
         found[key] = value
     return found
 
 
 def _no_json_number(constant: str) -> Any:
-    raise JsonError(f"not JSON ({constant} is no JSON number)")
+    raise InvalidJson(f"not JSON ({constant} is no JSON number)")
 
 
 def read_cdk_context(project_root: Path) -> dict[str, Any]:
@@ -140,7 +125,7 @@ def read_cdk_context(project_root: Path) -> dict[str, Any]:
         document = json_value(read_text(path, MAX_CDK_JSON_BYTES))
     except UnusableFile as problem:
         raise ConfigError(f"{problem}: {restore}") from None
-    except JsonError as problem:
+    except InvalidJson as problem:
         raise ConfigError(f"{path}: {problem}: {restore}") from None
     context = document.get("context") if isinstance(document, dict) else None
     if not isinstance(context, dict):
@@ -469,7 +454,7 @@ def _devices(key: str, raw: Any) -> tuple[str, ...]:
         text = raw.strip()
         try:
             raw = json_value(text) if text.startswith("[") else [part.strip() for part in text.split(",")]
-        except JsonError as error:
+        except InvalidJson as error:
             raise ConfigError(f"{key} is not a JSON list ({error}): write -c 'devices=[\"pi-1\",\"pi-2\"]' "
                               "or -c devices=pi-1,pi-2") from None
     if not isinstance(raw, (list, tuple)) or not raw:
@@ -545,7 +530,7 @@ def _station_altitudes(key: str, raw: Any) -> Mapping[str, float]:
     if isinstance(raw, str):  # from -c
         try:
             raw = json_value(raw)
-        except JsonError as error:
+        except InvalidJson as error:
             raise ConfigError(f"{key} is not a JSON object of thing names ({error}); write {example}") from None
     if not isinstance(raw, Mapping):
         raise ConfigError(f"{key} must map thing names to metres above sea level, e.g. {example}; got {shown(raw)}")

@@ -7,9 +7,9 @@ configured pattern, would give a thing name AWS IoT or this app cannot use, or n
 already exists: a leaked claim can neither take over an existing device nor create arbitrary names.
 
 Before it allows a device it records, in the stack's ledger table, what provisioning will make for
-it (the thing, the certificate AWS IoT created from the device's CSR, whose id the hook receives
-as `certificateId` ("Pre-provisioning hooks", Pre-provision hook input), and the device's IoT policy), then creates that policy under an exact name the
-template attaches by name. Teardown deletes what the ledger names and nothing else (infra/ledger.py).
+it (the thing; the certificate AWS IoT created from the device's CSR, whose id the hook receives as
+`certificateId`, "Pre-provisioning hooks", Pre-provision hook input; the device's IoT policy), then
+creates that policy under an exact name the template attaches by name. Teardown deletes what the ledger names and nothing else (infra/ledger.py).
 A provisioning template's policy is either named (an existing policy) or given a document (then it
 is named by a hash of it), not both ("Provisioning templates", Policy resources): so the hook makes it.
 """

@@ -9,6 +9,7 @@ from pathlib import Path
 from botocore.exceptions import BotoCoreError, ClientError
 
 from infra.config import ConfigError
+from infra.fleet_hook.handler import claim_name
 from infra.lifecycle.audit import audit, not_ours
 from infra.lifecycle.aws import AwsClients, LifecycleError, require_region, session_from_environment
 from infra.lifecycle.destroy import destroy, run_cdk
@@ -17,7 +18,7 @@ from infra.lifecycle.fleet_bundle import run_fleet_bundle
 from infra.lifecycle.logs import app_devices, log_sources, parse_since, show_logs
 from infra.lifecycle.outputs import StackOutputs
 from infra.lifecycle.preflight import preflight
-from infra.lifecycle.provisioned import claim_name, deactivate_claim
+from infra.lifecycle.provisioned import deactivate_claim
 from infra.lifecycle.scope import app_scope, find_app_stack
 from infra.lifecycle.settings import AppNames, load_names
 from infra.lifecycle.status import show_status
@@ -119,7 +120,7 @@ def revoke_claim(clients: AwsClients, names: AppNames, outputs: StackOutputs) ->
         raise LifecycleError("the stack was deployed without fleet provisioning (fleetProvisioning false): "
                              "there is no claim certificate")
     print(f"revoke-claim: {deactivate_claim(clients, outputs)}")
-    key_folder = names.private_key_path(claim_name(names, outputs)).parent.relative_to(names.project_root)
+    key_folder = names.private_key_path(claim_name(outputs.name_prefix)).parent.relative_to(names.project_root)
     print("Devices that already joined keep working: each has its own certificate. To let new Pis join again:\n"
           f"  rm -r {key_folder}      # the revoked claim's key\n"
           "  make keys                  # a new claim key and CSR\n"

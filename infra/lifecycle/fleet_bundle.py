@@ -17,17 +17,16 @@ from typing import Callable, Mapping
 
 from infra.fleet_hook import handler as fleet_hook
 from infra.greengrass import NUCLEUS
+from infra.fleet_hook.handler import BUNDLE_FOLDER, claim_name
 from infra.lifecycle.aws import AwsClients
 from infra.lifecycle.device_setup import (ISOLATED_PYTHON, PLUGIN_JAR, PREREQUISITES, ROOT_CA, ROOT_CA_FILE,
-                                          DeviceSetupError, Endpoints, active_certificate_pem, fetch_endpoints,
+                                          Endpoints, active_certificate_pem, fetch_endpoints,
                                           folder_if_missing, installer_url, installer_zip, matching_private_key,
                                           private_bundle_dir, require_download, run_installer, script_prologue,
                                           station_file_snippet, write_file, yaml_document)
 from infra.lifecycle.outputs import FleetOutputs, OutputsError, StackOutputs
-from infra.lifecycle.provisioned import claim_name
 from infra.lifecycle.settings import AppNames
 
-BUNDLE_FOLDER = "fleet-bundle"
 CLAIM_CERT_FILE, CLAIM_KEY_FILE = "claim.pem.crt", "claim.private.pem.key"
 # install.sh checks the serial number with the pre-provisioning hook's own code, shipped under this name.
 HOOK_FILE = "fleet_hook.py"
@@ -161,10 +160,7 @@ def write_fleet_bundle(clients: AwsClients, names: AppNames, outputs: StackOutpu
     if fleet is None:
         raise OutputsError("the stack has no fleet provisioning (context key fleetProvisioning is false): "
                            "deploy with it on, or install listed devices with `make device-setup`")
-    if BUNDLE_FOLDER in names.config.devices:
-        raise DeviceSetupError(f"a device named {BUNDLE_FOLDER} would share its key folder with the fleet bundle "
-                               f"({names.secrets_dir / BUNDLE_FOLDER}): rename it in cdk.json")
-    claim = claim_name(names, outputs)
+    claim = claim_name(outputs.name_prefix)  # the prefix the stack was deployed with
     owner = f"the fleet's claim ({claim})"
     certificate_pem = active_certificate_pem(
         clients, fleet.claim_certificate_id, owner,

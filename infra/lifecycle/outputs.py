@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from device_code.files import FileMissing, UnusableFile, read_text
-from infra.config import APP_TAG, STACK_NAME, JsonError, json_value
+from device_code.files import FileMissing, InvalidJson, UnusableFile, read_text
+from infra.config import APP_TAG, STACK_NAME, json_value
 from infra.fleet_hook.handler import serial_pattern_problem
 from infra.lifecycle.aws import LifecycleError, call_unless_gone
 
@@ -156,7 +156,7 @@ def load(path: Path) -> StackOutputs | None:
         return None
     except UnusableFile as problem:
         raise OutputsError(f"{problem}: {fix}") from None
-    except JsonError as problem:
+    except InvalidJson as problem:
         raise OutputsError(f"{path}: {problem}: {fix}") from None
     if not isinstance(document, dict) or not isinstance(document.get(STACK_NAME), dict):
         raise OutputsError(f"{path} is not a `cdk deploy --outputs-file` file with a {STACK_NAME} entry: {fix}")
@@ -205,7 +205,7 @@ def _parse_monitoring(outputs: dict[str, str]) -> MonitoringOutputs | None:
 def _parse_devices(value: str) -> tuple[Device, ...]:
     try:
         raw = json_value(value)
-    except JsonError:
+    except InvalidJson:
         raw = None
     if not isinstance(raw, list) or not all(
             isinstance(item, dict) and all(isinstance(item.get(key), str) for key in DEVICE_KEYS) for item in raw):

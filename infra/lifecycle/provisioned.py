@@ -9,14 +9,12 @@ its policy, then its thing; the record goes last, so a re-run after a failure an
 """
 from __future__ import annotations
 
-import dataclasses
 from typing import Callable
 
 from infra.greengrass import SHADOW_NAMES
 from infra.lifecycle.aws import MARKER, AwsClients, LifecycleError, call, call_unless_gone, delete_if_present, paginate
 from infra.lifecycle.ledger import Entry, Ledger, forget
 from infra.lifecycle.outputs import StackOutputs
-from infra.lifecycle.settings import AppNames
 
 # DetachThingPrincipal "is asynchronous. It might take several seconds for the detachment to
 # propagate" (AWS IoT API reference): until then DeleteCertificate and DeleteThing refuse.
@@ -94,11 +92,6 @@ def delete_certificate(clients: AwsClients, certificate_id: str, arn: str, echo:
 
 
 # ---- the claim ----------------------------------------------------------------------------------
-def claim_name(names: AppNames, outputs: StackOutputs) -> str:
-    """The claim's key folder and client-id prefix, for the namePrefix the stack was deployed with."""
-    return dataclasses.replace(names.config, name_prefix=outputs.name_prefix).claim_name
-
-
 def proven_claim(clients: AwsClients, outputs: StackOutputs) -> tuple[str, str] | None:
     """(certificate id, its status) of the claim the outputs name, once proven to be the claim: the stack's
     claim policy is attached to it and nothing else is (no other policy, no thing). None: it no longer exists.

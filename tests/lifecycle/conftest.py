@@ -444,9 +444,10 @@ def device_csr(key: ec.EllipticCurvePrivateKey, common_name: str) -> bytes:
             .sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM))
 
 
-def _exists(clients: AwsClients, thing: str) -> bool:
+def exists(describe: Callable[..., Any], **params: Any) -> bool:
+    """Whether a describe call finds what it asks about (any error counts as not found)."""
     try:
-        clients.iot.describe_thing(thingName=thing)
+        describe(**params)
     except ClientError:
         return False
     return True

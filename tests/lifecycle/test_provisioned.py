@@ -14,7 +14,7 @@ from infra.lifecycle.__main__ import OUTPUTS_FILE, main
 from infra.lifecycle.destroy import destroy
 from infra.lifecycle.outputs import save
 
-from .conftest import ACCOUNT, REGION, THING, put_shadow, shadow_exists
+from .conftest import ACCOUNT, REGION, exists, put_shadow, shadow_exists
 
 SERIALS = ("10000000a1b2c3d4", "10000000deadbeef")
 LEDGER = "rainedge-ledger"
@@ -23,14 +23,6 @@ ALLOW_ALL = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow
 
 def iot_arn(resource: str, name: str) -> str:
     return f"arn:aws:iot:{REGION}:{ACCOUNT}:{resource}/{name}"
-
-
-def exists(describe, **params) -> bool:
-    try:
-        describe(**params)
-    except ClientError:
-        return False
-    return True
 
 
 def certificate_status(iot, certificate_id: str) -> str | None:

@@ -20,7 +20,7 @@ from infra.lifecycle.aws import AwsClients
 from infra.lifecycle.destroy import destroy
 
 from .conftest import (ACCOUNT, REGION, THING, FakeCloudFormation, FakeGreengrassV2, FaultyClients, Faults,
-                       put_shadow, shadow_exists)
+                       exists, put_shadow, shadow_exists)
 
 pytestmark = pytest.mark.slow
 SERIALS = ("10000000a1b2c3d4", "10000000deadbeef")
@@ -69,19 +69,12 @@ def fleet_account(session, app) -> Account:
 def problems(account: Account) -> list[str]:
     """What is wrong after the re-run: anything of ours left, or anything foreign touched."""
     iot, found = account.clients.iot, []
-
-    def present(describe, **params) -> bool:
-        try:
-            describe(**params)
-        except ClientError:
-            return False
-        return True
     for device in account.ours:
-        if present(iot.describe_certificate, certificateId=device.certificate_id):
+        if exists(iot.describe_certificate, certificateId=device.certificate_id):
             found.append(f"our certificate {device.certificate_id} is left")
         for describe, params in ((iot.describe_thing, {"thingName": device.thing_name}),
                                  (iot.get_policy, {"policyName": device.policy_name})):
-            if present(describe, **params):
+            if exists(describe, **params):
                 found.append(f"ours is left: {params}")
     for key in ("bare", "lab"):
         if iot.describe_certificate(certificateId=account.foreign[key])["certificateDescription"]["status"] != "ACTIVE":
@@ -93,7 +86,7 @@ def problems(account: Account) -> list[str]:
         found.append("the attribute look-alike lost its shadow")
     if account.foreign["component"] not in account.greengrass.versions or "handmade" not in account.greengrass.deployments:
         found.append("a hand-made component version or deployment was deleted")
-    if present(account.clients.dynamodb.describe_table, TableName="rainedge-ledger"):
+    if exists(account.clients.dynamodb.describe_table, TableName="rainedge-ledger"):
         found.append("the ledger table is left")
     return found
 
