@@ -21,15 +21,18 @@ export PYTHONDONTWRITEBYTECODE := 1
 # TensorFlow's oneDNN notice adds nothing here.
 export TF_ENABLE_ONEDNN_OPTS := 0
 
-.PHONY: help setup keys demo test train bench synth deploy device-setup fleet-bundle status logs revoke-claim destroy cost clean
+.PHONY: help setup keys demo test train bench synth deploy promote rollback rollout device-setup fleet-bundle status logs revoke-claim destroy cost clean
 
 help:
 	@echo "make demo          train if needed, synthesise the stack, run the edge functions in the simulator"
 	@echo "make test          run every test (offline)"
 	@echo "make train         train the rain model into build/model/ (skipped when up to date)"
 	@echo "make bench         print the benchmark tables (also written to build/bench-model.json and build/bench-edge.json)"
+	@echo "make rollout       simulate a model release over 200 devices on virtual time: broken, inverted and good candidates"
 	@echo "make synth         synthesise the CloudFormation templates into cdk.out/ (offline)"
 	@echo "make deploy        deploy to the AWS account in your environment"
+	@echo "make promote       after the bake window, move the canary ring's model to the fleet if every canary device is healthy"
+	@echo "make rollback      put the canary ring back on the promoted model"
 	@echo "make device-setup  write the install bundle for each device from the stack outputs"
 	@echo "make fleet-bundle  write the one bundle with which any number of Pis join by fleet provisioning"
 	@echo "make status        one table of every core device: status, deployment, last reading, rain"
@@ -73,6 +76,10 @@ demo: synth
 test: setup $(MODEL)
 	$(PY) -m pytest
 
+# Three candidates through canary, bake, gate and fleet on a simulated clock (a 6 h bake takes seconds).
+rollout: setup $(MODEL)
+	$(PY) -m device_code.simulator.rollout --devices 200 --bake-hours 6 --json build/rollout.json
+
 bench: setup $(MODEL)
 	$(PY) -m model_training.bench --model build/model --json build/bench-model.json
 	$(PY) -m device_code.simulator.bench --model build/model --json build/bench-edge.json
@@ -81,6 +88,16 @@ bench: setup $(MODEL)
 deploy: setup $(MODEL) keys
 	$(PY) -m infra.lifecycle preflight
 	$(CDK) deploy --require-approval never --outputs-file build/stack-outputs.json
+	$(PY) -m infra.lifecycle record-release
+
+# The gate: the canary ring's candidate goes to the fleet ring only when it passes; the decision is recorded.
+promote: setup $(MODEL) keys
+	$(PY) -m infra.lifecycle promote
+	$(MAKE) --no-print-directory deploy
+
+rollback: setup $(MODEL) keys
+	$(PY) -m infra.lifecycle rollback
+	$(MAKE) --no-print-directory deploy
 
 device-setup: $(PY_STAMP)
 	$(PY) -m infra.lifecycle device-setup $(if $(SSH),--ssh $(SSH))

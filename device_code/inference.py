@@ -1,9 +1,12 @@
 """Pinned Lambda `inference`: the `weather` shadow -> rain model -> the `rain` shadow.
 
-The models are loaded once (LiteRT preferred, TensorFlow fallback). A prediction follows each new
-reading within milliseconds because the function listens on the weather shadow's local
-`update/documents` topic; every INFERENCE_INTERVAL_S a heartbeat re-reads the shadow, which
-catches a missed event, notices when the input grows stale and retries a model that failed to load.
+The models are loaded from MODEL_DIR (LiteRT preferred, TensorFlow fallback), and again whenever
+MODEL_DIR comes to resolve elsewhere: on a device it is the model component's serving link, which only a
+passed self-test moves, so a new model takes over between two predictions and the function never stops
+for an update. A prediction follows each new reading within milliseconds because the function listens on
+the weather shadow's local `update/documents` topic; every INFERENCE_INTERVAL_S a heartbeat re-reads the
+shadow, which catches a missed event, notices when the input grows stale, follows the serving link and
+retries a model that failed to load.
 When no prediction can be made, the `rain` shadow gets a `status` saying why, and the loop goes on.
 Like `sensor`, the long-lived part starts at import under Greengrass, on its own thread.
 
@@ -22,6 +25,7 @@ model otherwise; the rain shadow's `model` says which. Each also feeds the drift
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from datetime import datetime
 from pathlib import Path
@@ -55,6 +59,7 @@ class InferenceService:
         self.model: RainModel | None = None
         self.drift = DriftMonitor(None)
         self._model_error: str | None = None
+        self._served: str | None = None  # where MODEL_DIR resolved when the model was loaded
         self._subscribed = False
         self._lock = threading.Lock()
         self._last_outcome: tuple | None = None
@@ -78,8 +83,7 @@ class InferenceService:
         return {"status": "running"}
 
     def heartbeat(self) -> None:
-        if self.model is None:
-            self._try_load_model()
+        self._refresh_model()
         self._try_subscribe()
         try:
             document: Message | None = self._port.get_shadow(self.config.thing_name, WEATHER_SHADOW)
@@ -96,15 +100,28 @@ class InferenceService:
         current = message.get("current") if isinstance(message, dict) else None
         self.evaluate(current if current is not None else message)
 
-    def _try_load_model(self) -> None:
+    def _refresh_model(self) -> None:
+        """Load the model MODEL_DIR names when there is none yet or MODEL_DIR now resolves elsewhere (the model
+        component's self-test moved its serving link to a model that passed). A new model that does not load
+        leaves the one being served in place; it is tried again when the link moves once more."""
+        served = os.path.realpath(self.config.model_dir)
+        if self.model is not None and served == self._served:
+            return
         try:
-            self.model = self._load(self.config.model_dir)
-            self.drift = DriftMonitor(self.model.metadata.baselines)
-            self._model_error = None
-            log.info("inference: model %s on %s", self.model.metadata.version, self.model.runtime)
+            model = self._load(self.config.model_dir)
         except ModelUnavailable as error:
-            self._model_error = str(error)
-            log.error("model unavailable (retrying every %.0f s): %s", self.config.inference_interval_s, error)
+            if self.model is None:
+                self._model_error = str(error)
+                log.error("model unavailable (retrying every %.0f s): %s", self.config.inference_interval_s, error)
+            else:
+                self._served = served
+                log.error("the model at %s does not load, %s goes on serving: %s", served,
+                          self.model.metadata.version, error)
+            return
+        with self._lock:
+            self.model, self._served, self._model_error = model, served, None
+            self.drift = DriftMonitor(model.metadata.baselines)
+        log.info("inference: model %s on %s", model.metadata.version, model.runtime)
 
     def _try_subscribe(self) -> None:
         if self._subscribed:

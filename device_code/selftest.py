@@ -9,13 +9,16 @@ fallback never applies there), replays the rows and compares, and checks the art
 against this code's: the inputs, history and thresholds (read_metadata), the units and valid ranges
 (device_code.contracts), and that the golden rows are for this model version.
 
-`python -m device_code.selftest <model_dir>` prints one line and exits 0 when the self-test passes,
-1 when not. The model component's Startup step runs it from the artifact's own `code/` folder
-(infra/components.py): a non-zero exit fails the Greengrass deployment on that device.
+`python -m device_code.selftest <model_dir> [--serve LINK]` prints one line and exits 0 when the
+self-test passes, 1 when not; with --serve, a pass also points the symbolic link LINK at model_dir, in one
+rename, which is how the inference function learns which model to serve. The model component's Startup
+step runs it from the artifact's own `code/` folder (infra/components.py): a non-zero exit fails the
+Greengrass deployment on that device, and the link keeps naming the model that passed before.
 """
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -120,10 +123,28 @@ def self_test(model_dir: Path) -> tuple[bool, str]:
                   f"{', '.join(sorted(model.metadata.models))} within {tolerance:g} of the export")
 
 
+def serve(model_dir: Path, link: Path) -> None:
+    """Point `link` at `model_dir`: a new link beside it renamed over it, so a reader finds the old target or
+    the new one, never none (rename(2) replaces its target atomically)."""
+    staged = link.with_name(f".{link.name}.{os.getpid()}")
+    staged.unlink(missing_ok=True)
+    os.symlink(Path(model_dir).resolve(), staged, target_is_directory=True)
+    os.replace(staged, link)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m device_code.selftest", description=__doc__.splitlines()[0])
     parser.add_argument("model_dir", type=Path, help="the unpacked model artifact (holds metadata.json)")
-    ok, line = self_test(parser.parse_args(argv).model_dir)
+    parser.add_argument("--serve", type=Path, metavar="LINK", help="on a pass, point this link at model_dir")
+    args = parser.parse_args(argv)
+    ok, line = self_test(args.model_dir)
+    if ok and args.serve is not None:
+        try:
+            serve(args.model_dir, args.serve)
+        except OSError as error:
+            ok, line = False, f"{line}, but {args.serve} could not point at it ({error.strerror or error})"
+        else:
+            line = f"{line}; serving it ({args.serve})"
     print(f"self-test {'passed' if ok else 'failed'}: {line}", flush=True)
     return 0 if ok else 1
 

@@ -12,6 +12,7 @@ from constructs import Construct
 from infra.artifacts import AssetError, refuse_private_keys_in_assets
 from infra.config import STACK_NAME, ConfigError, RainEdgeConfig
 from infra.device_keys import DeviceKeyError
+from infra.releases import RELEASES, ReleaseError
 from infra.stack import RainEdgeStack
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -40,7 +41,8 @@ def check_stack_size(stack: RainEdgeStack) -> None:
     )
 
 
-def build_app(app: cdk.App, project_root: Path = PROJECT_ROOT, secrets_dir: Path | None = None) -> RainEdgeStack:
+def build_app(app: cdk.App, project_root: Path = PROJECT_ROOT, secrets_dir: Path | None = None,
+              releases_dir: Path | None = None) -> RainEdgeStack:
     """Add the RainEdge stack and the cdk-nag AwsSolutions checks to `app`."""
     config = RainEdgeConfig.from_context(app.node.get_all_context())
     stack = RainEdgeStack(
@@ -49,6 +51,7 @@ def build_app(app: cdk.App, project_root: Path = PROJECT_ROOT, secrets_dir: Path
         config=config,
         project_root=project_root,
         secrets_dir=secrets_dir or project_root / config.secrets_dir,
+        releases_dir=releases_dir or project_root / RELEASES,
         # Region/account from the environment; without them the template is environment-agnostic.
         env=cdk.Environment(
             account=os.environ.get("CDK_DEFAULT_ACCOUNT"), region=os.environ.get("CDK_DEFAULT_REGION")
@@ -64,7 +67,7 @@ def main() -> int:
     app = cdk.App()
     try:
         build_app(app)
-    except (ConfigError, DeviceKeyError, AssetError) as error:
+    except (ConfigError, DeviceKeyError, AssetError, ReleaseError) as error:
         print(f"rainedge: {error}", file=sys.stderr)
         return 1
     app.synth()

@@ -11,6 +11,7 @@ import re
 import shutil
 import tempfile
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
@@ -93,14 +94,27 @@ def stage_device_bundle(project_root: Path) -> Path:
     return staging
 
 
-class ArtifactStore(Construct):
-    """The stack's own artifact bucket, emptied and deleted with the stack, holding the
-    model zip under `artifacts/rain-model/<sha256>/`."""
+@dataclass(frozen=True)
+class ModelRelease:
+    """One model zip in the artifact bucket."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, model_zip: Path) -> None:
+    sha256: str
+    version: str  # metadata.json "version"
+    key: str
+    upload: s3deploy.BucketDeployment
+    uri: str
+    # The folder the nucleus unarchives the zip into: "Each artifact unzips to a folder within the
+    # decompressed path, where the folder has the same name as the artifact minus its extension"
+    # (component recipe reference, Recipe variables > artifacts:decompressedPath).
+    folder: str
+
+
+class ArtifactStore(Construct):
+    """The stack's own artifact bucket, emptied and deleted with the stack, holding each model zip a ring
+    runs under `artifacts/rain-model/<sha256>/`."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, model_zips: list[Path]) -> None:
         super().__init__(scope, construct_id)
-        self.model_sha256 = model_digest(model_zip)
-        self.model_version = model_version(model_zip)
         self.bucket = s3.Bucket(
             self,
             "Bucket",
@@ -108,7 +122,7 @@ class ArtifactStore(Construct):
             encryption=s3.BucketEncryption.S3_MANAGED,
             enforce_ssl=True,
             versioned=False,
-            # Emptied by the model upload's own delete (retain_on_delete=False below), so no
+            # Emptied by the model uploads' own deletes (retain_on_delete=False below), so no
             # auto-delete helper with a log group of its own is needed.
             removal_policy=RemovalPolicy.DESTROY,
         )
@@ -118,21 +132,31 @@ class ArtifactStore(Construct):
             "Holds only build artifacts (model zip) fetched by the devices' token-exchange role; "
             "CloudTrail records the reads, and a log bucket would outlive the stack.",
         )
-        self.model_key = f"{ARTIFACT_PREFIX}rain-model/{self.model_sha256}/{model_zip.name}"
-        # The zip is copied as it is (the source is a folder that holds only the zip, which
-        # the deployment extracts), so its key is predictable and its bytes unchanged.
-        self.model_upload = s3deploy.BucketDeployment(
+        self.upload_logs = helper_log_group(self, "ModelUploadLogs")
+        self._by_digest: dict[str, ModelRelease] = {}
+        self.models = {model_zip: self._release(model_zip) for model_zip in model_zips}
+
+    def _release(self, model_zip: Path) -> ModelRelease:
+        """One upload per distinct zip, named by its content: an upload deletes its own prefix when it goes, so
+        no two of them may share one."""
+        sha256 = model_digest(model_zip)
+        if sha256 in self._by_digest:
+            return self._by_digest[sha256]
+        key = f"{ARTIFACT_PREFIX}rain-model/{sha256}/{model_zip.name}"
+        # The zip is copied as it is (the source is a folder of which only the zip is taken; the
+        # deployment extracts it), so its key is predictable and its bytes unchanged.
+        upload = s3deploy.BucketDeployment(
             self,
-            "ModelUpload",
+            f"ModelUpload{sha256[:12]}",
             sources=[s3deploy.Source.asset(str(model_zip.parent), exclude=["*", f"!{model_zip.name}"])],
             destination_bucket=self.bucket,
-            destination_key_prefix=self.model_key.rsplit("/", 1)[0] + "/",
+            destination_key_prefix=key.rsplit("/", 1)[0] + "/",
             prune=False,
             retain_on_delete=False,
             memory_limit=512,
-            log_group=helper_log_group(self, "ModelUploadLogs"),
+            log_group=self.upload_logs,
         )
-
-    @property
-    def model_uri(self) -> str:
-        return f"s3://{self.bucket.bucket_name}/{self.model_key}"
+        release = ModelRelease(sha256, model_version(model_zip), key, upload,
+                               f"s3://{self.bucket.bucket_name}/{key}", model_zip.stem)
+        self._by_digest[sha256] = release
+        return release

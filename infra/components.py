@@ -17,9 +17,9 @@ from device_code import config as env
 from device_code import selftest
 from device_code.functions import FUNCTIONS, INFERENCE, DeviceFunction
 from infra import greengrass as ggv
-from infra.artifacts import ArtifactStore, stage_device_bundle
+from infra.artifacts import ModelRelease, stage_device_bundle
 from infra.config import (DEFAULT_POSIX_USER, MODEL_COMPONENT, RUNTIME_COMPONENT, RUNTIME_INSTALL_TIMEOUT_SECONDS,
-                          RainEdgeConfig)
+                          SELF_TEST_TIMEOUT_SECONDS, SERVING_LINK, RainEdgeConfig)
 from infra.nag import acknowledge
 
 LINUX = [gg.CfnComponentVersion.ComponentPlatformProperty(name="Linux", attributes={"os": "linux"})]
@@ -32,14 +32,15 @@ CPU_THERMAL_ZONE = "/sys/class/thermal/thermal_zone0/temp"
 HISTORY_FILE_NAME = "reading_history.json"
 # The device runtime's virtual environment, in that component's work folder.
 RUNTIME_VENV = "venv"
-# The model component's Startup step (the self-test): LiteRT loads and replays the golden rows in
-# seconds on a Pi. Stated although it is the recipe reference's default for Startup ("Default: 120
-# seconds"): a failing device spends up to three of these before its component is BROKEN.
-SELF_TEST_TIMEOUT_SECONDS = 120
 
 
 def _exactly(version: str) -> dict[str, str]:
     return {"VersionRequirement": f"={version}", "DependencyType": "HARD"}
+
+
+# Every version of ours is 1.0.<n> (infra/greengrass.content_version); npm semver ranges ("AWS IoT Greengrass
+# uses NPM semantic version constraints", developer guide, Deploy components).
+ANY_MODEL_VERSION = {"VersionRequirement": ">=1.0.0 <2.0.0", "DependencyType": "SOFT"}
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,8 @@ def device_requirements(project_root: Path) -> list[str]:
 
 class DeviceComponents(Construct):
     """The Lambda component of every device function (device_code.functions), the model and the
-    device runtime they run on."""
+    device runtime they run on: one model component per model a ring runs, and one component of each
+    function that loads the model per model, since it depends on that model's exact version."""
 
     def __init__(
         self,
@@ -75,12 +77,11 @@ class DeviceComponents(Construct):
         *,
         config: RainEdgeConfig,
         project_root: Path,
-        artifacts: ArtifactStore,
+        models: list[ModelRelease],
     ) -> None:
         super().__init__(scope, construct_id)
         self.config = config
         self.runtime = self._device_runtime(device_requirements(project_root))
-        self.model = self._rain_model(artifacts)
         bundle = stage_device_bundle(project_root)
         self.code_fingerprint = FileSystem.fingerprint(str(bundle))
         self.code = lambda_.Code.from_asset(str(bundle))
@@ -92,20 +93,29 @@ class DeviceComponents(Construct):
             assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
             description="Placeholder execution role of the device functions; grants no permissions",
         )
+        self.functions = {function.name: self._lambda_function(function) for function in FUNCTIONS}
+        models = list({release.sha256: release for release in models}.values())  # both rings may run one model
+        self._models = {release.sha256: self._rain_model(release) for release in models}
         environment = self._environment_values()
         self.lambdas = [self._lambda_component(function, environment) for function in FUNCTIONS]
 
+    def ring(self, release: ModelRelease) -> list[DeployedComponent]:
+        """What a ring whose model is `release` deploys: the model is all that differs between rings."""
+        return [self.runtime, self._models[release.sha256], *self.lambdas]
+
     @property
     def all(self) -> list[DeployedComponent]:
-        return [self.runtime, self.model, *self.lambdas]
+        """Every component version the stack makes."""
+        return [self.runtime, *self._models.values(), *self.lambdas]
+
+    @property
+    def logged_names(self) -> list[str]:
+        """The components that run code, hence write a log (the model component only holds an artifact)."""
+        return [component.name for component in (self.runtime, *self.lambdas)]
 
     def _environment_values(self) -> dict[str, str]:
         """The value of every variable a device function reads (names: device_code.config)."""
         config = self.config
-        model_dir = (
-            f"{config.greengrass_root}/packages/artifacts-unarchived/"
-            f"{self.model.name}/{self.model.version}/{self._model_folder}"
-        )
         return {
             env.LOG_LEVEL: config.log_level,
             env.SAMPLE_INTERVAL_S: str(config.sample_interval_seconds),
@@ -114,18 +124,12 @@ class DeviceComponents(Construct):
             env.CPU_TEMP_COMPENSATION: "on" if config.cpu_temp_compensation else "off",
             env.CPU_TEMP_PATH: CPU_THERMAL_ZONE,
             env.STATION_FILE: config.station_file,
-            env.MODEL_DIR: model_dir,
             env.HISTORY_FILE: f"{self._work_folder(INFERENCE.component)}/{HISTORY_FILE_NAME}",
             env.INFERENCE_INTERVAL_S: str(config.inference_interval_seconds),
             env.MAX_INPUT_AGE_S: str(config.max_input_age_seconds),
+            # The model the model component's self-test passed last, whichever version that is (see _rain_model).
+            env.MODEL_DIR: f"{self._work_folder(MODEL_COMPONENT)}/{SERVING_LINK}",
         }
-
-    @property
-    def _model_folder(self) -> str:
-        """The folder the nucleus unarchives the model zip into: "Each artifact unzips to a folder within
-        the decompressed path, where the folder has the same name as the artifact minus its extension"
-        (component recipe reference, Recipe variables > artifacts:decompressedPath)."""
-        return Path(self.config.model_zip).stem
 
     def _work_folder(self, suffix: str) -> str:
         """The work folder the nucleus gives a component: <root>/work/<component name>."""
@@ -137,7 +141,7 @@ class DeviceComponents(Construct):
         return f"{venv}/lib/{self.config.python_executable}/site-packages"
 
     # ---- components ---------------------------------------------------------------------
-    def _lambda_component(self, function: DeviceFunction, values: dict[str, str]) -> DeployedComponent:
+    def _lambda_function(self, function: DeviceFunction) -> lambda_.Function:
         config = self.config
         lambda_function = lambda_.Function(
             self,
@@ -158,13 +162,20 @@ class DeviceComponents(Construct):
             "The runtime must match the Python of the Raspberry Pi (context key lambdaRuntime), "
             "not the newest cloud runtime: the function runs on the device.",
         )
+        return lambda_function
+
+    def _lambda_component(self, function: DeviceFunction, values: dict[str, str]) -> DeployedComponent:
+        config = self.config
         # The device-runtime component's virtual environment holds the device packages.
         environment = {**{name: values[name] for name in function.environment}, "PYTHONPATH": self.site_packages}
         dependencies = {self.runtime.name: _exactly(self.runtime.version)}
         depends_on = [self.runtime.resource]
         if function.needs_model:
-            dependencies[self.model.name] = _exactly(self.model.version)
-            depends_on.append(self.model.resource)
+            # SOFT and any of our versions: the function reads the model through the serving link, so a new
+            # model neither changes this component's version nor restarts it ("SOFT – The component doesn't
+            # restart if the dependency changes state", component recipe reference, ComponentDependencies).
+            dependencies[config.component_name(MODEL_COMPONENT)] = dict(ANY_MODEL_VERSION)
+            depends_on.extend(model.resource for model in self._models.values())
         if function.uses_local_shadows:
             dependencies[ggv.SHADOW_MANAGER] = dict(ggv.SHADOW_MANAGER_DEPENDENCY)
         name = config.component_name(function.component)
@@ -199,7 +210,7 @@ class DeviceComponents(Construct):
             self,
             f"{function.component}Component",
             lambda_function=gg.CfnComponentVersion.LambdaFunctionRecipeSourceProperty(
-                lambda_arn=lambda_function.current_version.function_arn,
+                lambda_arn=self.functions[function.name].current_version.function_arn,
                 component_name=name,
                 component_version=version,
                 component_platforms=LINUX,
@@ -223,9 +234,10 @@ class DeviceComponents(Construct):
         )
 
     def _recipe_component(self, suffix: str, description: str, manifest: dict, content: object,
-                          dependencies: dict | None = None) -> DeployedComponent:
+                          dependencies: dict | None = None, construct_id: str | None = None) -> DeployedComponent:
         """`content`: what the version is derived from; it must cover every part of the recipe that changes."""
         name = self.config.component_name(suffix)
+        construct_id = construct_id or f"{suffix}Component"
         version = ggv.content_version(name, content)
         recipe = {
             "RecipeFormatVersion": "2020-01-25",
@@ -236,14 +248,15 @@ class DeviceComponents(Construct):
             **({"ComponentDependencies": dependencies} if dependencies else {}),
             "Manifests": [{"Platform": {"os": "linux"}, **manifest}],
         }
-        resource = gg.CfnComponentVersion(
-            self, f"{suffix}Component", inline_recipe=Stack.of(self).to_json_string(recipe)
-        )
+        resource = gg.CfnComponentVersion(self, construct_id, inline_recipe=Stack.of(self).to_json_string(recipe))
         return DeployedComponent(name, version, resource)
 
-    def _self_test_step(self) -> dict:
+    def _self_test_step(self, release: ModelRelease) -> dict:
         """The model component's Startup step: the artifact's own self-test (device_code.selftest), run
-        with the device runtime's python before anything serves the model.
+        with the device runtime's python, which on a pass (and only then) points the serving link at this
+        artifact. The inference function serves whatever the link names and reloads when it changes, so while
+        a candidate downloads and tests the previous model keeps answering, and a candidate that fails is never
+        served: no gap in predictions because of an update.
 
         Startup, not Install: the nucleus runs Install as soon as the component is NEW, without waiting for
         its dependencies (aws-greengrass-nucleus Lifecycle.handleCurrentStateNew; only INSTALLED -> STARTING
@@ -258,36 +271,41 @@ class DeviceComponents(Construct):
         configuration" (developer guide, Create deployments). Startup runs whenever the component starts:
         a new version (every new model zip), a nucleus start, and a restart of the runtime it depends on.
         """
-        artifact = f"{{artifacts:decompressedPath}}/{self._model_folder}"
+        artifact = f"{{artifacts:decompressedPath}}/{release.folder}"
         # {<dependency>:work:path}: "The work path ... for a component on which this component depends ...
         # You can specify only direct dependencies" (component recipe reference, Recipe variables).
         python = f"{{{self.runtime.name}:work:path}}/{RUNTIME_VENV}/bin/python"
         return {
             # -s -P: no user site-packages, not the current folder (the work folder, $PWD) on sys.path;
             # not -I, which also ignores PYTHONPATH.
-            "Script": f"{python} -s -P -m {selftest.__name__} {artifact}",
+            "Script": f"{python} -s -P -m {selftest.__name__} {artifact} --serve {{work:path}}/{SERVING_LINK}",
             # The device code the self-test runs is the artifact's own (model_training.golden); Setenv is
             # "The dictionary of environment variables to provide to the script".
             "Setenv": {"PYTHONPATH": f"{artifact}/{selftest.CODE_FOLDER}"},
             # "The maximum amount of time in seconds that the script can run before the AWS IoT Greengrass
             # Core software terminates the process."
             "Timeout": SELF_TEST_TIMEOUT_SECONDS,
-            # As the component's user, the default one that owns the runtime's work folder too.
+            # As the component's user, the default one that owns the runtime's work folder too, and its own work
+            # folder (mode 0700), which the inference function, running as that user as well, reads through.
             "RequiresPrivilege": False,
         }
 
-    def _rain_model(self, artifacts: ArtifactStore) -> DeployedComponent:
-        lifecycle = {"Startup": self._self_test_step()}
+    def _rain_model(self, release: ModelRelease) -> DeployedComponent:
+        lifecycle = {"Startup": self._self_test_step(release)}
         # HARD: "The component restarts if the dependency changes state" (component recipe reference,
         # ComponentDependencies): a reinstalled runtime runs the self-test again.
         dependencies = {self.runtime.name: _exactly(self.runtime.version)}
+        # One resource per model content, and its logical id in the version: when the rings swap models,
+        # CloudFormation creates a version before it deletes the one it replaces, and Greengrass versions are
+        # immutable, so no two logical ids may ever hold one version.
+        construct_id = f"{MODEL_COMPONENT}{release.sha256[:12]}Component"
         component = self._recipe_component(
             MODEL_COMPONENT,
             "The rain model (SavedModel + TFLite + metadata), self-tested, unarchived on the device",
             {
                 "Artifacts": [
                     {
-                        "Uri": artifacts.model_uri,
+                        "Uri": release.uri,
                         "Unarchive": "ZIP",
                         # The inference function reads it; a model is no secret.
                         "Permission": {"Read": "ALL", "Execute": "NONE"},
@@ -295,13 +313,14 @@ class DeviceComponents(Construct):
                 ],
                 "Lifecycle": lifecycle,
             },
-            content={"model_sha256": artifacts.model_sha256, "key": artifacts.model_key, "lifecycle": lifecycle,
-                     "dependencies": dependencies},
+            content={"model_sha256": release.sha256, "key": release.key, "lifecycle": lifecycle,
+                     "dependencies": dependencies, "resource": construct_id},
             dependencies=dependencies,
+            construct_id=construct_id,
         )
         # Greengrass reads the artifact when the component version is created; the runtime version the
         # recipe names is created first, as for the Lambda components.
-        component.resource.node.add_dependency(artifacts.model_upload, self.runtime.resource)
+        component.resource.node.add_dependency(release.upload, self.runtime.resource)
         return component
 
     def _device_runtime(self, requirements: list[str]) -> DeployedComponent:

@@ -54,6 +54,10 @@ MAX_EMAIL = 254
 MAX_SILENCE_SECONDS = 86_400
 # The components are <componentPrefix>.<suffix>: one per device function, the model and the runtime.
 MODEL_COMPONENT, RUNTIME_COMPONENT = "RainModel", "DeviceRuntime"
+# In the model component's work folder, which the nucleus names by the component, not its version
+# (<root>/work/<component name>): the link to the artifact folder of the version whose self-test passed last
+# (infra/components.py).
+SERVING_LINK = "serving"
 COMPONENT_SUFFIXES = (RUNTIME_COMPONENT, MODEL_COMPONENT, *(function.component for function in FUNCTIONS))
 # "componentName ... Maximum length of 128" (Greengrass V2 API reference, ComponentVersionListItem;
 # CloudFormation AWS::GreengrassV2::Component ComponentName "Maximum: 128").
@@ -71,6 +75,7 @@ ASSET_SOURCES = {
     FLEET_HOOK_SOURCE: "the fleet provisioning hook's Lambda code",
     INDEX_SETTINGS_SOURCE: "the fleet-indexing settings handler's Lambda code",
     "build/model": "the training output (make train)",
+    "releases/promoted": "the promoted model (make promote, infra/releases.py)",
     "cdk.out": "the cloud assembly",
 }
 # The station file, relative to the Greengrass root: {"altitude_m": <metres>} of where the Pi is
@@ -79,6 +84,16 @@ ASSET_SOURCES = {
 STATION_FILE = "rainedge/station.json"
 # How long the device runtime's Install (venv + pip) may take on a Pi (infra/components.py).
 RUNTIME_INSTALL_TIMEOUT_SECONDS = 1800
+# The model component's Startup step (the self-test, infra/components.py): LiteRT loads and replays the golden
+# rows in seconds on a Pi. Stated although it is the recipe reference's default for Startup ("Default: 120
+# seconds"); "If the component enters the ERRORED state three times without a successful run, the component
+# becomes BROKEN" (developer guide, component lifecycle): a failing device spends up to three of these.
+SELF_TEST_TIMEOUT_SECONDS = 120
+SELF_TEST_ATTEMPTS = 3
+# The hook gets the canary serial numbers in its environment, comma-separated: "The total size of all environment
+# variables doesn't exceed 4 KB" (Lambda quotas); a kilobyte (60 Raspberry Pi serials) leaves room for its other
+# settings at their longest (tests/infra/test_infra_fleet.py).
+MAX_CANARY_SERIALS_BYTES = 1024
 # install.sh creates the Greengrass root as root and the nucleus makes it world-readable
 # (Permissions.setRootPermission), so it must be a folder of Greengrass's own, never a system folder
 # (/, /etc, /tmp, /root, /usr/..., /proc, /dev/shm, a home folder itself): /greengrass or a folder in
@@ -171,6 +186,14 @@ class RainEdgeConfig:
     abort_threshold_percentage: float = 10.0
     abort_min_executed_things: int = 5
     deployment_timeout_minutes: int = 60
+    # The canary ring (infra/releases.py): listed devices by name, provisioned ones by serial number; every
+    # other device is in the fleet ring. A candidate model is promoted to the fleet ring only after it ran on
+    # the canary ring for the bake window and each canary device passed the gate (infra/lifecycle/gate.py).
+    canary_devices: tuple[str, ...] = ()
+    canary_serials: tuple[str, ...] = ()
+    bake_minutes: int = 360
+    promotion_margin: float = 0.05
+    rain_share_margin: float = 0.2
     # A Raspberry Pi's serial number (/proc/device-tree/serial-number) is 16 hex digits.
     serial_number_pattern: str = "[0-9a-f]{16}"
     # Where each Pi is installed: thing name -> metres above sea level, for listed and fleet devices
@@ -180,7 +203,21 @@ class RainEdgeConfig:
     # ---- derived names (the stack's output contract) ------------------------------------
     @property
     def thing_group_name(self) -> str:
+        """The fleet ring's thing group."""
         return f"{self.name_prefix}-cores"
+
+    @property
+    def canary_group_name(self) -> str:
+        """The canary ring's thing group; no device is in both (infra/releases.py says why)."""
+        return f"{self.name_prefix}-canary"
+
+    @property
+    def thing_group_names(self) -> tuple[str, str]:
+        return self.thing_group_name, self.canary_group_name
+
+    def ring_group(self, thing_name: str) -> str:
+        """The thing group of a listed device."""
+        return self.canary_group_name if thing_name in self.canary_devices else self.thing_group_name
 
     def device_policy_name(self, thing_name: str) -> str:
         """Each core device has its own IoT policy (infra/identity.py; the hook names a provisioned one alike)."""
@@ -202,6 +239,10 @@ class RainEdgeConfig:
     @property
     def deployment_name(self) -> str:
         return f"{self.name_prefix}-deployment"
+
+    @property
+    def canary_deployment_name(self) -> str:
+        return f"{self.name_prefix}-canary-deployment"
 
     @property
     def cloud_update_interval_seconds(self) -> int:
@@ -311,11 +352,24 @@ class RainEdgeConfig:
         if self.rollout_base_rate_per_minute > self.rollout_maximum_per_minute:
             raise ConfigError(f"rolloutBaseRatePerMinute ({self.rollout_base_rate_per_minute}) must be at most "
                               f"rolloutMaximumPerMinute ({self.rollout_maximum_per_minute})")
-        if self.deployment_timeout_minutes * 60 <= RUNTIME_INSTALL_TIMEOUT_SECONDS:
+        first_deployment_s = RUNTIME_INSTALL_TIMEOUT_SECONDS + SELF_TEST_ATTEMPTS * SELF_TEST_TIMEOUT_SECONDS
+        if self.deployment_timeout_minutes * 60 <= first_deployment_s:
             raise ConfigError(
                 f"deploymentTimeoutMinutes ({self.deployment_timeout_minutes}) must be more than "
-                f"{RUNTIME_INSTALL_TIMEOUT_SECONDS // 60}: a first deployment may spend that long installing "
-                "the device runtime, and would time out")
+                f"{first_deployment_s // 60}: a first deployment may spend {RUNTIME_INSTALL_TIMEOUT_SECONDS // 60} min "
+                f"installing the device runtime and {SELF_TEST_ATTEMPTS} x {SELF_TEST_TIMEOUT_SECONDS} s on the "
+                "model's self-test, and would time out")
+        outside = [name for name in self.canary_devices if name not in self.devices]
+        if outside:
+            raise ConfigError(f"canaryDevices names {outside[0]!r}, which devices does not list "
+                              f"({', '.join(self.devices)}): a canary device is one of the listed devices")
+        for serial in self.canary_serials:
+            allowed, reason = decide({SERIAL_PARAMETER: serial}, self.serial_number_pattern, self.name_prefix,
+                                     lambda name: False)
+            if not (self.fleet_provisioning and allowed):
+                why = reason if self.fleet_provisioning else "fleetProvisioning is off"
+                raise ConfigError(f"canarySerials entry {serial!r} can never join the fleet ({why}): list serial "
+                                  f"numbers matching serialNumberPattern {self.serial_number_pattern}")
         if self.max_input_age_seconds < self.sample_interval_seconds:
             raise ConfigError(
                 f"maxInputAgeSeconds ({self.max_input_age_seconds}) must be at least "
@@ -448,24 +502,46 @@ def _component_prefix(key: str, raw: Any) -> str:
     return value
 
 
-def _devices(key: str, raw: Any) -> tuple[str, ...]:
-    # `-c devices=a,b` and `-c devices='["a","b"]'` arrive as strings.
+def _name_list(key: str, raw: Any, *, required: bool) -> list[Any]:
+    """A list from cdk.json, or from `-c key=a,b` / `-c key='["a","b"]'`, which arrive as strings."""
     if isinstance(raw, str):
         text = raw.strip()
         try:
-            raw = json_value(text) if text.startswith("[") else [part.strip() for part in text.split(",")]
+            raw = json_value(text) if text.startswith("[") else [part.strip() for part in text.split(",") if text]
         except InvalidJson as error:
-            raise ConfigError(f"{key} is not a JSON list ({error}): write -c 'devices=[\"pi-1\",\"pi-2\"]' "
-                              "or -c devices=pi-1,pi-2") from None
-    if not isinstance(raw, (list, tuple)) or not raw:
-        raise ConfigError(f"{key} must be a non-empty list of thing names; got {shown(raw)}")
-    folders: dict[str, str] = {}
+            raise ConfigError(f"{key} is not a JSON list ({error}): write -c '{key}=[\"pi-1\",\"pi-2\"]' "
+                              f"or -c {key}=pi-1,pi-2") from None
+    if not isinstance(raw, (list, tuple)) or (required and not raw):
+        kind = "a non-empty list" if required else "a list"
+        raise ConfigError(f"{key} must be {kind} of thing names; got {shown(raw)}")
     for name in raw:
         if not isinstance(name, str) or not THING_NAME.fullmatch(name):
             raise ConfigError(
-                f"{key} entries must be thing names of 1-{MAX_THING_NAME} characters from a-z A-Z 0-9 _ -; "
-                f"got {shown(name)}"
+                f"{key} entries must be {'thing names' if required else 'names'} of 1-{MAX_THING_NAME} characters "
+                f"from a-z A-Z 0-9 _ -; got {shown(name)}"
             )
+    if len(set(raw)) != len(raw):
+        raise ConfigError(f"{key} must not repeat a name: {next(name for name in raw if raw.count(name) > 1)!r} comes twice")
+    return list(raw)
+
+
+def _canary_devices(key: str, raw: Any) -> tuple[str, ...]:
+    return tuple(_name_list(key, raw, required=False))
+
+
+def _canary_serials(key: str, raw: Any) -> tuple[str, ...]:
+    serials = _name_list(key, raw, required=False)
+    size = len(",".join(serials).encode())
+    if size > MAX_CANARY_SERIALS_BYTES:
+        raise ConfigError(f"{key} takes {size} bytes, at most {MAX_CANARY_SERIALS_BYTES} are allowed (the hook reads "
+                          "them from its environment, 4 KB in all): a canary ring of a few devices is enough")
+    return tuple(serials)
+
+
+def _devices(key: str, raw: Any) -> tuple[str, ...]:
+    raw = _name_list(key, raw, required=True)
+    folders: dict[str, str] = {}
+    for name in raw:
         if name.lower() in _NO_VALUE_WORDS:
             raise ConfigError(f"{key} entry {name!r} is a word for no value, not a thing name: list thing names "
                               "(-c devices=pi-1,pi-2), or leave devices out for the default")
@@ -570,6 +646,12 @@ _PARSERS = {
     "deployment_timeout_minutes": _integer(1, 10_080),
     "name_prefix": _pattern(_NAME_PREFIX, "1-30 characters of a-z 0-9 -, starting with a letter"),
     "devices": _devices,
+    "canary_devices": _canary_devices,
+    "canary_serials": _canary_serials,
+    # A bake of up to a week; the margins are shares.
+    "bake_minutes": _integer(0, 10_080),
+    "promotion_margin": _decimal(0.0, 1.0, 2),
+    "rain_share_margin": _decimal(0.0, 1.0, 2),
     "component_prefix": _component_prefix,
     "sample_interval_seconds": _integer(1, 86_400),
     "inference_interval_seconds": _integer(1, 86_400),

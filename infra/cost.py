@@ -201,7 +201,7 @@ def usage(config: RainEdgeConfig, device_log_mb: float, model_bytes: int, design
                  metrics_per_device + STATUSES_PER_DEVICE, "cw_metric"),
             Line("Alarms on Metrics Insights queries (silence, model fault)", 2, "cw_insights_alarm", fleet_wide=True),
         ]
-    fleet_metrics = len(fx.fleet_queries("rain-0000000000000000"))
+    fleet_metrics = len(fx.fleet_queries(("rain-0000000000000000", "rain-0000000000000001")))
     window_records = DASHBOARD_WINDOW_S / config.cloud_update_interval_seconds * (
         sizes[sr.WEATHER_READINGS.purpose] + sizes[sr.RAIN_PREDICTIONS.purpose])
     return common + [

@@ -1,5 +1,5 @@
-"""The one Greengrass V2 deployment: nucleus, ShadowManager, LogManager, the Lambda manager pieces
-and our components, to the thing group of core devices."""
+"""A ring's Greengrass V2 deployment: nucleus, ShadowManager, LogManager, the Lambda manager pieces
+and our components, to the ring's thing group of core devices."""
 from __future__ import annotations
 
 import json
@@ -99,6 +99,7 @@ class CoreDeployment(Construct):
         construct_id: str,
         *,
         config: RainEdgeConfig,
+        name: str,
         target_arn: str,
         components: list[DeployedComponent],
         logged_components: list[str],
@@ -115,7 +116,7 @@ class CoreDeployment(Construct):
         self.resource = gg.CfnDeployment(
             self,
             "Deployment",
-            deployment_name=config.deployment_name,
+            deployment_name=name,
             target_arn=target_arn,
             components={
                 name: gg.CfnDeployment.ComponentDeploymentSpecificationProperty(

@@ -22,7 +22,7 @@ from infra.artifacts import helper_log_group
 from infra.config import APP_TAG, FLEET_HOOK_SOURCE, RainEdgeConfig
 from infra.core_policy import core_policy_document
 from infra.device_keys import read_csr
-from infra.fleet_hook.handler import SERIAL_PARAMETER, THING_SLOT
+from infra.fleet_hook.handler import RING_PARAMETER, SERIAL_PARAMETER, THING_SLOT
 from infra.ledger import DeviceLedger
 from infra.nag import MANAGED_LOGS_POLICY, acknowledge, acknowledge_wildcard_resources, nag_arn
 
@@ -121,7 +121,9 @@ class FleetProvisioning(Construct):
             # AWS IoT waits 5 s for the answer ("Pre-provisioning hooks").
             timeout=Duration.seconds(5),
             environment={"SERIAL_NUMBER_PATTERN": config.serial_number_pattern, "NAME_PREFIX": config.name_prefix,
-                         "LEDGER_TABLE": ledger.table.table_name, "DEVICE_POLICY_DOCUMENT": device_policy_document},
+                         "LEDGER_TABLE": ledger.table.table_name, "DEVICE_POLICY_DOCUMENT": device_policy_document,
+                         "FLEET_GROUP": config.thing_group_name, "CANARY_GROUP": config.canary_group_name,
+                         "CANARY_SERIALS": ",".join(config.canary_serials)},
             log_group=helper_log_group(self, "PreProvisioningHookLogs"),
             description="rainedge fleet provisioning: refuse bad serial numbers and existing things, record the rest",
         )
@@ -174,14 +176,17 @@ def provisioning_template_body(config: RainEdgeConfig, thing_group_name: str) ->
     AWS IoT policy, for the PolicyName property, enter the name of the policy")."""
     thing = {"Fn::Join": ["", [f"{config.name_prefix}-", {"Ref": SERIAL_PARAMETER}]]}
     return {
-        "Parameters": {SERIAL_PARAMETER: {"Type": "String"}, CERTIFICATE_ID_PARAMETER: {"Type": "String"}},
+        # The ring's group is a parameter with a default, as in the guide's example ("ThingGroups" :
+        # ["v1-lightbulbs", {"Ref" : "Location"}], Location "Default" : "WA"); the hook always overrides it.
+        "Parameters": {SERIAL_PARAMETER: {"Type": "String"}, CERTIFICATE_ID_PARAMETER: {"Type": "String"},
+                       RING_PARAMETER: {"Type": "String", "Default": thing_group_name}},
         "Resources": {
             "thing": {
                 "Type": "AWS::IoT::Thing",
                 "Properties": {
                     "ThingName": thing,
                     "AttributePayload": {APP_TAG: config.name_prefix},
-                    "ThingGroups": [thing_group_name],
+                    "ThingGroups": [{"Ref": RING_PARAMETER}],
                 },
             },
             "certificate": {

@@ -56,8 +56,9 @@ def any_of(*terms: str) -> str:
     return terms[0] if len(terms) == 1 else "(" + " OR ".join(terms) + ")"
 
 
-def in_group(group: str) -> str:
-    return term("thingGroupNames", group)
+def in_groups(groups: tuple[str, ...]) -> str:
+    """Any of the app's thing groups: the fleet ring and the canary ring (infra/releases.py)."""
+    return any_of(*(term("thingGroupNames", group) for group in groups))
 
 
 @dataclass(frozen=True)
@@ -66,8 +67,8 @@ class FleetQuery:
     description: str
     condition: str | None  # None: every device of the app
 
-    def query(self, group: str) -> str:
-        text = in_group(group) if self.condition is None else f"{in_group(group)} AND {self.condition}"
+    def query(self, groups: tuple[str, ...]) -> str:
+        text = in_groups(groups) if self.condition is None else f"{in_groups(groups)} AND {self.condition}"
         if text.count(":") > MAX_QUERY_TERMS:
             raise ValueError(f"query {text!r} has more than {MAX_QUERY_TERMS} terms")
         return text
@@ -82,8 +83,8 @@ DRIFTING_DEVICES = FleetQuery("drifting", "devices whose inputs drift from the t
                               term(rain_field("drift.verdict"), DRIFTING))
 
 
-def fleet_queries(shipped_model_version: str) -> tuple[FleetQuery, ...]:
-    """Every fleet metric, in dashboard order."""
+def fleet_queries(released_model_versions: tuple[str, ...]) -> tuple[FleetQuery, ...]:
+    """Every fleet metric, in dashboard order. `released_model_versions`: the promoted and the candidate model."""
     return (
         FleetQuery("devices", "devices of the app (members of its thing group)", None),
         FleetQuery("disconnected", "devices not connected to AWS IoT", DISCONNECTED),
@@ -91,11 +92,11 @@ def fleet_queries(shipped_model_version: str) -> tuple[FleetQuery, ...]:
         MODEL_FAULT,
         DRIFTING_DEVICES,
         FleetQuery("raining", "devices predicting rain", term(rain_field("raining"), "true")),
-        FleetQuery("on-shipped-model", f"devices answering with the shipped model {shipped_model_version}",
-                   term(rain_field("model_version"), shipped_model_version)),
+        FleetQuery("on-released-model", f"devices answering with a released model ({', '.join(released_model_versions)})",
+                   any_of(*(term(rain_field("model_version"), version) for version in released_model_versions))),
     )
 
 
-def status_query(group: str) -> str:
+def status_query(groups: tuple[str, ...]) -> str:
     """What `make status` lists: every device of the app."""
-    return in_group(group)
+    return in_groups(groups)

@@ -27,8 +27,8 @@ class CoreDevice:
 
 
 class DeviceIdentity(Construct):
-    """Per listed device: thing, certificate (from its CSR) and its own IoT policy; the thing group
-    with the things in it; the token-exchange role + role alias every core uses."""
+    """Per listed device: thing, certificate (from its CSR) and its own IoT policy; the two rings' thing
+    groups, each device in one of them; the token-exchange role + role alias every core uses."""
 
     def __init__(
         self,
@@ -62,6 +62,16 @@ class DeviceIdentity(Construct):
             ),
         )
         self.thing_group_arn = self.thing_group.attr_arn
+        self.canary_group = iot.CfnThingGroup(
+            self,
+            "CanaryGroup",
+            thing_group_name=config.canary_group_name,
+            thing_group_properties=iot.CfnThingGroup.ThingGroupPropertiesProperty(
+                thing_group_description=f"Canary ring of {config.name_prefix}: core devices that run a candidate "
+                                        "model before the fleet does",
+            ),
+        )
+        self._groups = {config.thing_group_name: self.thing_group, config.canary_group_name: self.canary_group}
         self.membership_logs = helper_log_group(self, "GroupMembershipLogs")
         self.devices = [
             self._core_device(config, stack, secrets_dir, index, thing_name)
@@ -104,7 +114,7 @@ class DeviceIdentity(Construct):
             scope, "ThingAttachment", thing_name=thing_name, principal=certificate.attr_arn
         )
         thing_attachment.node.add_dependency(thing)
-        self._add_to_group(scope, stack, thing, thing_name, config.thing_group_name)
+        self._add_to_group(scope, stack, thing, thing_name, config.ring_group(thing_name))
         return CoreDevice(thing_name=thing_name, thing=thing, certificate=certificate, policy_name=policy_name)
 
     def _add_to_group(
@@ -138,7 +148,7 @@ class DeviceIdentity(Construct):
             install_latest_aws_sdk=False,
             log_group=self.membership_logs,
         )
-        member.node.add_dependency(thing, self.thing_group)
+        member.node.add_dependency(thing, self._groups[group_name])
 
     def _token_exchange_role(
         self, config: RainEdgeConfig, bucket: s3.IBucket, artifact_prefix: str

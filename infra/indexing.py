@@ -27,17 +27,17 @@ RESOURCE_TYPE = "Custom::FleetIndexing"
 
 class FleetIndex(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, config: RainEdgeConfig,
-                 shipped_model_version: str) -> None:
+                 released_model_versions: tuple[str, ...]) -> None:
         super().__init__(scope, construct_id)
         self.config = config
         settings = self._settings()
-        self.queries = fx.fleet_queries(shipped_model_version)
+        self.queries = fx.fleet_queries(released_model_versions)
         for query in self.queries:
             metric = iot.CfnFleetMetric(
                 self, f"FleetMetric{query.purpose.title().replace('-', '')}",
                 metric_name=config.fleet_metric_name(query.purpose),
                 index_name=fx.INDEX_NAME,
-                query_string=query.query(config.thing_group_name),
+                query_string=query.query(config.thing_group_names),
                 aggregation_field=fx.COUNT_FIELD,
                 aggregation_type=iot.CfnFleetMetric.AggregationTypeProperty(name="Statistics", values=["count"]),
                 period=fx.PERIOD_S,

@@ -58,7 +58,7 @@ class Monitoring(Construct):
         *,
         config: RainEdgeConfig,
         logged_components: list[str],
-        deployment_id: str,
+        deployment_ids: list[str],
         fleet_queries: tuple[fx.FleetQuery, ...],
     ) -> None:
         """`fleet_queries`: the fleet metrics infra/indexing.py makes, each named config.fleet_metric_name(purpose)."""
@@ -81,7 +81,7 @@ class Monitoring(Construct):
                     "Alarm notifications carry thing names and states, no secrets; CloudWatch alarms and "
                     "EventBridge cannot publish to a topic encrypted with the AWS managed key, and a customer "
                     "managed key would add a monthly charge to every deployment.")
-        self.deployment_events = self._deployment_failures(deployment_id)
+        self.deployment_events = self._deployment_failures(deployment_ids)
         self.alarms = self._alarms()
         self.dashboard = self._dashboard()
 
@@ -124,15 +124,17 @@ class Monitoring(Construct):
         return rules
 
     # ---- alarms ----------------------------------------------------------------------------
-    def _deployment_failures(self, deployment_id: str) -> events.Rule:
+    def _deployment_failures(self, deployment_ids: list[str]) -> events.Rule:
+        """Either ring's deployment: a list in an event pattern matches any of its values ("Amazon EventBridge
+        event patterns")."""
         rule = events.Rule(
             self, "DeploymentFailed",
             rule_name=self.config.monitoring_name("deployment-failed"),
-            description=f"A core device reports this stack's Greengrass deployment as {'/'.join(NOT_APPLIED_STATUSES)}",
+            description=f"A core device reports a Greengrass deployment of this stack as {'/'.join(NOT_APPLIED_STATUSES)}",
             event_pattern=events.EventPattern(
                 source=[GREENGRASS_SOURCE],
                 detail_type=[DEPLOYMENT_STATUS_EVENT],
-                detail={"coreDeviceExecutionStatus": list(NOT_APPLIED_STATUSES), DEPLOYMENT_ID_FIELD: [deployment_id]},
+                detail={"coreDeviceExecutionStatus": list(NOT_APPLIED_STATUSES), DEPLOYMENT_ID_FIELD: deployment_ids},
             ),
         )
         detail = events.EventField.from_path
@@ -157,7 +159,7 @@ class Monitoring(Construct):
             self, construct_id,
             alarm_name=self.config.monitoring_name(alarm),
             alarm_description=f"{what}. Which devices: make status, or aws iot search-index --query-string "
-                              f"'{self.fleet_queries[purpose].query(self.config.thing_group_name)}'",
+                              f"'{self.fleet_queries[purpose].query(self.config.thing_group_names)}'",
             metric=self._fleet_metric(purpose),
             comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD, threshold=1,
             evaluation_periods=periods, datapoints_to_alarm=periods, treat_missing_data=missing,

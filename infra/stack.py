@@ -18,6 +18,7 @@ from infra.indexing import FleetIndex
 from infra.ledger import DeviceLedger
 from infra.monitoring import Monitoring
 from infra.nag import MANAGED_LOGS_POLICY, acknowledge, env_placeholders
+from infra.releases import ring_models
 
 # Construct ids of the singleton helper functions CDK adds at stack level.
 CDK_BUCKET_DEPLOYMENT = "Custom::CDKBucketDeployment"
@@ -40,6 +41,7 @@ class RainEdgeStack(Stack):
         config: RainEdgeConfig,
         project_root: Path,
         secrets_dir: Path,
+        releases_dir: Path,
         **kwargs,
     ) -> None:
         super().__init__(
@@ -50,7 +52,9 @@ class RainEdgeStack(Stack):
             **kwargs,
         )
         Tags.of(self).add(APP_TAG, config.name_prefix)
-        artifacts = ArtifactStore(self, "Artifacts", model_zip=project_root / config.model_zip)
+        rings = ring_models(releases_dir, project_root / config.model_zip)
+        artifacts = ArtifactStore(self, "Artifacts", model_zips=[rings.fleet, rings.canary])
+        promoted, candidate = artifacts.models[rings.fleet], artifacts.models[rings.canary]
         self.identity = identity = DeviceIdentity(
             self,
             "Identity",
@@ -59,27 +63,44 @@ class RainEdgeStack(Stack):
             artifact_bucket=artifacts.bucket,
             artifact_prefix=ARTIFACT_PREFIX,
         )
-        components = DeviceComponents(self, "Components", config=config, project_root=project_root, artifacts=artifacts)
-        # The components that run code, hence write a log (the model component only holds an artifact).
-        logged_components = [component.name for component in (components.runtime, *components.lambdas)]
+        components = DeviceComponents(self, "Components", config=config, project_root=project_root,
+                                      models=[promoted, candidate])
+        logged_components = components.logged_names
+        # One deployment per ring, each to its own thing group (infra/releases.py).
         deployment = CoreDeployment(
-            self, "Deployment", config=config, target_arn=identity.thing_group_arn, components=components.all,
+            self, "Deployment", config=config, name=config.deployment_name, target_arn=identity.thing_group_arn,
+            components=components.ring(promoted), logged_components=logged_components,
+        )
+        canary_deployment = CoreDeployment(
+            self, "CanaryDeployment", config=config, name=config.canary_deployment_name,
+            target_arn=identity.canary_group.attr_arn, components=components.ring(candidate),
             logged_components=logged_components,
         )
-        fleet_index = FleetIndex(self, "Indexing", config=config, shipped_model_version=artifacts.model_version)
+        fleet_index = FleetIndex(self, "Indexing", config=config,
+                                 released_model_versions=tuple(dict.fromkeys((promoted.version, candidate.version))))
         monitoring = Monitoring(self, "Monitoring", config=config, logged_components=logged_components,
-                                deployment_id=deployment.resource.attr_deployment_id,
+                                deployment_ids=[deployment.resource.attr_deployment_id,
+                                                canary_deployment.resource.attr_deployment_id],
                                 fleet_queries=fleet_index.queries)
         ledger = DeviceLedger(self, "Ledger", config=config) if config.fleet_provisioning else None
         fleet = FleetProvisioning(self, "Fleet", config=config, secrets_dir=secrets_dir,
                                   thing_group_name=config.thing_group_name, role_alias_arn=identity.role_alias_arn,
                                   ledger=ledger) if ledger else None
-        self._outputs(config, identity, artifacts, components, deployment, monitoring, fleet, fleet_index, ledger)
+        releases = {
+            "CanaryGroupName": config.canary_group_name,
+            "CanaryDeploymentId": canary_deployment.resource.attr_deployment_id,
+            "PromotedModelVersion": promoted.version,
+            "CandidateModelVersion": candidate.version,
+        }
+        self._outputs(config, identity, artifacts, components, deployment, monitoring, fleet, fleet_index, ledger,
+                      releases)
         self._acknowledge_cdk_helpers(artifacts)
 
     def _outputs(self, config, identity: DeviceIdentity, artifacts, components, deployment, monitoring,
-                 fleet: FleetProvisioning | None, fleet_index: FleetIndex, ledger: DeviceLedger | None) -> None:
+                 fleet: FleetProvisioning | None, fleet_index: FleetIndex, ledger: DeviceLedger | None,
+                 releases: dict[str, str]) -> None:
         outputs = {
+            **releases,
             "ThingNames": ",".join(config.devices),
             "ThingGroupName": config.thing_group_name,
             "RoleAliasName": config.role_alias_name,

@@ -98,11 +98,14 @@ class SynthesizedStack:
                 if value["Type"] == resource_type}
 
     # ---- Greengrass ------------------------------------------------------------------------
-    def lambda_components(self) -> dict[str, LambdaComponent]:
+    def lambda_components(self, group: str | None = None) -> dict[str, LambdaComponent]:
+        """The Lambda components the deployment to `group` runs (default: the fleet ring's), by name."""
+        deployed = self.deployment(group)
         found = {}
         for properties in self.of_type("AWS::GreengrassV2::ComponentVersion").values():
             source = properties.get("LambdaFunction")
-            if source is None:
+            if source is None or deployed.get(source["ComponentName"], None) is None \
+                    or deployed[source["ComponentName"]].version != source["ComponentVersion"]:
                 continue
             parameters = source.get("ComponentLambdaParameters", {})
             found[source["ComponentName"]] = LambdaComponent(
@@ -127,11 +130,19 @@ class SynthesizedStack:
         function_id = version["Properties"]["FunctionName"]["Ref"]
         return self.resources[function_id]["Properties"]["Handler"]
 
-    def deployment(self) -> dict[str, DeployedVersion]:
-        deployments = self.of_type("AWS::GreengrassV2::Deployment")
-        if len(deployments) != 1:
-            raise TemplateError(f"expected one Greengrass deployment in the template, found {len(deployments)}")
-        (properties,) = deployments.values()
+    @property
+    def fleet_group(self) -> str:
+        """The fleet ring's thing group, as the stack outputs name it."""
+        return self.template["Outputs"]["ThingGroupName"]["Value"]
+
+    def deployment(self, group: str | None = None) -> dict[str, DeployedVersion]:
+        """The components of the deployment to thing group `group` (default: the fleet ring's)."""
+        group = group or self.fleet_group
+        targets = [properties for properties in self.of_type("AWS::GreengrassV2::Deployment").values()
+                   if self._group_name(properties["TargetArn"]) == group]
+        if len(targets) != 1:
+            raise TemplateError(f"expected one Greengrass deployment to thing group {group}, found {len(targets)}")
+        (properties,) = targets
         return {
             name: DeployedVersion(
                 version=spec["ComponentVersion"],
@@ -141,9 +152,23 @@ class SynthesizedStack:
             for name, spec in properties["Components"].items()
         }
 
+    def _group_name(self, target_arn: Any) -> str | None:
+        """The thing group a deployment's TargetArn (Fn::GetAtt of a thing group of the template) names."""
+        logical = target_arn.get("Fn::GetAtt", [None])[0] if isinstance(target_arn, dict) else None
+        return self.resources.get(logical, {}).get("Properties", {}).get("ThingGroupName")
+
     # ---- AWS IoT ---------------------------------------------------------------------------
     def thing_names(self) -> list[str]:
         return [properties["ThingName"] for properties in self.of_type("AWS::IoT::Thing").values()]
+
+    def group_of_thing(self, thing_name: str) -> str:
+        """The thing group a listed thing is added to (the stack's AddThingToThingGroup custom resources)."""
+        for properties in self.of_type("Custom::AWS").values():
+            call = properties.get("Create")
+            call = json.loads(call) if isinstance(call, str) else {}
+            if call.get("action") == "addThingToThingGroup" and call["parameters"]["thingName"] == thing_name:
+                return call["parameters"]["thingGroupName"]
+        raise TemplateError(f"thing {thing_name!r} is added to no thing group of the template")
 
     def policies_of_thing(self, thing_name: str, pseudo: Pseudo) -> dict[str, dict[str, Any]]:
         """Policy name -> resolved document, for every policy attached to a certificate of the thing."""
@@ -182,10 +207,12 @@ class SynthesizedStack:
         return {name: setting(variables[name]) for name in HOOK_SETTINGS}
 
     def provisioned_thing(self, parameters: Mapping[str, str], pseudo: Pseudo) -> ProvisionedThing:
-        """What the provisioning template attaches for a device that sends `parameters`: the thing, and
-        the policy the hook creates for it under the name the template attaches."""
+        """What the provisioning template attaches for `parameters` (what the device sent, with the hook's
+        parameterOverrides applied): the thing, and the policy the hook creates for it under the name the
+        template attaches."""
         _, body = self.provisioning_template(pseudo)
-        resources = resolve(body["Resources"], pseudo, {"AWS::IoT::Certificate::Id": "<certificate>", **parameters})
+        resources = resolve(body["Resources"], pseudo, {"AWS::IoT::Certificate::Id": "<certificate>",
+                                                        **template_parameters(body, parameters)})
         by_type = {resource["Type"]: resource["Properties"] for resource in resources.values()}
         thing = by_type["AWS::IoT::Thing"]
         document = device_policy_document(self.pre_provisioning_hook_settings(pseudo)["DEVICE_POLICY_DOCUMENT"],
@@ -199,3 +226,11 @@ class SynthesizedStack:
     def _principal(attachment: Mapping[str, Any]) -> str:
         principal = attachment["Principal"]
         return principal["Fn::GetAtt"][0] if isinstance(principal, dict) else principal
+
+
+def template_parameters(body: Mapping[str, Any], given: Mapping[str, str]) -> dict[str, str]:
+    """The parameters a provisioning template is resolved with: "The default value is used when the dictionary
+    passed in with the template does not contain a value for the parameter" (developer guide, "Provisioning
+    templates", Parameters section)."""
+    defaults = {name: spec["Default"] for name, spec in body.get("Parameters", {}).items() if "Default" in spec}
+    return {**defaults, **given}

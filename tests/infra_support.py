@@ -23,14 +23,15 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONTEXT = read_cdk_context(PROJECT_ROOT)
 
 
-def synthesize(out_dir: Path, secrets_dir: Path, **overrides) -> dict:
-    """Synthesise the app into `out_dir` with CSRs made in `secrets_dir`; return the
-    RainEdge template. `overrides` are context keys (camelCase)."""
+def synthesize(out_dir: Path, secrets_dir: Path, releases_dir: Path | None = None, **overrides) -> dict:
+    """Synthesise the app into `out_dir` with CSRs made in `secrets_dir` and the release record of `releases_dir`
+    (default: none, a first release, whatever the project's own releases/ holds); return the RainEdge template.
+    `overrides` are context keys (camelCase)."""
     context = {**DEFAULT_CONTEXT, **overrides}
     for owner in key_owners(RainEdgeConfig.from_context(context)):
         ensure_device_keys(secrets_dir, owner)
     app = cdk.App(context=context, outdir=str(out_dir))
-    build_app(app, project_root=PROJECT_ROOT, secrets_dir=secrets_dir)
+    build_app(app, project_root=PROJECT_ROOT, secrets_dir=secrets_dir, releases_dir=releases_dir or out_dir / "no-releases")
     app.synth()
     return json.loads((out_dir / "RainEdge.template.json").read_text())
 
@@ -147,3 +148,17 @@ def service_may(document: dict, *, service: str, action: str, resource: str, con
                and any(matches(glob, resource) for glob in listed(statement["Resource"]))
                and conditions_hold(statement.get("Condition", {}))]
     return "Allow" in effects and "Deny" not in effects
+
+
+def model_variant(source_zip: Path, out_zip: Path, version: str) -> Path:
+    """A copy of a model zip whose metadata.json says `version`: another model as far as synth can tell."""
+    import zipfile
+    with zipfile.ZipFile(source_zip) as source:
+        members = [(info, source.read(info)) for info in source.infolist()]
+    out_zip.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(out_zip, "w") as target:
+        for info, data in members:
+            if info.filename == "metadata.json":
+                data = json.dumps({**json.loads(data), "version": version}).encode()
+            target.writestr(info, data)
+    return out_zip

@@ -24,7 +24,7 @@ from device_code.contracts import named_shadow
 from device_code.functions import (GET_THING_SHADOW, PUBLISH_TO_TOPIC, PUBSUB, SHADOWS, SUBSCRIBE_TO_TOPIC, THING,
                                    UPDATE_THING_SHADOW, DeviceFunction)
 from device_code.port import GreengrassPort, Message, MessageCallback, PortError
-from infra.fleet_hook.handler import SERIAL_PARAMETER, decide
+from infra.fleet_hook.handler import RING_PARAMETER, SERIAL_PARAMETER, decide, ring_group
 from infra.greengrass import NUCLEUS, SHADOW_MANAGER, SHADOW_SYNC_ACTIONS
 from infra.iot_policy import allows_any
 from infra.synthesized import DeployedVersion, LambdaComponent, Pseudo, SynthesizedStack, TemplateError
@@ -112,6 +112,7 @@ class SimulatedCore:
     stack: SynthesizedStack
     thing_name: str
     policies: dict[str, dict[str, Any]]
+    group: str  # its ring's thing group: the deployment it runs
     pseudo: Pseudo = field(default_factory=Pseudo)
     calls: list[IpcCall] = field(default_factory=list)
 
@@ -121,7 +122,8 @@ class SimulatedCore:
         if thing_name not in stack.thing_names():
             raise DeploymentError(f"thing {thing_name!r} is not a core device of the template "
                                   f"(its things: {', '.join(stack.thing_names()) or 'none'})")
-        return cls(stack, thing_name, stack.policies_of_thing(thing_name, pseudo), pseudo)
+        return cls(stack, thing_name, stack.policies_of_thing(thing_name, pseudo), stack.group_of_thing(thing_name),
+                   pseudo)
 
     @classmethod
     def provisioned(cls, stack: SynthesizedStack, serial_number: str, thing_exists: Callable[[str], bool],
@@ -133,13 +135,14 @@ class SimulatedCore:
         allowed, reason = decide(parameters, settings["SERIAL_NUMBER_PATTERN"], settings["NAME_PREFIX"], thing_exists)
         if not allowed:
             raise DeploymentError(f"serial number {serial_number!r} refused by the pre-provisioning hook: {reason}")
-        thing = stack.provisioned_thing(parameters, pseudo)
-        return cls(stack, thing.thing_name, {thing.policy_name: thing.policy_document}, pseudo)
+        # The hook's parameterOverrides name the ring (infra/fleet_hook/handler.ring_group).
+        thing = stack.provisioned_thing({**parameters, RING_PARAMETER: ring_group(serial_number, settings)}, pseudo)
+        (group,) = thing.thing_groups
+        return cls(stack, thing.thing_name, {thing.policy_name: thing.policy_document}, group, pseudo)
 
     def __post_init__(self) -> None:
-        self.deployment: dict[str, DeployedVersion] = self.stack.deployment()
-        self.components: dict[str, LambdaComponent] = {
-            name: component for name, component in self.stack.lambda_components().items() if name in self.deployment}
+        self.deployment: dict[str, DeployedVersion] = self.stack.deployment(self.group)
+        self.components: dict[str, LambdaComponent] = self.stack.lambda_components(self.group)
         for component in self.components.values():
             for topic, kind in component.event_sources:
                 if kind == "PUB_SUB" and ("+" in topic or "#" in topic):

@@ -147,8 +147,13 @@ LEDGER_POLICY = "policyName"
 THING_SLOT = "@THING_NAME@"
 # A certificate id: 64 hex digits (AWS IoT API reference, Certificate: certificateId "(0x)?[a-fA-F0-9]+", length 64).
 CERTIFICATE_ID = re.compile(r"(0x)?[a-fA-F0-9]{64}")
-# The hook's settings, as the stack sets them on the function (infra/fleet.py).
-HOOK_SETTINGS = ("SERIAL_NUMBER_PATTERN", "NAME_PREFIX", "LEDGER_TABLE", "DEVICE_POLICY_DOCUMENT")
+# The hook's settings, as the stack sets them on the function (infra/fleet.py). CANARY_SERIALS: comma-separated.
+HOOK_SETTINGS = ("SERIAL_NUMBER_PATTERN", "NAME_PREFIX", "LEDGER_TABLE", "DEVICE_POLICY_DOCUMENT", "FLEET_GROUP",
+                 "CANARY_GROUP", "CANARY_SERIALS")
+# The provisioning template's parameter naming the device's thing group (its ring, infra/releases.py). The hook
+# always sets it: its "parameterOverrides" are "the values of any properties to override" ("Pre-provisioning
+# hooks", Pre-provision hook return value), so a device cannot choose its ring by sending the parameter itself.
+RING_PARAMETER = "RingGroup"
 
 
 def device_policy_name(name_prefix: str, thing: str) -> str:
@@ -203,10 +208,24 @@ def _exists(iot: Any, describe: str, **params: Any) -> bool:
     return True
 
 
+def ring_group(serial: str, settings: dict[str, str]) -> str:
+    canary = settings["CANARY_SERIALS"].split(",") if settings["CANARY_SERIALS"] else []
+    return settings["CANARY_GROUP"] if serial in canary else settings["FLEET_GROUP"]
+
+
+def answer(event: Any, settings: dict[str, str], iot: Any, dynamodb: Any) -> tuple[dict[str, Any], str]:
+    """(the hook's answer to AWS IoT, why): whether to provision, and the device's ring when it does."""
+    allow, reason = admit(event, settings, iot, dynamodb)
+    if not allow:
+        return {"allowProvisioning": False}, reason
+    group = ring_group(event["parameters"][SERIAL_PARAMETER], settings)
+    return {"allowProvisioning": True, "parameterOverrides": {RING_PARAMETER: group}}, f"{reason}, in {group}"
+
+
 def handler(event: dict, context: object) -> dict:
     import boto3  # in the Lambda runtime
 
-    allow, reason = admit(event, {name: os.environ[name] for name in HOOK_SETTINGS},
-                          boto3.client("iot"), boto3.client("dynamodb"))
-    print(f"{'allowed' if allow else 'refused'}: {reason}")
-    return {"allowProvisioning": allow}
+    response, reason = answer(event, {name: os.environ[name] for name in HOOK_SETTINGS},
+                              boto3.client("iot"), boto3.client("dynamodb"))
+    print(f"{'allowed' if response['allowProvisioning'] else 'refused'}: {reason}")
+    return response

@@ -1,5 +1,6 @@
 """python -m infra.lifecycle preflight | device-setup [--ssh HOST] [--thing NAME] | fleet-bundle | status
-| logs [--thing NAME] [--component NAME] [--since 1h] [--follow] | revoke-claim | destroy --cdk PATH | audit"""
+| logs [--thing NAME] [--component NAME] [--since 1h] [--follow] | revoke-claim | promote | rollback
+| destroy --cdk PATH | audit"""
 from __future__ import annotations
 
 import argparse
@@ -8,6 +9,7 @@ from pathlib import Path
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from infra import releases
 from infra.config import ConfigError
 from infra.fleet_hook.handler import claim_name
 from infra.lifecycle.audit import audit, not_ours
@@ -18,6 +20,7 @@ from infra.lifecycle.fleet_bundle import run_fleet_bundle
 from infra.lifecycle.logs import app_devices, log_sources, parse_since, show_logs
 from infra.lifecycle.outputs import StackOutputs
 from infra.lifecycle.preflight import preflight
+from infra.lifecycle.promote import record_first_release, run_promote, run_rollback
 from infra.lifecycle.provisioned import deactivate_claim
 from infra.lifecycle.scope import app_scope, find_app_stack
 from infra.lifecycle.settings import AppNames, load_names
@@ -47,6 +50,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     logs.add_argument("--since", default="1h", help="how far back: 30m, 1h, 2d ... (default 1h)")
     logs.add_argument("--follow", action="store_true", help="keep printing new lines until Ctrl-C")
     commands.add_parser("revoke-claim", help="deactivate the fleet's claim certificate; nothing else changes")
+    commands.add_parser("promote", help="promote the canary ring's candidate if it passes the gate; record the decision")
+    commands.add_parser("rollback", help="record the candidate as rolled back: the canary ring returns to the promoted model")
+    commands.add_parser("record-release", help=argparse.SUPPRESS)
     teardown = commands.add_parser("destroy", help="remove everything this app created, then audit")
     teardown.add_argument("--cdk", default=DEFAULT_CDK, help="the CDK CLI to run `destroy` with")
     commands.add_parser("audit", help="list anything of this app still in the account; exit 1 if any")
@@ -61,7 +67,7 @@ def main(argv: list[str] | None = None, clients: AwsClients | None = None) -> in
         require_region(clients.region)
         names = load_names(root)
         if args.command == "preflight":
-            problems = preflight(clients, names.model_zip, names.bootstrap_qualifier, args.cdk)
+            problems = preflight(clients, root, names.model_zip, names.bootstrap_qualifier, args.cdk)
             for problem in problems:
                 print(f"preflight: {problem}", file=sys.stderr)
             if not problems:
@@ -78,7 +84,16 @@ def main(argv: list[str] | None = None, clients: AwsClients | None = None) -> in
                 run_fleet_bundle(clients, names, app.deployed())
                 return 0
             if args.command == "status":
-                show_status(clients, app.deployed())
+                history = releases.decisions(root / releases.RELEASES)
+                show_status(clients, app.deployed(), last_decision=history[-1] if history else None)
+                return 0
+            if args.command == "promote":
+                return 0 if run_promote(clients, names, app.deployed()) else 1
+            if args.command == "rollback":
+                run_rollback(names, app.deployed())
+                return 0
+            if args.command == "record-release":
+                record_first_release(names, app.deployed())
                 return 0
             if args.command == "logs":
                 return run_logs(clients, app.known(), args)
@@ -91,7 +106,7 @@ def main(argv: list[str] | None = None, clients: AwsClients | None = None) -> in
             leftovers = audit(clients, scope)
             for lookalike in not_ours(clients, scope):
                 print(f"not ours, left: {lookalike}")
-    except (ConfigError, LifecycleError) as error:
+    except (ConfigError, LifecycleError, releases.ReleaseError) as error:
         print(f"{args.command}: {error}", file=sys.stderr)
         return 2
     except (ClientError, BotoCoreError) as error:

@@ -28,11 +28,11 @@ class Leftover:
 
 
 def owned_deployments(clients: AwsClients, scope: AppScope) -> list[dict[str, Any]]:
-    """The stack's own deployment (by its id in the outputs), while it exists."""
+    """The stack's own deployments, one per ring (by their ids in the outputs), while they exist."""
     if scope.outputs is None:
         return []
     return [item for item in paginate(clients.greengrassv2.list_deployments, "deployments", historyFilter="ALL")
-            if item.get("deploymentId") == scope.outputs.deployment_id]
+            if item.get("deploymentId") in scope.outputs.deployment_ids]
 
 
 def owned_component_versions(clients: AwsClients, scope: AppScope) -> list[str]:
@@ -100,7 +100,7 @@ def not_ours(clients: AwsClients, scope: AppScope) -> list[str]:
                  if version["arn"] not in recorded]
         seen += [f"deployment {item.get('deploymentName', '?')} ({item['deploymentId']}) to {item['targetArn']}"
                  for item in paginate(clients.greengrassv2.list_deployments, "deployments", historyFilter="ALL")
-                 if scope.targets_app_group(item) and item.get("deploymentId") != scope.outputs.deployment_id]
+                 if scope.targets_app_group(item) and item.get("deploymentId") not in scope.outputs.deployment_ids]
     return seen
 
 
@@ -112,7 +112,7 @@ def _named_in_outputs(clients: AwsClients, scope: AppScope) -> list[Leftover]:
     iot = clients.iot
     # (kind, exact name, the describe call, its name parameter)
     checks = [
-        ("thing group", outputs.thing_group_name, iot.describe_thing_group, "thingGroupName"),
+        *[("thing group", group, iot.describe_thing_group, "thingGroupName") for group in outputs.thing_group_names],
         *[("iot policy", device.policy_name, iot.get_policy, "policyName") for device in outputs.devices],
         *([("iot policy", outputs.fleet.claim_policy_name, iot.get_policy, "policyName")] if outputs.fleet else []),
         ("role alias", outputs.role_alias_name, iot.describe_role_alias, "roleAlias"),

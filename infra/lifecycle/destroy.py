@@ -65,10 +65,11 @@ def detach_outside_attachments(clients: AwsClients, scope: AppScope, echo: Calla
     if outputs is None:
         return
     iot = clients.iot
-    for member in group_members(clients, outputs.thing_group_name):
-        if member not in scope.things:
-            call_unless_gone(iot.remove_thing_from_thing_group, thingGroupName=outputs.thing_group_name, thingName=member)
-            echo(f"removed {member} from thing group {outputs.thing_group_name}")
+    for group in outputs.thing_group_names:
+        for member in group_members(clients, group):
+            if member not in scope.things:
+                call_unless_gone(iot.remove_thing_from_thing_group, thingGroupName=group, thingName=member)
+                echo(f"removed {member} from thing group {group}")
     # (certificate, its thing, its policy) as the template attaches them; the claim has no thing.
     attachments = [(device.certificate_id, device.thing_name, device.policy_name) for device in outputs.devices]
     if outputs.fleet:

@@ -94,14 +94,14 @@ def log_sources(outputs: StackOutputs, component: str | None) -> list[LogSource]
 
 def app_devices(clients: AwsClients, outputs: StackOutputs, thing: str | None) -> set[str]:
     """The devices whose lines are shown: `thing`, which must be one of the app's, or all of them."""
-    devices = set(outputs.thing_names) | set(group_members(clients, outputs.thing_group_name))
+    devices = set(outputs.thing_names).union(*(group_members(clients, group) for group in outputs.thing_group_names))
     if thing is None:
         return devices
     if not _THING_NAME.fullmatch(thing):
         raise LifecycleError(f"--thing {thing!r} is not a thing name (1-128 of a-z A-Z 0-9 : _ -)")
     if thing not in devices:
         raise LifecycleError(f"--thing {thing}: not a device of this app (neither listed in the stack nor in "
-                             f"its thing group {outputs.thing_group_name}); `make status` lists them")
+                             f"its thing groups {' and '.join(outputs.thing_group_names)}); `make status` lists them")
     return {thing}
 
 

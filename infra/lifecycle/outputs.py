@@ -19,7 +19,7 @@ from infra.lifecycle.aws import LifecycleError, call_unless_gone
 REQUIRED_KEYS = (
     "NamePrefix", "ComponentPrefix", "ThingNames", "ThingGroupName", "RoleAliasName", "TokenExchangeRoleName",
     "ArtifactBucketName", "Region", "DeploymentId", "ComponentNames", "ComponentVersionArns", "FunctionNames",
-    "Devices",
+    "Devices", "CanaryGroupName", "CanaryDeploymentId", "PromotedModelVersion", "CandidateModelVersion",
 )
 DEVICE_KEYS = ("thingName", "certificateId", "policyName")
 # Present when the stack was deployed with fleetProvisioning (infra/stack.py).
@@ -84,8 +84,22 @@ class StackOutputs:
     component_version_arns: tuple[str, ...]  # the exact versions the stack made
     function_names: tuple[str, ...]
     devices: tuple[Device, ...]
+    # The canary ring (infra/releases.py): its thing group and deployment, and the model each ring runs.
+    canary_group_name: str
+    canary_deployment_id: str
+    promoted_model_version: str
+    candidate_model_version: str
     fleet: FleetOutputs | None = None
     monitoring: MonitoringOutputs | None = None
+
+    @property
+    def thing_group_names(self) -> tuple[str, str]:
+        """The fleet ring's group and the canary ring's."""
+        return self.thing_group_name, self.canary_group_name
+
+    @property
+    def deployment_ids(self) -> tuple[str, str]:
+        return self.deployment_id, self.canary_deployment_id
 
     @property
     def dashboard_name(self) -> str | None:
@@ -113,6 +127,10 @@ def parse_outputs(outputs: Any) -> StackOutputs:
         component_version_arns=_split(outputs["ComponentVersionArns"]),
         function_names=_split(outputs["FunctionNames"]),
         devices=_parse_devices(outputs["Devices"]),
+        canary_group_name=outputs["CanaryGroupName"],
+        canary_deployment_id=outputs["CanaryDeploymentId"],
+        promoted_model_version=outputs["PromotedModelVersion"],
+        candidate_model_version=outputs["CandidateModelVersion"],
         fleet=_parse_fleet(outputs),
         monitoring=_parse_monitoring(outputs),
     )

@@ -5,8 +5,10 @@ from pathlib import Path
 
 from botocore.exceptions import ClientError, NoCredentialsError
 
+from infra import releases
 from infra.lifecycle.aws import AwsClients, call, call_unless_gone, error_code
-from infra.model_artifact import ModelArtifactError, model_digest
+from infra.lifecycle.outputs import describe_stack
+from infra.model_artifact import ModelArtifactError, model_digest, model_version
 
 # CDK v2 templates refuse bootstrap stacks older than version 6 (rule CheckBootstrapVersion).
 MIN_BOOTSTRAP_VERSION = 6
@@ -43,5 +45,32 @@ def check_account(clients: AwsClients, bootstrap_qualifier: str, cdk: str) -> li
     return []
 
 
-def preflight(clients: AwsClients, model_zip: Path, bootstrap_qualifier: str, cdk: str) -> list[str]:
-    return check_account(clients, bootstrap_qualifier, cdk) + check_model(model_zip)
+def check_release(clients: AwsClients, project_root: Path, model_zip: Path) -> list[str]:
+    """A deploy may change the fleet ring's model only to one a gate passed (infra/releases.py)."""
+    stack = describe_stack(clients.cloudformation)
+    outputs = {item["OutputKey"]: item["OutputValue"] for item in (stack or {}).get("Outputs", [])}
+    running = outputs.get("PromotedModelVersion")
+    if running is None:  # not deployed yet, or deployed before the rings
+        return []
+    folder = project_root / releases.RELEASES
+    promoted_zip, decisions = releases.RELEASES / releases.PROMOTED_ZIP, releases.RELEASES / releases.DECISIONS
+    try:
+        rings = releases.ring_models(folder, model_zip)
+        fleet = model_version(rings.fleet)
+        passed = {record.get("candidate") for record in releases.decisions(folder)
+                  if record["decision"] == releases.PROMOTED}
+    except (releases.ReleaseError, ModelArtifactError) as error:
+        return [str(error)]
+    if fleet == running or fleet in passed and not rings.first_release:
+        return []
+    if rings.first_release:
+        return [f"the fleet ring runs {running}, but {promoted_zip} holds no model: this deploy would put the "
+                f"candidate {fleet} on the whole fleet; restore {promoted_zip} (and {decisions}) from where you keep them"]
+    return [f"the fleet ring would move from {running} to {fleet}, which no gate passed ({decisions} has no "
+            f"promotion of it): restore {promoted_zip}, or deploy candidates to the canary ring and `make promote`"]
+
+
+def preflight(clients: AwsClients, project_root: Path, model_zip: Path, bootstrap_qualifier: str,
+              cdk: str) -> list[str]:
+    problems = check_account(clients, bootstrap_qualifier, cdk) + check_model(model_zip)
+    return problems or check_release(clients, project_root, model_zip)

@@ -128,7 +128,7 @@ class AppScope:
         # An ARN is arn:partition:service:region:account-id:resource, the resource of a thing group
         # being thinggroup/<name> (AWS General Reference, "Amazon Resource Names"; IoT's ARN formats).
         target = deployment.get("targetArn", "").split(":", 5)[-1]
-        return self.outputs is not None and target == f"thinggroup/{self.outputs.thing_group_name}"
+        return self.outputs is not None and target in {f"thinggroup/{group}" for group in self.outputs.thing_group_names}
 
 
 

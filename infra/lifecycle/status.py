@@ -38,7 +38,7 @@ WEATHER, RAIN = SHADOW_NAMES
 # reference, EffectiveDeployment.coreDeviceExecutionStatus); Greengrass explains them in `reason`
 # and `statusDetails` (errorStack, errorTypes).
 FAILED_STATUSES = ("FAILED", "REJECTED", "TIMED_OUT")
-COLUMNS = ("THING", "CONNECTED", "CORE DEVICE", "DEPLOYMENT", "LAST READING", "DRIFT", "RAIN")
+COLUMNS = ("THING", "RING", "CONNECTED", "CORE DEVICE", "DEPLOYMENT", "MODEL", "LAST READING", "DRIFT", "RAIN")
 # SearchIndex errors that mean "no index to read" (AWS IoT API reference, SearchIndex: Errors).
 INDEX_UNAVAILABLE = frozenset({"IndexNotReadyException", "ResourceNotFoundException"})
 # SearchIndex maxResults: "This maximum number cannot exceed 100".
@@ -119,6 +119,12 @@ def reading_cell(reported: Any, field: str = "sampled_at") -> str:
     return "-" if value is None else shown(value)
 
 
+def model_cell(rain: Any) -> str:
+    """The model version the rain shadow says answered."""
+    version = rain.get("model_version") if isinstance(rain, dict) else None
+    return "-" if version is None else shown(version)
+
+
 def drift_cell(rain: Any) -> str:
     drift = rain.get("drift") if isinstance(rain, dict) else None
     verdict = drift.get("verdict") if isinstance(drift, dict) else None
@@ -129,6 +135,7 @@ def drift_cell(rain: Any) -> str:
 class CloudSide:
     connected: str
     reading: str
+    model: str
     drift: str
     rain: str
 
@@ -145,11 +152,11 @@ def indexed_rain(shadow: Any) -> Any:
     return rain.get("reported", {}) if isinstance(rain, dict) else None
 
 
-def from_index(clients: AwsClients, group: str) -> dict[str, CloudSide] | None:
-    """Every thing of the app's group as the fleet index holds it, or None when there is no index."""
+def from_index(clients: AwsClients, groups: tuple[str, ...]) -> dict[str, CloudSide] | None:
+    """Every thing of the app's groups as the fleet index holds it, or None when there is no index."""
     try:
         documents = paginate(clients.iot.search_index, "things", indexName=fx.INDEX_NAME,
-                             queryString=fx.status_query(group), maxResults=SEARCH_PAGE)
+                             queryString=fx.status_query(groups), maxResults=SEARCH_PAGE)
     except ClientError as error:
         if error_code(error) in INDEX_UNAVAILABLE:
             return None
@@ -162,13 +169,15 @@ def from_index(clients: AwsClients, group: str) -> dict[str, CloudSide] | None:
         connected = (document.get("connectivity") or {}).get("connected")
         rain = indexed_rain(document.get("shadow"))
         found[name] = CloudSide("yes" if connected is True else "no" if connected is False else "-",
-                                reading_cell(rain, "input_sampled_at"), drift_cell(rain), rain_cell(rain))
+                                reading_cell(rain, "input_sampled_at"), model_cell(rain), drift_cell(rain),
+                                rain_cell(rain))
     return found
 
 
 def from_shadows(clients: AwsClients, thing: str) -> CloudSide:
     rain = reported_state(clients, thing, RAIN)
-    return CloudSide("-", reading_cell(reported_state(clients, thing, WEATHER)), drift_cell(rain), rain_cell(rain))
+    return CloudSide("-", reading_cell(reported_state(clients, thing, WEATHER)), model_cell(rain), drift_cell(rain),
+                     rain_cell(rain))
 
 
 def failure_lines(deployment: dict[str, Any]) -> list[str]:
@@ -190,16 +199,26 @@ def dashboard_url(region: str, dashboard_name: str) -> str:
             f"#dashboards:name={quote(dashboard_name)}")
 
 
-def show_status(clients: AwsClients, outputs: StackOutputs, echo: Callable[[str], None] = print) -> None:
+def decision_line(decision: dict[str, Any]) -> str:
+    """The last release decision (infra/releases.py), shown escaped: the record is a local file."""
+    return shown(f"last decision: {decision.get('decision')} {decision.get('candidate')} at {decision.get('at')}: "
+                 f"{decision.get('reason')}", MAX_LINE_SHOWN)
+
+
+def show_status(clients: AwsClients, outputs: StackOutputs, echo: Callable[[str], None] = print,
+                last_decision: dict[str, Any] | None = None) -> None:
     gg = clients.greengrassv2
-    indexed = from_index(clients, outputs.thing_group_name)
-    members = sorted(indexed) if indexed is not None else sorted(group_members(clients, outputs.thing_group_name))
+    rings = {group: set(group_members(clients, group)) for group in outputs.thing_group_names}
+    ring_of = {thing: ("canary" if group == outputs.canary_group_name else "fleet")
+               for group, members in rings.items() for thing in members}
+    indexed = from_index(clients, outputs.thing_group_names)
+    members = sorted(set(indexed) | set(ring_of)) if indexed is not None else sorted(ring_of)
     things = list(dict.fromkeys([*outputs.thing_names, *members]))
     if indexed is None:
         echo("fleet index not available: reading each device's shadows (connectivity unknown)")
 
     labels = {thing: shown(thing, MAX_THING_SHOWN) for thing in things}
-    widths = (max([len(COLUMNS[0]), *map(len, labels.values())]), 9, 14, 12, 24, 10)
+    widths = (max([len(COLUMNS[0]), *map(len, labels.values())]), 6, 9, 14, 12, 20, 24, 10)
     echo(_row(COLUMNS, widths))
     counts: dict[str, int] = {}
     failed = 0
@@ -210,16 +229,21 @@ def show_status(clients: AwsClients, outputs: StackOutputs, echo: Callable[[str]
         deployments = paginate(gg.list_effective_deployments, "effectiveDeployments",
                                coreDeviceThingName=thing) if core else []
         ours = next((shown(item["coreDeviceExecutionStatus"]) for item in deployments
-                     if item["deploymentId"] == outputs.deployment_id), "-")
-        cloud = (indexed.get(thing) or CloudSide("no", "not indexed", "-", "not indexed")) if indexed is not None \
-            else from_shadows(clients, thing)
-        echo(_row((labels[thing], cloud.connected, status, ours, cloud.reading, cloud.drift, cloud.rain), widths))
+                     if item["deploymentId"] in outputs.deployment_ids), "-")
+        cloud = (indexed.get(thing) or CloudSide("no", "not indexed", "-", "-", "not indexed")) \
+            if indexed is not None else from_shadows(clients, thing)
+        echo(_row((labels[thing], ring_of.get(thing, "none"), cloud.connected, status, ours, cloud.model,
+                   cloud.reading, cloud.drift, cloud.rain), widths))
         failures = [item for item in deployments if item["coreDeviceExecutionStatus"] in FAILED_STATUSES]
         failed += bool(failures)
         for item in failures:
             echo("\n".join(f"    {line}" for line in failure_lines(item)))
     summary = ", ".join(f"{count} {status}" for status, count in sorted(counts.items()))
     echo(f"{len(things)} core devices ({summary or 'none yet'}); {failed} with a failed deployment")
+    echo(f"models: fleet ring {outputs.promoted_model_version} (promoted), canary ring "
+         f"{outputs.candidate_model_version}")
+    if last_decision:
+        echo(decision_line(last_decision))
     if not things:
         echo("no device yet: install one with `make device-setup` (listed) or `make fleet-bundle` (fleet)")
     if outputs.dashboard_name:

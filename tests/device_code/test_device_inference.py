@@ -1,5 +1,6 @@
 import json
 import logging
+import shutil
 from datetime import timedelta
 
 import numpy as np
@@ -12,6 +13,7 @@ from device_code.contracts import (RAIN_SHADOW, WEATHER_SHADOW, Reading, format_
 from device_code.history import ReadingHistory
 from device_code.inference import InferenceService
 from device_code.model import ModelUnavailable, RainModel, load_model
+from device_code.selftest import serve
 from device_code.simulator.core import standalone_environment
 
 
@@ -368,3 +370,48 @@ def test_a_rain_shadow_that_cannot_be_read_back_is_not_rewritten_and_the_heartbe
     assert "could not read the rain shadow back" in caplog.text
     greengrass.unreadable_shadows.clear()
     assert greengrass.get_shadow(THING, RAIN_SHADOW)["version"] == 1  # nothing was written blindly
+
+
+def artifact_copy(trained_model_dir, folder, version):
+    """The trained artifact under another version: what a new model component version unpacks."""
+    shutil.copytree(trained_model_dir / "rain_model", folder)
+    metadata = json.loads((folder / "metadata.json").read_text())
+    (folder / "metadata.json").write_text(json.dumps({**metadata, "version": version}))
+    return folder
+
+
+def test_the_model_the_serving_link_moves_to_answers_from_the_next_heartbeat(greengrass, clock, tmp_path,
+                                                                             trained_model_dir, caplog):
+    """MODEL_DIR is the model component's serving link (infra/components.py): the self-test moves it, the
+    function follows it between two predictions, without a restart, and a model that does not load leaves
+    the one it serves in place."""
+    first = artifact_copy(trained_model_dir, tmp_path / "1.0.1" / "rain_model", "rain-00000000000000aa")
+    second = artifact_copy(trained_model_dir, tmp_path / "1.0.2" / "rain_model", "rain-00000000000000bb")
+    broken = tmp_path / "1.0.3" / "rain_model"
+    broken.mkdir(parents=True)
+    link = tmp_path / "serving"
+    serve(first, link)
+    config = load_inference_config(standalone_environment(THING, str(link), MAX_INPUT_AGE_S="300"))
+    service = InferenceService(config, greengrass, clock, load_model, ReadingHistory(None))
+    write_weather(greengrass)
+    service.heartbeat()
+    assert rain(greengrass)["model_version"] == "rain-00000000000000aa"
+    serve(second, link)
+    clock.advance(10)
+    service.heartbeat()
+    assert rain(greengrass)["model_version"] == "rain-00000000000000bb"
+    serve(broken, link)
+    clock.advance(10)
+    with caplog.at_level(logging.ERROR):
+        service.heartbeat()
+    assert rain(greengrass)["model_version"] == "rain-00000000000000bb"
+    assert "does not load, rain-00000000000000bb goes on serving" in caplog.text
+
+
+def test_serving_replaces_the_link_in_one_rename(tmp_path):
+    first, second = tmp_path / "a", tmp_path / "b"
+    first.mkdir(), second.mkdir()
+    link = tmp_path / "serving"
+    serve(first, link)
+    serve(second, link)
+    assert link.resolve() == second.resolve() and sorted(p.name for p in tmp_path.iterdir()) == ["a", "b", "serving"]

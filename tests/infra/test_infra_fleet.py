@@ -9,8 +9,8 @@ import pytest
 from moto import mock_aws
 
 from infra_support import core_scope_problems, resources_of, things, worst_case_pseudo
-from infra.config import ConfigError
-from infra.fleet_hook.handler import admit, decide, handler
+from infra.config import MAX_CANARY_SERIALS_BYTES, ConfigError
+from infra.fleet_hook.handler import RING_PARAMETER, admit, answer, decide, handler
 from infra.iot_policy import MAX_DOCUMENT_CHARACTERS, allows_any, document_size
 from infra.synthesized import Pseudo, SynthesizedStack, resolve
 
@@ -226,7 +226,7 @@ def register(serial: str, certificate_id: str = CERTIFICATE_ID) -> dict:
 
 
 def test_the_hook_records_the_device_then_creates_the_policy_the_template_attaches(hook_account):
-    assert register(SERIAL) == {"allowProvisioning": True}
+    assert register(SERIAL)["allowProvisioning"] is True
     thing = f"rainedge-{SERIAL}"
     device = provisioned(hook_account.stack, SERIAL, Pseudo(region="eu-west-1"))
     [item] = ledger_items(hook_account)
@@ -242,10 +242,34 @@ def test_the_hook_records_the_device_then_creates_the_policy_the_template_attach
 
 
 def test_a_retried_registration_adds_its_certificate_to_the_same_record(hook_account):
-    assert register(SERIAL) == {"allowProvisioning": True}
-    assert register(SERIAL, OTHER_CERTIFICATE_ID) == {"allowProvisioning": True}  # the thing was never made
+    assert register(SERIAL)["allowProvisioning"] is True
+    assert register(SERIAL, OTHER_CERTIFICATE_ID)["allowProvisioning"] is True  # the thing was never made
     [item] = ledger_items(hook_account)
     assert set(item["certificateIds"]["SS"]) == {CERTIFICATE_ID, OTHER_CERTIFICATE_ID}
+
+
+def test_the_hook_puts_each_device_in_its_ring_whatever_the_device_sends(hook_account, monkeypatch):
+    """The canary serials go to the canary group, every other device to the fleet's; a device that names a group
+    itself gets the hook's answer, which overrides what it sent ("Pre-provisioning hooks": parameterOverrides)."""
+    monkeypatch.setenv("CANARY_SERIALS", SERIAL)
+    canary = register(SERIAL)
+    other = handler({"parameters": {"SerialNumber": "20000000a1b2c3d4", RING_PARAMETER: "rainedge-canary"},
+                     "certificateId": OTHER_CERTIFICATE_ID}, SimpleNamespace())
+    assert canary == {"allowProvisioning": True, "parameterOverrides": {RING_PARAMETER: "rainedge-canary"}}
+    assert other == {"allowProvisioning": True, "parameterOverrides": {RING_PARAMETER: "rainedge-cores"}}
+    # The template puts the thing in the group the parameter names; without a value, in the fleet's.
+    stack = hook_account.stack
+    ring = stack.provisioned_thing({"SerialNumber": SERIAL, **canary["parameterOverrides"]}, Pseudo())
+    assert ring.thing_groups == ("rainedge-canary",)
+    assert provisioned(stack, SERIAL).thing_groups == ("rainedge-cores",)
+
+
+def test_a_refused_device_gets_no_ring(hook_account):
+    hook_account.iot.create_thing(thingName=f"rainedge-{SERIAL}")
+    settings = hook_account.stack.pre_provisioning_hook_settings(Pseudo(region="eu-west-1"))
+    response, reason = answer({"parameters": {"SerialNumber": SERIAL}, "certificateId": CERTIFICATE_ID}, settings,
+                              hook_account.iot, hook_account.dynamodb)
+    assert response == {"allowProvisioning": False} and "already exists" in reason
 
 
 def test_the_hook_refuses_a_policy_name_it_did_not_record(hook_account):
@@ -269,7 +293,10 @@ def test_the_hook_asks_aws_iot_whether_the_thing_exists(hook_account):
 
 
 def test_the_hooks_environment_fits_lambdas_quota_at_worst_case_lengths(synth_variant):
-    stack = SynthesizedStack(synth_variant(namePrefix="r" * 30, serialNumberPattern="[0-9a-f]{33}"))
+    # As many serial numbers of the longest kind as canarySerials takes (MAX_CANARY_SERIALS_BYTES).
+    serials = [f"{index:033x}" for index in range((MAX_CANARY_SERIALS_BYTES + 1) // 34)]
+    stack = SynthesizedStack(synth_variant(namePrefix="r" * 30, serialNumberPattern="[0-9a-f]{33}",
+                                           canarySerials=json.dumps(serials)))
     settings = stack.pre_provisioning_hook_settings(worst_case_pseudo())
     assert sum(len(name) + len(value.encode()) for name, value in settings.items()) <= MAX_ENVIRONMENT_BYTES
 

@@ -120,8 +120,8 @@ def test_syntax_outside_the_modelled_subset_is_refused(query):
 
 
 def test_every_fleet_query_of_the_app_is_in_the_modelled_subset():
-    for query in fx.fleet_queries("rain-0123456789abcdef"):
-        compile_query(query.query("rainedge-cores"))
+    for query in fx.fleet_queries(("rain-0123456789abcdef", "rain-fedcba9876543210")):
+        compile_query(query.query(("rainedge-cores", "rainedge-canary")))
 
 
 @pytest.mark.parametrize("value", ["a b", "x'y", "-lead", "a/b", "*", ""])
@@ -138,6 +138,6 @@ def test_a_dead_device_among_many_is_counted_as_silent():
              for i in range(49)]
     dead = thing_document("rainedge-dead", ["rainedge-cores"], False, {"rain": {"raining": False}})
     sensor_gone = thing_document("rainedge-stale", ["rainedge-cores"], True, {"rain": {"status": "stale_input"}})
-    silent = fx.SILENT.query("rainedge-cores")
+    silent = fx.SILENT.query(("rainedge-cores",))
     assert [doc["thingName"] for doc in search(silent, [*fleet, dead, sensor_gone])] == \
         ["rainedge-dead", "rainedge-stale"]

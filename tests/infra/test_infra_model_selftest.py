@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from infra.components import SELF_TEST_TIMEOUT_SECONDS
+from infra.config import SELF_TEST_TIMEOUT_SECONDS
 from infra.model_artifact import ModelArtifactError, model_version
 from test_infra_stack import components_by_name
 
@@ -34,7 +34,7 @@ def startup(recipe) -> dict:
 
 def test_startup_runs_the_self_test_with_the_runtime_venv_python(startup):
     assert startup["Script"] == (f"{{{RUNTIME}:work:path}}/venv/bin/python -s -P -m device_code.selftest "
-                                 "{artifacts:decompressedPath}/rain_model")
+                                 "{artifacts:decompressedPath}/rain_model --serve {work:path}/serving")
     assert startup["Setenv"] == {"PYTHONPATH": "{artifacts:decompressedPath}/rain_model/code"}
     assert startup["Timeout"] == SELF_TEST_TIMEOUT_SECONDS
     assert startup["RequiresPrivilege"] is False
@@ -53,10 +53,11 @@ def test_the_model_has_no_install_step(recipe):
 
 
 def run_step(step: dict, decompressed: Path, runtime_work: Path, cwd: Path) -> subprocess.CompletedProcess:
-    """The step as the nucleus runs it: recipe variables replaced, its Setenv, `sh -c` in the work folder."""
+    """The step as the nucleus runs it: recipe variables replaced, its Setenv, `sh -c` in the work folder
+    (`cwd`, the component's own: {work:path})."""
     def interpolate(text: str) -> str:
         return (text.replace("{artifacts:decompressedPath}", str(decompressed))
-                .replace(f"{{{RUNTIME}:work:path}}", str(runtime_work)))
+                .replace(f"{{{RUNTIME}:work:path}}", str(runtime_work)).replace("{work:path}", str(cwd)))
 
     assert not re.search(r"\{[^}]*\}", interpolate(step["Script"])), "a recipe variable this test does not know"
     env = {"PATH": os.environ["PATH"], **{name: interpolate(value) for name, value in step["Setenv"].items()}}
@@ -77,10 +78,16 @@ def device(tmp_path, trained_model_dir) -> tuple[Path, Path, Path]:
     return decompressed, runtime_work, work
 
 
-def test_the_startup_step_passes_the_built_model(startup, device):
+def test_the_startup_step_passes_the_built_model_and_serves_it(startup, device, template):
+    decompressed, _, work = device
     completed = run_step(startup, *device)
     assert completed.returncode == 0, completed.stdout + completed.stderr
     assert completed.stdout.startswith("self-test passed: rain-")
+    # The inference function's MODEL_DIR is this link: it now names the artifact that passed.
+    assert (work / "serving").resolve() == (decompressed / "rain_model").resolve()
+    inference = components_by_name(template)["com.rainedge.Inference"]
+    model_dir = inference["ComponentLambdaParameters"]["EnvironmentVariables"]["MODEL_DIR"]
+    assert model_dir == "/greengrass/v2/work/com.rainedge.RainModel/serving"
 
 
 def test_the_startup_step_fails_an_inverted_candidate(startup, device):
@@ -90,10 +97,15 @@ def test_the_startup_step_fails_an_inverted_candidate(startup, device):
     for model in golden["models"].values():
         model["expected"] = [1.0 - p for p in model["expected"]]
     golden_file.write_text(json.dumps(golden))
+    served_before = device[2] / "previous-model"
+    served_before.mkdir()
+    (device[2] / "serving").symlink_to(served_before, target_is_directory=True)
     completed = run_step(startup, *device)
     assert completed.returncode == 1
     (line,) = completed.stdout.splitlines()
     assert line.startswith("self-test failed: instantaneous: golden row 0 gave ")
+    # The model that passed before goes on being served.
+    assert (device[2] / "serving").resolve() == served_before.resolve()
 
 
 def test_synth_refuses_a_model_zip_without_its_self_test(tmp_path, trained_model_dir):

@@ -169,16 +169,20 @@ DOCUMENTED_EVENT = {
 }
 
 
+CANARY_DEPLOYMENT_ID = "5a27e3a1-0cd4-4ad5-9d6b-EXAMPLE1c0a2"
+
+
 def deployment_rule_matches(template, event: dict) -> bool:
     """Whether EventBridge (moto's) delivers `event` to a target of the synthesized rule, with the
-    deployment id the stack would receive standing for its GetAtt."""
+    deployment ids the stack would receive standing for their GetAtts (the fleet ring's is the documented one)."""
     import boto3
     from moto import mock_aws
     (rule,) = [v["Properties"] for v in resources_of(template, "AWS::Events::Rule").values()]
-    pattern = json.dumps(rule["EventPattern"]).replace(
-        json.dumps({"Fn::GetAtt": [logical_id(template, "AWS::GreengrassV2::Deployment",
-                                              DeploymentName="rainedge-deployment"), "DeploymentId"]}),
-        json.dumps(DOCUMENTED_EVENT["detail"]["deploymentId"]))
+    pattern = json.dumps(rule["EventPattern"])
+    for name, deployment_id in (("rainedge-deployment", DOCUMENTED_EVENT["detail"]["deploymentId"]),
+                                ("rainedge-canary-deployment", CANARY_DEPLOYMENT_ID)):
+        pattern = pattern.replace(json.dumps({"Fn::GetAtt": [logical_id(
+            template, "AWS::GreengrassV2::Deployment", DeploymentName=name), "DeploymentId"]}), json.dumps(deployment_id))
     with mock_aws():
         eventbridge, sqs = boto3.client("events", "us-east-1"), boto3.client("sqs", "us-east-1")
         queue = sqs.create_queue(QueueName="target")["QueueUrl"]
@@ -193,6 +197,11 @@ def deployment_rule_matches(template, event: dict) -> bool:
 @pytest.mark.parametrize("status", ["FAILED", "REJECTED", "CANCELED"])
 def test_the_documented_event_of_a_deployment_that_did_not_apply_fires_the_rule(template, status):
     event = {**DOCUMENTED_EVENT, "detail": {**DOCUMENTED_EVENT["detail"], "coreDeviceExecutionStatus": status}}
+    assert deployment_rule_matches(template, event)
+
+
+def test_a_failure_of_the_canary_rings_deployment_fires_the_rule_too(template):
+    event = {**DOCUMENTED_EVENT, "detail": {**DOCUMENTED_EVENT["detail"], "deploymentId": CANARY_DEPLOYMENT_ID}}
     assert deployment_rule_matches(template, event)
 
 
@@ -316,7 +325,7 @@ def test_fifty_devices_cost_no_more_monitoring_than_one(template, synth_variant_
     from infra_support import things
     fifty = synth_variant_module(devices=json.dumps(things(50)))
     assert monitoring_resources(fifty) == monitoring_resources(template)
-    assert len(fleet_metrics_of(fifty)) == len(fx.fleet_queries("rain-0000000000000000"))
+    assert len(fleet_metrics_of(fifty)) == len(fx.fleet_queries(("rain-0000000000000000",)))
 
 
 def test_everything_taggable_carries_the_app_tag(template):

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from infra.config import RUNTIME_INSTALL_TIMEOUT_SECONDS, ConfigError, RainEdgeConfig
+from infra.config import RUNTIME_INSTALL_TIMEOUT_SECONDS, SELF_TEST_TIMEOUT_SECONDS, ConfigError, RainEdgeConfig
 from infra_support import resources_of
 
 
 def job_configuration(template) -> dict:
-    (deployment,) = [r["Properties"] for r in resources_of(template, "AWS::GreengrassV2::Deployment").values()]
-    return deployment["IotJobConfiguration"]
+    """The IoT job configuration, which both rings' deployments share."""
+    fleet, canary = [r["Properties"]["IotJobConfiguration"]
+                     for r in resources_of(template, "AWS::GreengrassV2::Deployment").values()]
+    assert fleet == canary
+    return fleet
 
 
 def decimals(value: float) -> int:
@@ -56,7 +59,7 @@ def test_the_extremes_the_configuration_allows_still_follow_the_api_reference(sy
                      "abortThresholdPercentage": 100, "deploymentTimeoutMinutes": 10080},
                     {"rolloutBaseRatePerMinute": 1, "rolloutMaximumPerMinute": 1, "rolloutIncrementFactor": "1.1",
                      "abortThresholdPercentage": "0.01", "abortMinExecutedThings": 1,
-                     "rolloutIncreaseAfterSucceeded": 1, "deploymentTimeoutMinutes": 31}):
+                     "rolloutIncreaseAfterSucceeded": 1, "deploymentTimeoutMinutes": 37}):
         assert_follows_the_api_reference(job_configuration(synth_variant(**extreme)))
 
 
@@ -80,5 +83,9 @@ def test_a_base_rate_above_the_maximum_is_refused():
 
 
 def test_a_timeout_a_first_install_could_outlast_is_refused():
-    with pytest.raises(ConfigError, match="deploymentTimeoutMinutes .* must be more than 30"):
-        RainEdgeConfig.from_context({"deploymentTimeoutMinutes": 30})
+    """A first deployment installs the runtime (up to its Install timeout), then the model's Startup self-test
+    may run three times ("If the component enters the ERRORED state three times ... BROKEN") of 120 s each."""
+    longest_s = RUNTIME_INSTALL_TIMEOUT_SECONDS + 3 * SELF_TEST_TIMEOUT_SECONDS
+    with pytest.raises(ConfigError, match=f"deploymentTimeoutMinutes .* must be more than {longest_s // 60}"):
+        RainEdgeConfig.from_context({"deploymentTimeoutMinutes": longest_s // 60})
+    assert RainEdgeConfig.from_context({"deploymentTimeoutMinutes": longest_s // 60 + 1})

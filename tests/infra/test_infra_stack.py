@@ -32,8 +32,10 @@ def components_by_name(template: dict) -> dict[str, dict]:
     return found
 
 
-def deployment_of(template: dict) -> dict:
-    (deployment,) = resources_of(template, "AWS::GreengrassV2::Deployment").values()
+def deployment_of(template: dict, name: str = "rainedge-deployment") -> dict:
+    """The fleet ring's deployment, or the one named `name`."""
+    (deployment,) = [deployment for deployment in resources_of(template, "AWS::GreengrassV2::Deployment").values()
+                     if deployment["Properties"]["DeploymentName"] == name]
     return deployment["Properties"]
 
 
@@ -144,15 +146,14 @@ def test_lambda_components_pinned_event_source_and_environment(template):
     env = {name: c["ComponentLambdaParameters"]["EnvironmentVariables"] for name, c in components.items() if "LambdaArn" in c}
     assert {"SAMPLE_INTERVAL_S": "60", "I2C_BUS": "1", "I2C_ADDRESS": "0x76", "LOG_LEVEL": "INFO"}.items() <= env["com.rainedge.Sensor"].items()
     assert env["com.rainedge.ShadowWriter"]["CPU_TEMP_COMPENSATION"] == "off"
-    model_version = components["com.rainedge.RainModel"]["ComponentVersion"]
-    assert env["com.rainedge.Inference"]["MODEL_DIR"] == (
-        f"/greengrass/v2/packages/artifacts-unarchived/com.rainedge.RainModel/{model_version}/rain_model"
-    )
+    # The model component's serving link, in its work folder (<root>/work/<component name>, NucleusPaths.workPath).
+    assert env["com.rainedge.Inference"]["MODEL_DIR"] == "/greengrass/v2/work/com.rainedge.RainModel/serving"
     assert {"INFERENCE_INTERVAL_S": "10", "MAX_INPUT_AGE_S": "300"}.items() <= env["com.rainedge.Inference"].items()
     # The nucleus makes <root>/work/<component name> the component's own folder (NucleusPaths.workPath).
     assert env["com.rainedge.Inference"]["HISTORY_FILE"] == "/greengrass/v2/work/com.rainedge.Inference/reading_history.json"
     assert env["com.rainedge.ShadowWriter"]["STATION_FILE"] == "/greengrass/v2/rainedge/station.json"
-    assert inference["ComponentDependencies"]["com.rainedge.RainModel"]["VersionRequirement"] == f"={model_version}"
+    assert inference["ComponentDependencies"]["com.rainedge.RainModel"] == {"VersionRequirement": ">=1.0.0 <2.0.0",
+                                                                             "DependencyType": "SOFT"}
 
 
 def test_model_and_runtime_components(template, project_root):
@@ -266,7 +267,7 @@ def test_fleet_config_change_and_sync_direction(synth_variant, template):
     assert len(resources_of(fleet, "AWS::IoT::Certificate")) == 2
     assert len(resources_of(fleet, "AWS::IoT::Policy")) == 2
     assert len(resources_of(fleet, "Custom::AWS")) == 2
-    assert len(resources_of(fleet, "AWS::GreengrassV2::Deployment")) == 1
+    assert len(resources_of(fleet, "AWS::GreengrassV2::Deployment")) == 2  # one per ring
     assert fleet["Outputs"]["ThingNames"]["Value"] == "pi-a,pi-b"
     assert merge_of(fleet, "aws.greengrass.ShadowManager")["synchronize"]["direction"] == "deviceToCloud"
     # Versions follow content: the sensor's configuration changed, the model did not.

@@ -31,11 +31,11 @@ from cryptography.x509.oid import NameOID
 from moto import mock_aws
 
 from infra.config import STACK_NAME
-from infra.fleet_hook.handler import SERIAL_PARAMETER, admit, thing_name
+from infra.fleet_hook.handler import SERIAL_PARAMETER, answer, thing_name
 from infra.index_settings import handler as index_settings
 from infra.lifecycle.aws import AwsClients
 from infra.lifecycle.settings import AppNames, load_names
-from infra.synthesized import Pseudo, SynthesizedStack, resolve
+from infra.synthesized import Pseudo, SynthesizedStack, resolve, template_parameters
 from infra_support import synthesize
 
 REGION = "eu-west-1"
@@ -165,6 +165,7 @@ class FakeGreengrassV2:
         self.core_devices: set[str] = set()
         self.deployments: dict[str, dict[str, Any]] = {}
         self.versions: dict[str, tuple[str, str]] = {}  # version ARN -> (component name, version)
+        self.effective: dict[str, list[dict[str, Any]]] = {}  # core device -> its effective deployments
         self.still_cancelling = 0  # how many DeleteDeployment calls after a cancel answer ConflictException
 
     def get_core_device(self, coreDeviceThingName: str) -> dict[str, Any]:
@@ -177,11 +178,19 @@ class FakeGreengrassV2:
         self.core_devices.discard(coreDeviceThingName)
         return {}
 
-    def add_deployment(self, deployment_id: str, name: str, target_arn: str, status: str = "ACTIVE") -> None:
+    def add_deployment(self, deployment_id: str, name: str, target_arn: str, status: str = "ACTIVE",
+                       created: datetime = datetime(2026, 11, 26, tzinfo=timezone.utc)) -> None:
         self.deployments[deployment_id] = {"deploymentId": deployment_id, "deploymentName": name,
                                            "targetArn": target_arn, "deploymentStatus": status, "revisionId": "1",
-                                           "creationTimestamp": datetime(2026, 11, 26, tzinfo=timezone.utc),
-                                           "isLatestForTarget": True}
+                                           "creationTimestamp": created, "isLatestForTarget": True}
+
+    def get_deployment(self, deploymentId: str) -> dict[str, Any]:
+        if deploymentId not in self.deployments:
+            raise _not_found("GetDeployment", deploymentId)
+        return dict(self.deployments[deploymentId])
+
+    def list_effective_deployments(self, coreDeviceThingName: str, **_: Any) -> dict[str, Any]:
+        return {"effectiveDeployments": [dict(item) for item in self.effective.get(coreDeviceThingName, [])]}
 
     def list_deployments(self, historyFilter: str = "LATEST_ONLY", **_: Any) -> dict[str, Any]:
         return {"deployments": [dict(item) for item in self.deployments.values()]}
@@ -374,13 +383,15 @@ class FakeCloudFormation:
                 certificatePem=sign_csr(csr), status="INACTIVE")["certificateId"]
         certificate_arn = iot.describe_certificate(certificateId=certificate_id)["certificateDescription"][
             "certificateArn"]
-        allowed, reason = admit({"parameters": {SERIAL_PARAMETER: serial}, "certificateId": certificate_id},
-                                settings, iot, self.clients.dynamodb)
-        if not allowed:
+        sent = {SERIAL_PARAMETER: serial}
+        response, reason = answer({"parameters": sent, "certificateId": certificate_id}, settings, iot,
+                                  self.clients.dynamodb)
+        if not response["allowProvisioning"]:
             raise ValueError(f"the pre-provisioning hook refuses: {reason}")
         [properties] = stack.of_type("AWS::IoT::ProvisioningTemplate").values()
         body = json.loads(self.resolve(properties["TemplateBody"]))
-        parameters = {SERIAL_PARAMETER: serial, "AWS::IoT::Certificate::Id": certificate_id}
+        parameters = {**template_parameters(body, {**sent, **response["parameterOverrides"]}),
+                      "AWS::IoT::Certificate::Id": certificate_id}
         made = {resource["Type"]: resource["Properties"]
                 for resource in resolve(body["Resources"], Pseudo(region=REGION, account=ACCOUNT), parameters).values()}
         thing = made["AWS::IoT::Thing"]
@@ -764,6 +775,8 @@ EXAMPLE_OUTPUTS = {
     "DeploymentId": "d-1", "ComponentNames": "com.rainedge.Sensor,com.rainedge.Inference",
     "ComponentVersionArns": f"{component_arn('com.rainedge.Sensor', '1.0.0')},{component_arn('com.rainedge.Inference', '1.0.0')}",
     "FunctionNames": "rainedge-sensor,rainedge-inference",
+    "CanaryGroupName": "rainedge-canary", "CanaryDeploymentId": "dep-canary",
+    "PromotedModelVersion": "rain-00000000000000aa", "CandidateModelVersion": "rain-00000000000000bb",
     "Devices": json.dumps([{"thingName": "core-a", "certificateId": "c-a", "policyName": "rainedge-device-core-a"},
                            {"thingName": "core-b", "certificateId": "c-b", "policyName": "rainedge-device-core-b"}]),
 }

@@ -68,6 +68,7 @@ def outside_attachments(clients, deployed) -> None:
     for attach in BLOCKING_ATTACHMENTS:
         attach(iot, cert_arn, THING)
     iot.add_thing_to_thing_group(thingGroupName="rainedge-cores", thingName=OUTSIDE_THING)
+    iot.add_thing_to_thing_group(thingGroupName="rainedge-canary", thingName=OUTSIDE_THING)
     iot.create_thing_group(thingGroupName="lab-devices")
     iot.add_thing_to_thing_group(thingGroupName="lab-devices", thingName=THING)
 
@@ -87,11 +88,13 @@ def test_audit_lists_everything_of_the_app_and_nothing_else(clients, names, depl
         "stack: RainEdge", f"thing: {THING}", f"shadow: {THING}/weather", f"shadow: {THING}/rain",
         f"core device: {THING}", f"certificate: {outputs.devices[0].certificate_id}",
         f"certificate: {outputs.fleet.claim_certificate_id}", "iot policy: rainedge-claim-policy",
-        "thing group: rainedge-cores", f"iot policy: rainedge-device-{THING}", "role alias: rainedge-tes-role-alias",
+        "thing group: rainedge-cores", "thing group: rainedge-canary", f"iot policy: rainedge-device-{THING}",
+        "role alias: rainedge-tes-role-alias",
         "iam role: rainedge-tes-role", "ledger table: rainedge-ledger",
         *(f"component: {arn}" for arn in outputs.component_version_arns),
         *(f"lambda function: rainedge-{function}" for function in ("sensor", "shadow-writer", "inference")),
         f"deployment: rainedge-deployment ({outputs.deployment_id}, ACTIVE)",
+        f"deployment: rainedge-canary-deployment ({outputs.canary_deployment_id}, ACTIVE)",
         f"bucket: {outputs.artifact_bucket_name}", f"log group: {SENSOR_LOG_GROUP}",
         # What the stack watches the fleet with, each by the exact name its outputs give.
         f"sns topic: {outputs.monitoring.alarm_topic_arn}", f"dashboard: {outputs.monitoring.dashboard_name}",
@@ -188,7 +191,8 @@ def test_a_deployment_still_cancelling_is_deleted_once_it_may_be(clients, names,
     """DeleteDeployment needs a cancelled deployment ("To delete an active deployment, you must first
     cancel it") and answers ConflictException while the cancellation is under way."""
     [logical] = [key for key, resource in deployed.resources.items()
-                 if resource["Type"] == "AWS::GreengrassV2::Deployment"]
+                 if resource["Type"] == "AWS::GreengrassV2::Deployment"
+                 and resource["Properties"]["DeploymentName"] == "rainedge-deployment"]
     deployed.retained.add(logical)  # CloudFormation left it
     state = tmp_path / OUTPUTS_FILE
     torn_down(clients, deployed, state)

@@ -49,7 +49,8 @@ def test_one_table_of_listed_and_provisioned_devices_with_what_failed(clients, n
     ours = deployed.outputs["DeploymentId"]
     report(clients, THING, "weather", {"temperature": 18.25, "sampled_at": "2026-11-26T11:00:00Z"})
     report(clients, THING, "rain", {"raining": True, "probability": 0.8312, "threshold": 0.41,
-                                    "input_sampled_at": "2026-11-26T11:00:00Z", "drift": {"verdict": "ok"}})
+                                    "input_sampled_at": "2026-11-26T11:00:00Z", "drift": {"verdict": "ok"},
+                                    "model_version": "rain-0123456789abcdef"})
     report(clients, healthy, "weather", {"temperature": 9.5, "sampled_at": "2026-11-26T10:59:00Z"})
     report(clients, healthy, "rain", {"raining": False, "probability": 0.0412, "status": None,
                                       "input_sampled_at": "2026-11-26T10:59:00Z", "drift": {"verdict": "drifting"}})
@@ -77,19 +78,24 @@ def test_one_table_of_listed_and_provisioned_devices_with_what_failed(clients, n
     lines = capsys.readouterr().out.splitlines()
     rows = table(lines)
     # From the fleet index (moto's SearchIndex, which reports every thing connected).
-    assert rows[THING] == [THING, "yes", "HEALTHY", "SUCCEEDED", "2026-11-26T11:00:00Z", "ok", "raining p=0.83"]
-    assert rows[healthy] == [healthy, "yes", "HEALTHY", "SUCCEEDED", "2026-11-26T10:59:00Z", "drifting", "dry p=0.04"]
-    assert rows[broken] == [broken, "yes", "UNHEALTHY", "FAILED", "-", "-", "no prediction: model_unavailable"]
+    assert rows[THING] == [THING, "fleet", "yes", "HEALTHY", "SUCCEEDED", "rain-0123456789abcdef",
+                           "2026-11-26T11:00:00Z", "ok", "raining p=0.83"]
+    assert rows[healthy] == [healthy, "fleet", "yes", "HEALTHY", "SUCCEEDED", "-", "2026-11-26T10:59:00Z", "drifting",
+                             "dry p=0.04"]
+    assert rows[broken] == [broken, "fleet", "yes", "UNHEALTHY", "FAILED", "-", "-", "-",
+                            "no prediction: model_unavailable"]
     assert lines[1].startswith(THING)  # listed first, then the provisioned ones by name
     assert [line.split()[0] for line in lines[2:] if line.startswith("rainedge")] == sorted([healthy, broken, new])
-    assert rows[new] == [new, "yes", "not registered", "-", "no shadow yet", "-", "no shadow yet"]
+    assert rows[new] == [new, "fleet", "yes", "not registered", "-", "-", "no shadow yet", "-", "no shadow yet"]
     failure = lines[lines.index(next(line for line in lines if line.startswith(broken))) + 1:][:3]
     assert failure == [
         f"    deployment rainedge-deployment ({ours}) FAILED: FAILED_ROLLBACK_COMPLETE: component "
         "com.rainedge.Inference is BROKEN",
         "    error types: COMPONENT_ERROR, DEPENDENCY_ERROR",
         "    error stack: DEPLOYMENT_FAILURE > COMPONENT_UPDATE_ERROR > COMPONENT_BROKEN"]
-    assert lines[-2] == ("4 core devices (2 HEALTHY, 1 UNHEALTHY, 1 not registered); 1 with a failed deployment")
+    assert lines[-3] == ("4 core devices (2 HEALTHY, 1 UNHEALTHY, 1 not registered); 1 with a failed deployment")
+    model = deployed.outputs["PromotedModelVersion"]
+    assert lines[-2] == f"models: fleet ring {model} (promoted), canary ring {model}"  # a first release
     url = f"https://{REGION}.console.aws.amazon.com/cloudwatch/home?region={REGION}#dashboards:name=rainedge-fleet"
     assert lines[-1] == f"dashboard: {url}"  # the stack's DashboardName output
 
@@ -98,7 +104,7 @@ def test_before_any_device_is_installed(clients, names, deployed, greengrass, ca
     greengrass.gone("get_core_device", {"coreDeviceThingName": THING})
     assert run_status(clients, names) == 0
     out = capsys.readouterr().out
-    assert table(out.splitlines())[THING] == [THING, "yes", "not registered", "-", "no shadow yet", "-",
+    assert table(out.splitlines())[THING] == [THING, "fleet", "yes", "not registered", "-", "-", "no shadow yet", "-",
                                               "no shadow yet"]
 
 
@@ -127,9 +133,10 @@ def test_a_device_whose_first_deployment_failed_is_shown_with_its_error(clients,
                        "errorTypes": ["COMPONENT_ERROR"]})]}, {"coreDeviceThingName": device})
     assert run_status(clients, names) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert table(lines)[device] == [device, "yes", "UNHEALTHY", "FAILED", "no shadow yet", "-", "no shadow yet"]
+    assert table(lines)[device] == [device, "fleet", "yes", "UNHEALTHY", "FAILED", "-", "no shadow yet", "-",
+                                    "no shadow yet"]
     assert "    error stack: DEPLOYMENT_FAILURE > COMPONENT_INSTALL_ERROR" in lines
-    assert lines[-2].endswith("1 with a failed deployment")
+    assert lines[-3].endswith("1 with a failed deployment")
 
 
 HOSTILE_SHADOWS = [
@@ -151,7 +158,7 @@ def test_what_a_device_wrote_is_shown_escaped_on_its_own_row(clients, names, dep
     greengrass.gone("get_core_device", {"coreDeviceThingName": THING})
     assert run_status(clients, names) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == 4  # header, one row, summary, dashboard: nothing forged
+    assert len(lines) == 5  # header, one row, summary, models, dashboard: nothing forged
     assert all(line.isprintable() for line in lines)
     assert [line for line in lines if line.startswith("rainedge")] == [lines[1]]
     assert len(lines[1]) < 200
@@ -172,8 +179,8 @@ def test_without_a_fleet_index_each_devices_shadows_are_read(clients, names, dep
     assert run_status(clients, names) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("fleet index not available")
-    assert table(lines[1:])[THING] == [THING, "-", "not registered", "-", "2026-11-26T11:00:00Z", "warming_up",
-                                       "dry p=0.10"]
+    assert table(lines[1:])[THING] == [THING, "fleet", "-", "not registered", "-", "-", "2026-11-26T11:00:00Z",
+                                       "warming_up", "dry p=0.10"]
 
 
 @pytest.mark.parametrize("probability, cell", [
@@ -215,7 +222,7 @@ def test_what_greengrass_reports_for_a_device_is_shown_escaped_too(clients, name
     assert all(line.isprintable() for line in lines)
     assert [line.split()[0] for line in lines if line.lstrip().startswith("rainedge")] == [THING]
     assert "\\x1b[2J\\nrainedge-core-9" in lines[1]
-    assert len(lines) == 1 + 1 + 3 + 2  # header, the row, its three failure lines, summary, dashboard
+    assert len(lines) == 1 + 1 + 3 + 3  # header, the row, its three failure lines, summary, models, dashboard
 
 
 def test_shown_escapes_every_non_printable_character_cuts_long_text_and_never_raises():
