@@ -56,6 +56,11 @@ _COMPONENT_VERSION = re.compile(r"\b1\.0\.\d+\b")
 _CSR = re.compile(r'"-----BEGIN CERTIFICATE REQUEST-----[^"]*-----END CERTIFICATE REQUEST-----\\n"')
 _SHA256 = re.compile(r"\b[0-9a-f]{64}\b")
 _VERSION_LOGICAL_ID = re.compile(r"CurrentVersion([0-9A-F]{8})[0-9a-f]{32}")
+# The model's upload and component are named by the zip's SHA-256 (infra/artifacts.py, infra/components.py), and
+# CDK's logical id ends in a hash of that path.
+_MODEL_LOGICAL_ID = re.compile(r"(ModelUpload|RainModel)[0-9a-f]{12}([A-Za-z0-9]*?)[0-9A-F]{8}\b")
+# The tag BucketDeployment puts on the bucket ends in a hash of the upload's construct path (named by the SHA-256).
+_UPLOAD_TAG = re.compile(r"(aws-cdk:cr-owned:[^\"]*:)[0-9a-f]{8}\b")
 
 
 def normalise(template: dict) -> dict:
@@ -66,6 +71,8 @@ def normalise(template: dict) -> dict:
     text = _CSR.sub('"<csr>"', text)
     text = _SHA256.sub("<sha256>", text)
     text = _VERSION_LOGICAL_ID.sub(r"CurrentVersion\1<hash>", text)
+    text = _MODEL_LOGICAL_ID.sub(r"\1<digest>\2<hash>", text)
+    text = _UPLOAD_TAG.sub(r"\1<hash>", text)
     text = _COMPONENT_VERSION.sub("1.0.<content>", text)
     return json.loads(text)
 
