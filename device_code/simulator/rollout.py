@@ -78,7 +78,7 @@ from device_code.inference import InferenceService
 from device_code.model import RainModel, load_model, read_metadata
 from device_code import selftest
 from device_code.shadow_writer import ShadowWriter
-from infra.config import MODEL_COMPONENT, SERVING_LINK, RainEdgeConfig, read_cdk_context
+from infra.config import MODEL_COMPONENT, SELF_TEST_TIMEOUT_SECONDS, SERVING_LINK, RainEdgeConfig, read_cdk_context
 from infra.fleet_index import MODEL_FAULT, SILENT, SILENT_STATUSES
 from infra.lifecycle.gate import SUCCEEDED, Decision, DeviceEvidence, GateSettings, decide
 from infra.shadow_records import FAULT_STATUSES
@@ -92,10 +92,9 @@ from .replay import HOUR_S, Observation, load_test_period
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 PROMOTED_ARTIFACT = PROJECT_ROOT / "build" / "model" / "rain_model"
 
-# ---- Greengrass and IoT Jobs facts (the sources are quoted in /tmp/issue16-facts.md) ----------------------
-# Startup "Timeout ... Default: 120 seconds" (component recipe reference, Lifecycle > Startup); the self-test
-# step states the same (infra/components.py SELF_TEST_TIMEOUT_SECONDS).
-STARTUP_TIMEOUT_S = 120.0
+# ---- Greengrass and IoT Jobs facts, each with its source ------------------------------------------------------
+# The self-test step's Timeout (infra/config.py: the recipe reference's Startup default, 120 s).
+STARTUP_TIMEOUT_S = float(SELF_TEST_TIMEOUT_SECONDS)
 # nucleus Lifecycle MAXIMUM_CONTINUAL_ERROR = 3: "ERRORED three times ... the component becomes BROKEN".
 MAXIMUM_CONTINUAL_ERROR = 3
 # nucleus DeploymentConfigMerger WAIT_SVC_START_POLL_INTERVAL_MILLISEC = 1000: how often the deployment
