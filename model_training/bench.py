@@ -156,12 +156,17 @@ def main(argv: list[str] | None = None) -> int:
     except (ModelArtifactError, ModelUnavailable, RuntimeError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(format_table(report))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=2) + "\n")
-        print(f"written to {args.json}")
+    publish(format_table(report), report, args.json)
     return 0
+
+
+def publish(table: str, report: dict, json_path: Path | None) -> None:
+    """Print a benchmark's table, and write its report as JSON when asked."""
+    print(table)
+    if json_path:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(report, indent=2) + "\n")
+        print(f"written to {json_path}")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""Command line: train the models, evaluate them on a CSV, print their model card, check them per station."""
+"""Command line: train the models, evaluate them on a CSV, print their model card, check them per station,
+adapt them to one station."""
 from __future__ import annotations
 
 import argparse
@@ -6,10 +7,11 @@ import json
 import sys
 from pathlib import Path
 
-from device_code.model import RUNTIME_NAMES, ModelUnavailable, read_metadata
+from device_code.model import RUNTIME_NAMES, ModelUnavailable, load_model, read_metadata
 from device_code.selftest import SelfTestFailed
+from model_training.adapt import DEFAULT_HOLDOUT, AdaptationRefused, fit_adaptation
 from model_training.artifact import ModelArtifactError, opened_artifact
-from model_training.evaluate import EvaluationInputError, evaluate
+from model_training.evaluate import EvaluationInputError, evaluate, read_labelled_csv
 from model_training.export import OutputFolderError, check_output_folder
 
 DEFAULT_OUT = Path("build/model")
@@ -51,18 +53,56 @@ def _format_value(value) -> str:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    result = evaluate(args.model, args.csv, args.runtime)
+    result = evaluate(args.model, args.csv, args.runtime, args.adaptation)
     if args.json:
         print(json.dumps(result, sort_keys=True))
         return 0
     rows = ", ".join(f"{name} {count}" for name, count in result["rows_by_model"].items())
     print(f"model {result['model_version']} ({result['runtime']}) on {args.csv}: {result['model']} model "
           f"(rows scored by: {rows})")
+    if "adaptation" in result:
+        summary = result["adaptation"]
+        print(f"  adaptation {summary['id']} of the {summary['model']} model on its {summary['rows']} rows")
     for key in EVALUATE_KEYS:
         print(f"  {key:<14}{_format_value(result[key])}")
     if len(result["by_model"]) > 1:
         for name, metrics in result["by_model"].items():
             print(f"  {name} rows: " + ", ".join(f"{key} {_format_value(metrics[key])}" for key in EVALUATE_KEYS))
+    return 0
+
+
+def _holdout_fraction(text: str) -> float:
+    fraction = float(text)
+    if not 0.05 <= fraction <= 0.95:
+        raise argparse.ArgumentTypeError(f"{text} is not a fraction within [0.05, 0.95]")
+    return fraction
+
+
+def _adapt(args: argparse.Namespace) -> int:
+    from model_training.data import file_sha256
+
+    if args.out.is_dir():
+        raise EvaluationInputError(f"--out {args.out} is a folder; name the adaptation's JSON file")
+    with opened_artifact(args.model) as folder:
+        df = read_labelled_csv(args.csv, read_metadata(folder).valid_ranges)
+        model = load_model(folder, args.runtime)
+    try:
+        adaptation = fit_adaptation(model, df, args.holdout, file_sha256(args.csv))
+    except AdaptationRefused as refusal:
+        print(f"adaptation not written: {refusal}", file=sys.stderr)
+        return 2
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    # Written whole or not at all: a reader never sees half an adaptation.
+    partial = args.out.with_name(args.out.name + ".partial")
+    partial.write_text(json.dumps(adaptation, indent=2, sort_keys=True) + "\n")
+    partial.replace(args.out)
+    holdout = adaptation["holdout"]
+    print(f"adaptation {adaptation['id']} of the {adaptation['model']} model {adaptation['model_version']} -> {args.out}: "
+          f"fitted on {adaptation['fitted_rows']} rows ({adaptation['fitted_rain_rows']} rainy); held-out last "
+          f"{holdout['rows']} rows ({holdout['rain_rows']} rainy): log loss {holdout['log_loss_global']:.4f} -> "
+          f"{holdout['log_loss_adapted']:.4f}, ROC-AUC {_format_value(holdout['roc_auc_global'])} -> "
+          f"{_format_value(holdout['roc_auc_adapted'])}, F1 {holdout['f1_global']:.3f} -> {holdout['f1_adapted']:.3f}, "
+          f"ECE {holdout['ece_global']:.3f} -> {holdout['ece_adapted']:.3f}; threshold {adaptation['threshold']:.3f}")
     return 0
 
 
@@ -91,7 +131,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate_cmd.add_argument("--json", action="store_true", help="print one JSON object")
     evaluate_cmd.add_argument("--runtime", choices=RUNTIME_NAMES, default="litert", help="default: litert")
+    evaluate_cmd.add_argument("--adaptation", type=Path, help="score the model adapted by this `adapt` output")
     evaluate_cmd.set_defaults(run=_evaluate)
+
+    adapt = commands.add_parser("adapt", help="fit a per-station adaptation on one station's labelled CSV")
+    adapt.add_argument("--model", type=Path, required=True, help="rain_model.zip or its unpacked folder")
+    adapt.add_argument("--csv", type=Path, required=True,
+                       help="one station's labelled CSV, as evaluate reads it (sampled_at orders the hold-out)")
+    adapt.add_argument("--out", type=Path, required=True, help="the adaptation JSON to write")
+    adapt.add_argument("--holdout", type=_holdout_fraction, default=DEFAULT_HOLDOUT,
+                       help=f"the last fraction of the rows held out to check the fit (default {DEFAULT_HOLDOUT})")
+    adapt.add_argument("--runtime", choices=RUNTIME_NAMES, default="litert", help="default: litert")
+    adapt.set_defaults(run=_adapt)
 
     stations = commands.add_parser("stations", help="leave-one-station-out check of both models (trains 6 networks)")
     stations.set_defaults(run=_stations)

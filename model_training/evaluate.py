@@ -5,6 +5,9 @@ sampled_at (ISO-8601; without a zone it is taken as UTC) and station. With sampl
 station's rows form its reading history and every row is scored by the trend model when that
 history covers the window, by the instantaneous model otherwise (as on the device); without it,
 by the instantaneous model. Other columns are ignored.
+
+With an adaptation (model_training.adaptation_schema, fitted by `adapt`), the rows its model scored
+take the adapted probability and the adaptation's threshold; the other rows are the global model's.
 """
 from __future__ import annotations
 
@@ -17,8 +20,9 @@ import numpy as np
 import pandas as pd
 
 from device_code.features import Series
-from device_code.files import FileMissing, UnusableFile, read_text
+from device_code.files import FileMissing, UnusableFile, read_json, read_text
 from device_code.model import INSTANTANEOUS, TREND, RainModel, load_model, read_metadata
+from model_training.adaptation_schema import MAX_ADAPTATION_BYTES, apply_adaptation, validate_adaptation
 from model_training.artifact import opened_artifact
 from model_training.data import FEATURES, LABEL, station_series
 from model_training.metrics import classification_metrics
@@ -158,27 +162,58 @@ def score(model: RainModel, df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     return probability, used
 
 
-def evaluate(model_path: Path, csv_path: Path, runtime: str = "litert") -> dict:
-    """Metrics on the CSV at the models' stored thresholds, overall and per model that scored."""
+def read_adaptation(path: Path, model_version: str) -> dict:
+    """The adaptation file at `path`, valid for the model `model_version`."""
+    try:
+        adaptation = read_json(path, MAX_ADAPTATION_BYTES)
+    except UnusableFile as problem:
+        raise EvaluationInputError(f"adaptation {problem}") from None
+    problem = validate_adaptation(adaptation, model_version)
+    if problem:
+        raise EvaluationInputError(f"adaptation {path}: {problem}")
+    return adaptation
+
+
+def adapted(adaptation: dict, probability: np.ndarray, used: np.ndarray, df: pd.DataFrame) -> np.ndarray:
+    """`probability` with the rows that the adaptation's model scored adapted."""
+    rows = used == adaptation["model"]
+    result = probability.copy()
+    result[rows] = apply_adaptation(adaptation, probability[rows],
+                                    {name: df[name].to_numpy(dtype=np.float64)[rows] for name in FEATURES})
+    return result
+
+
+def evaluate(model_path: Path, csv_path: Path, runtime: str = "litert", adaptation_path: Path | None = None) -> dict:
+    """Metrics on the CSV at the models' stored thresholds (or the adaptation's, on the rows it
+    adapts), overall and per model that scored."""
     with opened_artifact(model_path) as folder:
-        df = read_labelled_csv(csv_path, read_metadata(folder).valid_ranges)
+        metadata = read_metadata(folder)
+        adaptation = read_adaptation(adaptation_path, metadata.version) if adaptation_path else None
+        df = read_labelled_csv(csv_path, metadata.valid_ranges)
         model = load_model(folder, runtime)
         probability, used = score(model, df)
     specs = model.metadata.models
+    model_thresholds = {name: spec.threshold for name, spec in specs.items()}
+    if adaptation:
+        probability = adapted(adaptation, probability, used, df)
+        model_thresholds[adaptation["model"]] = adaptation["threshold"]
     mode = TREND if TIME_COLUMN in df.columns and TREND in specs else INSTANTANEOUS
     rain = df[LABEL].to_numpy()
-    thresholds = np.array([specs[name].threshold for name in used])
+    thresholds = np.array([model_thresholds[name] for name in used])
     by_model = {
-        name: {**classification_metrics(rain[used == name], probability[used == name], specs[name].threshold),
-               "threshold": specs[name].threshold}
+        name: {**classification_metrics(rain[used == name], probability[used == name], model_thresholds[name]),
+               "threshold": model_thresholds[name]}
         for name in (TREND, INSTANTANEOUS) if np.any(used == name)
     }
+    adaptation_summary = {"adaptation": {"id": adaptation["id"], "model": adaptation["model"],
+                                         "rows": int(np.sum(used == adaptation["model"]))}} if adaptation else {}
     return {
         **classification_metrics(rain, probability, thresholds),
-        "threshold": specs[mode].threshold,
+        "threshold": model_thresholds[mode],
         "model": mode,
         "rows_by_model": {name: int(np.sum(used == name)) for name in (TREND, INSTANTANEOUS) if name in specs},
         "by_model": by_model,
         "model_version": model.metadata.version,
         "runtime": model.runtime,
+        **adaptation_summary,
     }
