@@ -136,6 +136,11 @@ class ArtifactStore(Construct):
         self._by_digest: dict[str, ModelRelease] = {}
         self.models = {model_zip: self._release(model_zip) for model_zip in model_zips}
 
+    @property
+    def releases(self) -> list[ModelRelease]:
+        """Each distinct model zip once (both rings may run one)."""
+        return list(self._by_digest.values())
+
     def _release(self, model_zip: Path) -> ModelRelease:
         """One upload per distinct zip, named by its content: an upload deletes its own prefix when it goes, so
         no two of them may share one."""

@@ -67,8 +67,8 @@ def device_requirements(project_root: Path) -> list[str]:
 
 class DeviceComponents(Construct):
     """The Lambda component of every device function (device_code.functions), the model and the
-    device runtime they run on: one model component per model a ring runs, and one component of each
-    function that loads the model per model, since it depends on that model's exact version."""
+    device runtime they run on: one model component per distinct model the rings run; every other component is
+    one version for both rings."""
 
     def __init__(
         self,
@@ -77,7 +77,7 @@ class DeviceComponents(Construct):
         *,
         config: RainEdgeConfig,
         project_root: Path,
-        models: list[ModelRelease],
+        models: list[ModelRelease],  # distinct
     ) -> None:
         super().__init__(scope, construct_id)
         self.config = config
@@ -94,7 +94,6 @@ class DeviceComponents(Construct):
             description="Placeholder execution role of the device functions; grants no permissions",
         )
         self.functions = {function.name: self._lambda_function(function) for function in FUNCTIONS}
-        models = list({release.sha256: release for release in models}.values())  # both rings may run one model
         self._models = {release.sha256: self._rain_model(release) for release in models}
         environment = self._environment_values()
         self.lambdas = [self._lambda_component(function, environment) for function in FUNCTIONS]

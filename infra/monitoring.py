@@ -70,7 +70,7 @@ class Monitoring(Construct):
         # group that already exists. Teardown deletes them by name.
         self.device_log_group_names = [component_log_group(Stack.of(self).region, name) for name in logged_components]
         self.shadow_records = self._log_group(
-            "ShadowRecords", config.monitoring_log_group_name("shadow-records"), SHADOW_RECORDS_RETENTION)
+            "ShadowRecords", config.monitoring_log_group_name(sr.RECORDS_PURPOSE), SHADOW_RECORDS_RETENTION)
         self.rule_errors = self._log_group(
             "RuleErrors", config.monitoring_log_group_name("rule-errors"), RULE_ERRORS_RETENTION)
         self.rules = self._topic_rules()

@@ -25,6 +25,9 @@ from device_code.inference import INVALID_INPUT, MODEL_UNAVAILABLE, NO_INPUT, PR
 SQL_VERSION = "2016-03-23"
 THING = "ThingName"
 STATUS = "Status"
+RAINING = "Raining"
+# The log group the records go to: config.monitoring_log_group_name(RECORDS_PURPOSE).
+RECORDS_PURPOSE = "shadow-records"
 # topic(n) counts segments from 1 ("Functions", topic): $aws/things/<thing>/shadow/name/<shadow>/...
 THING_SQL = "topic(3)"
 REPORTED = "current.state.reported"
@@ -96,7 +99,7 @@ RAIN_PREDICTIONS = ShadowRule(
     shadow=RAIN_SHADOW,
     condition=" AND ".join(_present(_number(field)) for field in ("probability", "threshold", "raining")),
     fields=(("Probability", _number("probability")), ("Threshold", _number("threshold")),
-            ("Raining", _number("raining")), (DRIFT, DRIFT_SQL)),
+            (RAINING, _number("raining")), (DRIFT, DRIFT_SQL)),
 )
 RAIN_STATUSES = ShadowRule(
     purpose="rain_statuses",

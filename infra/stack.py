@@ -64,7 +64,7 @@ class RainEdgeStack(Stack):
             artifact_prefix=ARTIFACT_PREFIX,
         )
         components = DeviceComponents(self, "Components", config=config, project_root=project_root,
-                                      models=[promoted, candidate])
+                                      models=artifacts.releases)
         logged_components = components.logged_names
         # One deployment per ring, each to its own thing group (infra/releases.py).
         deployment = CoreDeployment(

@@ -104,8 +104,8 @@ class SynthesizedStack:
         found = {}
         for properties in self.of_type("AWS::GreengrassV2::ComponentVersion").values():
             source = properties.get("LambdaFunction")
-            if source is None or deployed.get(source["ComponentName"], None) is None \
-                    or deployed[source["ComponentName"]].version != source["ComponentVersion"]:
+            spec = deployed.get(source["ComponentName"]) if source else None
+            if spec is None or spec.version != source["ComponentVersion"]:
                 continue
             parameters = source.get("ComponentLambdaParameters", {})
             found[source["ComponentName"]] = LambdaComponent(

@@ -146,7 +146,7 @@ def render(recorded: list[tuple[str, dict, int]], stack: SynthesizedStack, path:
     ax.set_ylim(-0.02, 1.02)
     ax.set_title("P(rain) and decision threshold")
     ax = axes[1][1]
-    for device, points in data.metrics.get("Raining", {}).items():
+    for device, points in data.metrics.get(sr.RAINING, {}).items():
         ax.step(*zip(*points), where="post", label=device)
     ax.set_ylim(-0.1, 1.1)
     ax.set_title("Raining (1) or dry (0)")

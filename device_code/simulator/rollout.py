@@ -65,7 +65,7 @@ import tempfile
 import time
 import zlib
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
 from functools import cache
 from pathlib import Path
@@ -664,8 +664,7 @@ class Release:
         decision = decide(candidate=self.candidate.version, promoted=self.promoted.version,
                           canary=evidence(self.ring(self.config.canary_group_name)),
                           fleet=evidence(self.ring(self.config.thing_group_name)), baked_s=end_s - bake_start_s,
-                          settings=GateSettings(bake_s=self.settings.bake_s, margin=self.config.promotion_margin,
-                                                rain_share_margin=self.config.rain_share_margin))
+                          settings=replace(GateSettings.of(self.config), bake_s=self.settings.bake_s))
         self.note(f"gate: {decision.line()}")
         self.run.decision = decision
         return decision

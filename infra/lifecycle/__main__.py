@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None, clients: AwsClients | None = None) -> in
         require_region(clients.region)
         names = load_names(root)
         if args.command == "preflight":
-            problems = preflight(clients, root, names.model_zip, names.bootstrap_qualifier, args.cdk)
+            problems = preflight(clients, names.releases_dir, names.model_zip, names.bootstrap_qualifier, args.cdk)
             for problem in problems:
                 print(f"preflight: {problem}", file=sys.stderr)
             if not problems:
@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None, clients: AwsClients | None = None) -> in
                 run_fleet_bundle(clients, names, app.deployed())
                 return 0
             if args.command == "status":
-                history = releases.decisions(root / releases.RELEASES)
+                history = releases.decisions(names.releases_dir)
                 show_status(clients, app.deployed(), last_decision=history[-1] if history else None)
                 return 0
             if args.command == "promote":

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+from infra.config import RainEdgeConfig
+
 # What a device's effective deployment says when its ring's deployment applied (ListEffectiveDeployments
 # coreDeviceExecutionStatus).
 SUCCEEDED = "SUCCEEDED"
@@ -35,6 +37,11 @@ class GateSettings:
     # may be, over the same window: an inverted or degenerate model answers "ok" at the usual rate, but about
     # the wrong weather. The range, not the fleet's mean: stations in a wetter place rain more often.
     rain_share_margin: float
+
+    @classmethod
+    def of(cls, config: RainEdgeConfig) -> GateSettings:
+        return cls(bake_s=config.bake_minutes * 60, margin=config.promotion_margin,
+                   rain_share_margin=config.rain_share_margin)
 
 
 @dataclass(frozen=True)

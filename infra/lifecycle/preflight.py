@@ -45,14 +45,13 @@ def check_account(clients: AwsClients, bootstrap_qualifier: str, cdk: str) -> li
     return []
 
 
-def check_release(clients: AwsClients, project_root: Path, model_zip: Path) -> list[str]:
+def check_release(clients: AwsClients, folder: Path, model_zip: Path) -> list[str]:
     """A deploy may change the fleet ring's model only to one a gate passed (infra/releases.py)."""
     stack = describe_stack(clients.cloudformation)
     outputs = {item["OutputKey"]: item["OutputValue"] for item in (stack or {}).get("Outputs", [])}
     running = outputs.get("PromotedModelVersion")
     if running is None:  # not deployed yet, or deployed before the rings
         return []
-    folder = project_root / releases.RELEASES
     promoted_zip, decisions = releases.RELEASES / releases.PROMOTED_ZIP, releases.RELEASES / releases.DECISIONS
     try:
         rings = releases.ring_models(folder, model_zip)
@@ -70,7 +69,7 @@ def check_release(clients: AwsClients, project_root: Path, model_zip: Path) -> l
             f"promotion of it): restore {promoted_zip}, or deploy candidates to the canary ring and `make promote`"]
 
 
-def preflight(clients: AwsClients, project_root: Path, model_zip: Path, bootstrap_qualifier: str,
+def preflight(clients: AwsClients, releases_dir: Path, model_zip: Path, bootstrap_qualifier: str,
               cdk: str) -> list[str]:
     problems = check_account(clients, bootstrap_qualifier, cdk) + check_model(model_zip)
-    return problems or check_release(clients, project_root, model_zip)
+    return problems or check_release(clients, releases_dir, model_zip)

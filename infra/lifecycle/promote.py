@@ -46,12 +46,6 @@ class Window:
         return (self.end - self.start).total_seconds()
 
 
-def gate_settings(names: AppNames) -> GateSettings:
-    config = names.config
-    return GateSettings(bake_s=config.bake_minutes * 60, margin=config.promotion_margin,
-                        rain_share_margin=config.rain_share_margin)
-
-
 def record_counts(clients: AwsClients, log_group: str, window: Window) -> dict[str, dict[str, int]]:
     """Per thing: rain shadow updates, predictions and rain predictions in the window, from the shadow records."""
     counts: dict[str, dict[str, int]] = {}
@@ -66,10 +60,10 @@ def record_counts(clients: AwsClients, log_group: str, window: Window) -> dict[s
         if not isinstance(thing, str):
             continue
         tally = counts.setdefault(thing, {"updates": 0, "predictions": 0, "raining": 0})
-        if "Raining" in record:  # a prediction record (RAIN_PREDICTIONS)
+        if sr.RAINING in record:  # a prediction record (RAIN_PREDICTIONS)
             tally["updates"] += 1
             tally["predictions"] += 1
-            tally["raining"] += record["Raining"] == 1
+            tally["raining"] += record[sr.RAINING] == 1
         elif sr.STATUS in record:  # a rain status record (RAIN_STATUSES): no prediction, and why
             tally["updates"] += 1
     return counts
@@ -100,23 +94,21 @@ def alarms_in_alarm(clients: AwsClients, outputs: StackOutputs) -> list[str]:
     return [alarm["AlarmName"] for alarm in found if alarm.get("StateValue") == "ALARM"]
 
 
-def evaluate(clients: AwsClients, outputs: StackOutputs, settings: GateSettings,
-             now: datetime | None = None) -> Decision:
+def evaluate(clients: AwsClients, outputs: StackOutputs, names: AppNames, now: datetime | None = None) -> Decision:
     """The gate's decision on the deployed candidate, from what the cloud says now."""
     now = now or datetime.now(timezone.utc)
     created = call(clients.greengrassv2.get_deployment, deploymentId=outputs.canary_deployment_id)["creationTimestamp"]
     window = Window(created, now)
-    log_group = next((name for name in (outputs.monitoring.log_group_names if outputs.monitoring else ())
-                      if name.endswith("/shadow-records")), None)
-    if log_group is None:
-        raise LifecycleError("the stack has no shadow records log group: deploy the current stack first")
+    log_group = names.config.monitoring_log_group_name(sr.RECORDS_PURPOSE)
+    if log_group not in (outputs.monitoring.log_group_names if outputs.monitoring else ()):
+        raise LifecycleError(f"the stack outputs no shadow records log group {log_group}: deploy the current stack first")
     counts = record_counts(clients, log_group, window)
     canary = [device_evidence(clients, thing, outputs.canary_deployment_id, counts)
               for thing in sorted(group_members(clients, outputs.canary_group_name))]
     fleet = [device_evidence(clients, thing, outputs.deployment_id, counts)
              for thing in sorted(group_members(clients, outputs.thing_group_name))]
     decision = decide(candidate=outputs.candidate_model_version, promoted=outputs.promoted_model_version,
-                      canary=canary, fleet=fleet, baked_s=window.seconds, settings=settings)
+                      canary=canary, fleet=fleet, baked_s=window.seconds, settings=GateSettings.of(names.config))
     alarming = alarms_in_alarm(clients, outputs)
     if decision.promote and alarming:
         return replace(decision, promote=False, reason=f"alarm {', '.join(alarming)} in ALARM: the fleet is not healthy")
@@ -133,14 +125,14 @@ def run_promote(clients: AwsClients, names: AppNames, outputs: StackOutputs, ech
                 now: datetime | None = None) -> bool:
     """Decide, record, and on a pass make the deployed candidate the promoted model. True when promoted."""
     now = now or datetime.now(timezone.utc)
-    folder = names.project_root / releases.RELEASES
+    folder = names.releases_dir
     if not (folder / releases.PROMOTED_ZIP).is_file():
         raise LifecycleError(f"no promoted model in {releases.RELEASES / releases.PROMOTED_ZIP}: `make deploy` records the first release")
     if outputs.candidate_model_version == outputs.promoted_model_version:
         raise LifecycleError(f"the canary ring runs the promoted model {outputs.promoted_model_version}: nothing to "
                              "promote; `make train` a new candidate and `make deploy` it to the canary ring first")
     candidate_zip = candidate_of(names, outputs)
-    decision = evaluate(clients, outputs, gate_settings(names), now)
+    decision = evaluate(clients, outputs, names, now)
     echo(f"promote: {decision.line()}")
     if decision.promote:
         releases.promote_zip(folder, candidate_zip)
@@ -157,7 +149,7 @@ def record_first_release(names: AppNames, outputs: StackOutputs, echo: Callable[
     """After a deploy: with nothing promoted yet, the model both rings now run becomes the promoted one (there was
     no earlier model to protect), which arms the gate for every later candidate. Otherwise nothing."""
     now = now or datetime.now(timezone.utc)
-    folder = names.project_root / releases.RELEASES
+    folder = names.releases_dir
     if (folder / releases.PROMOTED_ZIP).is_file() or outputs.promoted_model_version != outputs.candidate_model_version:
         return
     releases.promote_zip(folder, candidate_of(names, outputs))
@@ -183,7 +175,7 @@ def run_rollback(names: AppNames, outputs: StackOutputs, echo: Callable[[str], N
     if outputs.candidate_model_version == outputs.promoted_model_version:
         raise LifecycleError(f"the canary ring already runs the promoted model {outputs.promoted_model_version}: "
                              "nothing to roll back")
-    releases.record(names.project_root / releases.RELEASES, _entry(releases.ROLLED_BACK, outputs.candidate_model_version,
+    releases.record(names.releases_dir, _entry(releases.ROLLED_BACK, outputs.candidate_model_version,
                                                outputs.promoted_model_version, "rolled back by the operator", now))
     echo(f"rollback: {outputs.candidate_model_version} is rolled back; `make deploy` puts the canary ring back on "
          f"{outputs.promoted_model_version}")

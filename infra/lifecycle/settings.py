@@ -10,6 +10,7 @@ from pathlib import Path
 from infra.config import RainEdgeConfig, read_cdk_context
 from infra.device_keys import PRIVATE_KEY_FILE, device_dir
 from infra.greengrass import NUCLEUS, PUBLIC_COMPONENT_VERSIONS
+from infra.releases import RELEASES
 
 DEFAULT_BOOTSTRAP_QUALIFIER = "hnb659fds"
 
@@ -23,6 +24,11 @@ class AppNames:
     @property
     def secrets_dir(self) -> Path:
         return self.project_root / self.config.secrets_dir
+
+    @property
+    def releases_dir(self) -> Path:
+        """The release record (infra/releases.py)."""
+        return self.project_root / RELEASES
 
     @property
     def model_zip(self) -> Path:

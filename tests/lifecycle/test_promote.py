@@ -15,7 +15,7 @@ from infra.iot_sql import TopicRule
 from infra.lifecycle.aws import LifecycleError
 from infra.lifecycle.outputs import parse_outputs
 from infra.lifecycle.preflight import check_release
-from infra.lifecycle.promote import evaluate, gate_settings, record_first_release, run_promote, run_rollback
+from infra.lifecycle.promote import evaluate, record_first_release, run_promote, run_rollback
 from infra.lifecycle.settings import AppNames
 from infra_support import PROJECT_ROOT, model_variant
 
@@ -125,7 +125,7 @@ def test_an_alarm_in_alarm_refuses_the_promotion(clients, fake_greengrass, proje
                                         Namespace="AWS/IoTFleetMetrics", Statistic="Maximum", Period=60,
                                         EvaluationPeriods=1, Threshold=1, ComparisonOperator="GreaterThanOrEqualToThreshold")
     clients.cloudwatch.set_alarm_state(AlarmName="rainedge-silent", StateValue="ALARM", StateReason="test")
-    decision = evaluate(clients, OUTPUTS, gate_settings(project), NOW)
+    decision = evaluate(clients, OUTPUTS, project, NOW)
     assert not decision.promote and decision.reason == "alarm rainedge-silent in ALARM: the fleet is not healthy"
 
 
@@ -133,7 +133,7 @@ def test_a_status_the_alarms_count_refuses_the_device(clients, fake_greengrass, 
     fleet_account(clients, fake_greengrass)
     clients.iot_data.update_thing_shadow(thingName="rainedge-c2", shadowName="rain", payload=json.dumps(
         {"state": {"reported": {"status": "model_unavailable", "model_version": CANDIDATE}}}))
-    decision = evaluate(clients, OUTPUTS, gate_settings(project), NOW)
+    decision = evaluate(clients, OUTPUTS, project, NOW)
     assert decision.reason == "rainedge-c2: in alarm (rain shadow status model_unavailable)"
 
 
@@ -175,34 +175,34 @@ def deployed_stack(clients, promoted_version: str) -> None:
 
 def test_a_deploy_may_not_move_the_fleet_ring_past_the_gate(clients, project):
     deployed_stack(clients, "rain-00000000000000dd")  # the fleet runs a model the local record never promoted
-    (problem,) = check_release(clients, project.project_root, project.model_zip)
+    (problem,) = check_release(clients, project.releases_dir, project.model_zip)
     assert problem.startswith(f"the fleet ring would move from rain-00000000000000dd to {PROMOTED}, which no gate passed")
 
 
 def test_a_deploy_that_keeps_the_fleet_model_passes(clients, project):
     deployed_stack(clients, PROMOTED)
-    assert check_release(clients, project.project_root, project.model_zip) == []
+    assert check_release(clients, project.releases_dir, project.model_zip) == []
 
 
 def test_a_deploy_that_moves_the_fleet_to_a_promoted_model_passes(clients, project):
     deployed_stack(clients, "rain-00000000000000dd")
     releases.record(project.project_root / releases.RELEASES, {"decision": "promoted", "candidate": PROMOTED})
-    assert check_release(clients, project.project_root, project.model_zip) == []
+    assert check_release(clients, project.releases_dir, project.model_zip) == []
 
 
 def test_a_lost_release_record_cannot_put_the_candidate_on_the_fleet(clients, project):
     deployed_stack(clients, PROMOTED)
     (project.project_root / releases.RELEASES / releases.PROMOTED_ZIP).unlink()
-    (problem,) = check_release(clients, project.project_root, project.model_zip)
+    (problem,) = check_release(clients, project.releases_dir, project.model_zip)
     assert "holds no model: this deploy would put the candidate" in problem
 
 
 def test_a_first_deploy_has_nothing_to_check(clients, project):
-    assert check_release(clients, project.project_root, project.model_zip) == []
+    assert check_release(clients, project.releases_dir, project.model_zip) == []
 
 
 def test_a_damaged_decision_record_is_one_line(clients, project):
     deployed_stack(clients, PROMOTED)
     (project.project_root / releases.RELEASES / releases.DECISIONS).write_text("{not json\n")
-    (problem,) = check_release(clients, project.project_root, project.model_zip)
+    (problem,) = check_release(clients, project.releases_dir, project.model_zip)
     assert "decisions.jsonl" in problem and "\n" not in problem
