@@ -38,13 +38,13 @@ FAULT_STATUSES = (MODEL_UNAVAILABLE, PREDICTION_FAILED)
 OTHER_STATUS = "other"
 
 
-def _number(field: str) -> str:
+def reported_number(field: str) -> str:
     """The reported field as a number, or Undefined ("cast", Cast to decimal: Boolean true = 1.0,
     false = 0.0; numeric strings parsed; objects, arrays and null Undefined)."""
     return f"cast({REPORTED}.{field} AS Decimal)"
 
 
-def _present(expression: str) -> str:
+def present(expression: str) -> str:
     return f"NOT isUndefined({expression})"
 
 
@@ -73,6 +73,7 @@ class ShadowRule:
     condition: str
     # Record members other than the thing name: name -> IoT SQL expression.
     fields: tuple[tuple[str, str], ...]
+    thing_key: str = THING
 
     @property
     def topic_filter(self) -> str:
@@ -80,7 +81,7 @@ class ShadowRule:
         return shadow_topic("+", self.shadow, "update/documents")
 
     def sql(self) -> str:
-        record = _object({THING: THING_SQL, **dict(self.fields)})
+        record = _object({self.thing_key: THING_SQL, **dict(self.fields)})
         return f"SELECT VALUE {record} FROM {_quoted(self.topic_filter)} WHERE {self.condition}"
 
 
@@ -91,20 +92,20 @@ DRIFT_SQL = _case(f"{REPORTED}.drift.verdict", {v: _quoted(v) for v in (OK, DRIF
 WEATHER_READINGS = ShadowRule(
     purpose="weather_readings",
     shadow=WEATHER_SHADOW,
-    condition=" AND ".join(_present(_number(field)) for field in FEATURES),
-    fields=tuple((field.capitalize(), _number(field)) for field in FEATURES),
+    condition=" AND ".join(present(reported_number(field)) for field in FEATURES),
+    fields=tuple((field.capitalize(), reported_number(field)) for field in FEATURES),
 )
 RAIN_PREDICTIONS = ShadowRule(
     purpose="rain_predictions",
     shadow=RAIN_SHADOW,
-    condition=" AND ".join(_present(_number(field)) for field in ("probability", "threshold", "raining")),
-    fields=(("Probability", _number("probability")), ("Threshold", _number("threshold")),
-            (RAINING, _number("raining")), (DRIFT, DRIFT_SQL)),
+    condition=" AND ".join(present(reported_number(field)) for field in ("probability", "threshold", "raining")),
+    fields=(("Probability", reported_number("probability")), ("Threshold", reported_number("threshold")),
+            (RAINING, reported_number("raining")), (DRIFT, DRIFT_SQL)),
 )
 RAIN_STATUSES = ShadowRule(
     purpose="rain_statuses",
     shadow=RAIN_SHADOW,
-    condition=_present(f"{REPORTED}.status"),
+    condition=present(f"{REPORTED}.status"),
     fields=((STATUS, _case(f"{REPORTED}.status", {s: _quoted(s) for s in NO_PREDICTION_STATUSES},
                            _quoted(OTHER_STATUS))),
             ("ModelFault", _case(f"{REPORTED}.status", {s: "1" for s in FAULT_STATUSES}, "0")),

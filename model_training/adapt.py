@@ -1,4 +1,4 @@
-"""Fit a per-station adaptation of the global model (the formula and schema: model_training.adaptation_schema).
+"""Fit a per-station adaptation of the global model (the formula and schema: device_code.adaptation).
 
 The station's labelled CSV (the one `evaluate` reads) is scored by the global model as the device
 would; its last part (by sampled_at when there is one, else by row order) is held out. On the rest
@@ -18,7 +18,7 @@ import pandas as pd
 
 from device_code.contracts import UNITS
 from device_code.model import INSTANTANEOUS, TREND, RainModel
-from model_training.adaptation_schema import (
+from device_code.adaptation import (
     COEFFICIENTS, FORMAT, PROBABILITY_EPSILON, adapted_logit, apply_adaptation, content_id, logit,
     standardised_inputs, validate_adaptation,
 )

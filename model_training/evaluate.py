@@ -6,7 +6,7 @@ station's rows form its reading history and every row is scored by the trend mod
 history covers the window, by the instantaneous model otherwise (as on the device); without it,
 by the instantaneous model. Other columns are ignored.
 
-With an adaptation (model_training.adaptation_schema, fitted by `adapt`), the rows its model scored
+With an adaptation (device_code.adaptation, fitted by `adapt`), the rows its model scored
 take the adapted probability and the adaptation's threshold; the other rows are the global model's.
 """
 from __future__ import annotations
@@ -22,7 +22,7 @@ import pandas as pd
 from device_code.features import Series
 from device_code.files import FileMissing, UnusableFile, read_json, read_text
 from device_code.model import INSTANTANEOUS, TREND, RainModel, load_model, read_metadata
-from model_training.adaptation_schema import MAX_ADAPTATION_BYTES, apply_adaptation, validate_adaptation
+from device_code.adaptation import MAX_ADAPTATION_BYTES, apply_adaptation, validate_adaptation
 from model_training.artifact import opened_artifact
 from model_training.data import FEATURES, LABEL, station_series
 from model_training.metrics import classification_metrics

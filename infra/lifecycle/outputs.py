@@ -28,6 +28,10 @@ FLEET_KEYS = ("ProvisioningTemplateName", "ClaimCertificateId", "ClaimPolicyName
 # The monitoring resources (infra/monitoring.py), in stacks that have them.
 MONITORING_KEYS = ("AlarmTopicArn", "AlarmNames", "TopicRuleNames", "EventRuleName", "MonitoringLogGroupNames",
                    "DashboardName")
+# The data lake (infra/datalake.py, infra/lake.py), in stacks that have it: the bucket, the Glue database,
+# the Athena workgroup, the Firehose streams and the IoT rules that feed them.
+LAKE_KEYS = ("LakeBucketName", "LakeDatabaseName", "LakeWorkGroupName", "LakeDeliveryStreamNames",
+             "LakeTopicRuleNames")
 # The outputs are names from the stack's template, whose body CloudFormation caps at 1 MB ("Understand
 # CloudFormation quotas": Template body size in an Amazon S3 object): a larger saved file is not ours.
 MAX_SAVED_BYTES = 1 << 20
@@ -70,6 +74,17 @@ class MonitoringOutputs:
 
 
 @dataclass(frozen=True)
+class LakeOutputs:
+    """The names of the data lake's resources; CloudFormation owns every one of them."""
+
+    bucket_name: str
+    database_name: str
+    workgroup_name: str
+    delivery_stream_names: tuple[str, ...]
+    topic_rule_names: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class StackOutputs:
     name_prefix: str
     component_prefix: str
@@ -91,6 +106,7 @@ class StackOutputs:
     candidate_model_version: str
     fleet: FleetOutputs | None = None
     monitoring: MonitoringOutputs | None = None
+    lake: LakeOutputs | None = None
 
     @property
     def thing_group_names(self) -> tuple[str, str]:
@@ -133,6 +149,7 @@ def parse_outputs(outputs: Any) -> StackOutputs:
         candidate_model_version=outputs["CandidateModelVersion"],
         fleet=_parse_fleet(outputs),
         monitoring=_parse_monitoring(outputs),
+        lake=_parse_lake(outputs),
     )
 
 
@@ -218,6 +235,14 @@ def _parse_monitoring(outputs: dict[str, str]) -> MonitoringOutputs | None:
         return None
     topic, alarms, rules, event_rule, log_groups, dashboard = values
     return MonitoringOutputs(topic, _split(alarms), _split(rules), event_rule, _split(log_groups), dashboard)
+
+
+def _parse_lake(outputs: dict[str, str]) -> LakeOutputs | None:
+    values = _optional_group(outputs, LAKE_KEYS, "data lake")
+    if not values:
+        return None
+    bucket, database, workgroup, streams, rules = values
+    return LakeOutputs(bucket, database, workgroup, _split(streams), _split(rules))
 
 
 def _parse_devices(value: str) -> tuple[Device, ...]:

@@ -1,4 +1,4 @@
-"""`adapt`, `evaluate --adaptation` and the adaptation's schema (model_training.adapt, adaptation_schema).
+"""`adapt`, `evaluate --adaptation` and the adaptation's schema (model_training.adapt, device_code.adaptation).
 
 Stations are made of real Oct-Dec readings with labels drawn from the global model itself, so the
 truth is known: shifting the inputs afterwards (a sensor bias) makes the global model wrong in a way
@@ -18,7 +18,7 @@ from hypothesis import given, strategies as st
 
 from device_code.model import INSTANTANEOUS, TREND, load_model
 from model_training.adapt import AdaptationRefused, fit_adaptation
-from model_training.adaptation_schema import (
+from device_code.adaptation import (
     COEFFICIENTS, FIELDS, FORMAT, apply_adaptation, content_id, validate_adaptation,
 )
 from model_training.cli import main

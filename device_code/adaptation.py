@@ -1,6 +1,7 @@
 """A per-station adaptation of the global rain model: its JSON schema, its check and its formula.
 
-numpy and device_code only (no TensorFlow, no scikit-learn): a device can import this module as it is.
+numpy and the device contracts only (no TensorFlow, no scikit-learn): the device validates and applies it;
+model_training fits it (model_training.adapt).
 
     p' = sigmoid(a * logit(p) + b + sum_i c_i * (x_i - mean_i) / scale_i)
 
@@ -39,8 +40,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from device_code.contracts import FEATURES, MODEL_INPUT_RANGES, UNITS, finite_number, shown
-from device_code.model import INSTANTANEOUS, TREND
+from .contracts import FEATURES, MODEL_INPUT_RANGES, UNITS, finite_number, shown
+from .model import INSTANTANEOUS, TREND
 
 FORMAT = "rainedge-adaptation/1"
 MODELS = (INSTANTANEOUS, TREND)
