@@ -199,6 +199,8 @@ class RainEdgeConfig:
     # Where each Pi is installed: thing name -> metres above sea level, for listed and fleet devices
     # alike; install.sh writes it into the device's station file. A device not named here: 0 m.
     station_altitudes: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
+    # How long the data lake keeps readings and predictions (infra/datalake.py): an S3 lifecycle expiration.
+    lake_retention_days: int = 365
 
     # ---- derived names (the stack's output contract) ------------------------------------
     @property
@@ -272,6 +274,26 @@ class RainEdgeConfig:
     def monitoring_name(self, purpose: str) -> str:
         """Alarms, the alarm topic, the dashboard and the EventBridge rule: <prefix>-<purpose>."""
         return f"{self.name_prefix}-{purpose}"
+
+    # ---- data lake names (infra/datalake.py; teardown finds them in the stack outputs) --------
+    @property
+    def lake_database_name(self) -> str:
+        """Athena takes lowercase letters, digits and '_' only in database names ("Name databases, tables, and
+        columns"): the prefix (a-z 0-9 -, starting with a letter) with '_' for '-'."""
+        return f"{self.name_prefix.replace('-', '_')}_lake"
+
+    @property
+    def lake_workgroup_name(self) -> str:
+        """CreateWorkGroup Name: 1-128 of [a-zA-Z0-9._-]; the prefix fits it."""
+        return f"{self.name_prefix}-lake"
+
+    def lake_stream_name(self, table: str) -> str:
+        """CreateDeliveryStream DeliveryStreamName: 1-64 of [a-zA-Z0-9_.-]; `table` is an infra/lake.py table."""
+        return f"{self.name_prefix}-lake-{table}"
+
+    def lake_query_name(self, query: str) -> str:
+        """An Athena named query: <prefix>-<infra/lake.py query name> (CreateNamedQuery Name: 1-128 characters)."""
+        return f"{self.name_prefix}-{query}"
 
     @property
     def provisioning_template_name(self) -> str:
@@ -672,4 +694,7 @@ _PARSERS = {
     "fleet_provisioning": _boolean,
     "serial_number_pattern": _serial_number_pattern,
     "station_altitudes": _station_altitudes,
+    # S3 lifecycle Expiration Days must be a positive whole number ("Lifecycle configuration elements"); ten
+    # years is the app's bound, beyond which a dataset export scans more than any station needs.
+    "lake_retention_days": _integer(1, 3650),
 }

@@ -1,6 +1,7 @@
 """`python -m infra.cost [--devices N] [--device-log-mb MB] [-c key=value ...]` (also `make cost`):
 the estimated monthly AWS cost of the deployed app per device and for N devices, from the configuration
-in cdk.json (sample interval, shadow sync, the rules, the fleet index, the log groups, the model in S3),
+in cdk.json (sample interval, shadow sync, the rules, the fleet index, the log groups, the model in S3, the data
+lake),
 beside the figure of the previous design (eight custom CloudWatch metrics per device) at the same size.
 
 Every price is in PRICES, with the region and date it was read for and where. No free tier is applied.
@@ -17,6 +18,8 @@ from pathlib import Path
 
 from device_code.contracts import RAIN_SHADOW, WEATHER_SHADOW, shadow_topic
 from infra import fleet_index as fx
+from infra import lake
+from infra import lake_delivery
 from infra import shadow_records as sr
 from infra.config import ConfigError, RainEdgeConfig, read_cdk_context
 from infra.iot_sql import TopicRule
@@ -92,6 +95,26 @@ PRICES: dict[str, Price] = {
                               "aws.amazon.com/dynamodb/pricing ('prices start from $0.25 per GB-month')"),
     "dynamodb_pitr": Price(None, "GB-month of point-in-time recovery", "-", "-",
                            "not found: the DynamoDB pricing pages reached do not state the continuous-backup price"),
+    # The data lake (infra/datalake.py). The Firehose pricing page (aws.amazon.com/kinesis/data-firehose/pricing,
+    # stored copies in German, Russian and Japanese, read 2026-12-07) gives the meters but no figure survives in
+    # them: Direct PUT ingestion "per GB ingested in 5 KB increments (a 3 KB record is billed as 5 KB, a 12 KB
+    # record as 15 KB)"; format conversion "per GB based on GBs ingested in 5 KB increments"; dynamic
+    # partitioning "per GB delivered to S3, per object, and optionally per JQ processing hour".
+    "firehose_ingest": Price(None, "GB ingested by Direct PUT, each record rounded up to 5 KB", "-", "-",
+                             "not found: the Firehose pricing pages reached state the 5 KB rounding, not the price"),
+    "firehose_conversion": Price(None, "GB converted to Parquet (ingested GB, 5 KB increments)", "-", "-",
+                                 "not found: the Firehose pricing pages reached state the meter, not the price"),
+    "firehose_partitioning_gb": Price(None, "GB delivered to S3 by dynamic partitioning", "-", "-",
+                                      "not found: the Firehose pricing pages reached state the meter, not the price"),
+    "firehose_partitioning_objects": Price(None, "object delivered to S3 by dynamic partitioning", "-", "-",
+                                           "not found: the Firehose pricing pages reached state the meter, not the "
+                                           "price"),
+    "firehose_jq_hour": Price(None, "hour of JQ processing (dynamic partitioning's inline parsing)", "-", "-",
+                              "not found: the Firehose pricing pages reached state the meter, not the price"),
+    "s3_put": Price(0.005 / 1000, "PUT, COPY, POST or LIST request (S3 Standard)", "US East", "2026",
+                    "c3x.dev, 'S3 request fees explained' (third-party)"),
+    "athena_scanned": Price(5.00, "TB scanned, rounded up to the MB, 10 MB minimum per query", "US East", "2020-10-15",
+                            "athena.guide, 'Athena Basics: Pricing Model', and rcpedia.stanford.edu (third-party)"),
 }
 
 # Per-device custom metrics: one series per metric with the ThingName dimension only, plus one per
@@ -117,6 +140,18 @@ RECORD_WIDGETS = 4
 DASHBOARD_WINDOW_S = 3 * 3600
 STATUS_RUNS = 100
 DESIGNS = ("fleet index", "per-device metrics")
+
+
+# Firehose bills Direct PUT records in 5 KB increments (PRICES["firehose_ingest"]); Athena at least 10 MB a query.
+FIREHOSE_INCREMENT_BYTES = 5 * 1024
+ATHENA_MINIMUM_BYTES = 10 * 1024 ** 2
+TB = 1024 ** 4
+# The lake's representative documents: the weather shadow with its sea-level pressure, the rain shadow with an
+# adaptation in force (device_code writes both).
+LAKE_DOCUMENTS = {WEATHER_SHADOW: {**WEATHER_REPORTED, "sea_level_pressure": 1010.1},
+                  RAIN_SHADOW: {**RAIN_REPORTED, "adaptation": "a-90f2449aa4ebaab4"}}
+# `make dataset` once a month per station: one query over the station's readings in the lake.
+DATASET_EXPORTS = 1
 
 
 @dataclass(frozen=True)
@@ -220,6 +255,54 @@ def usage(config: RainEdgeConfig, device_log_mb: float, model_bytes: int, design
     ]
 
 
+def firehose_billed_bytes(record_bytes: int) -> int:
+    """What Firehose bills for one Direct PUT record: its size rounded up to the next 5 KB."""
+    return max(1, math.ceil(record_bytes / FIREHOSE_INCREMENT_BYTES)) * FIREHOSE_INCREMENT_BYTES
+
+
+def lake_record_bytes(config: RainEdgeConfig) -> dict[str, int]:
+    """The bytes each lake rule puts into its stream for a representative document: the record the rule's own SQL
+    makes, and the separator the rule action appends."""
+    thing, sizes = config.devices[0], {}
+    for table in (table for table in lake.TABLES if table.rule is not None):
+        document = {"current": {"state": {"reported": LAKE_DOCUMENTS[table.rule.shadow]}}}
+        record = TopicRule(table.rule.sql()).evaluate(shadow_topic(thing, table.rule.shadow, "update/documents"),
+                                                      document, 1_700_000_000_000)
+        sizes[table.name] = sr.record_bytes(record) + len(lake_delivery.RECORD_SEPARATOR) if record is not None else 0
+    return sizes
+
+
+def lake_usage(config: RainEdgeConfig) -> list[Line]:
+    """The data lake's month per device: every cloud update of a shadow is one record into its table's stream (a
+    rain update counted as a prediction, the upper bound). Firehose delivers one object per partition (a day and
+    a thing) each buffer interval that had data; stored bytes and bytes scanned are counted as the JSON records
+    (an upper bound: Parquet with Snappy is smaller)."""
+    updates = cloud_updates_per_shadow(config)
+    sizes = lake_record_bytes(config)
+    tables = len(sizes)
+    billed_gb = updates * sum(firehose_billed_bytes(size) for size in sizes.values()) / GB
+    json_gb = updates * sum(sizes.values()) / GB
+    objects = tables * min(updates, SECONDS_PER_MONTH / lake_delivery.BUFFER_SECONDS)
+    retained_months = config.lake_retention_days / (HOURS_PER_MONTH / 24)
+    readings_bytes = updates * sizes[lake.READINGS.name] * retained_months
+    return [
+        Line(f"IoT rules triggered ({tables} lake rules)", tables * updates, "iot_rule_triggered"),
+        Line("IoT rule actions (Firehose)", tables * updates, "iot_rule_action"),
+        Line("Firehose Direct PUT ingestion (GB, records rounded up to 5 KB)", billed_gb, "firehose_ingest"),
+        Line("Firehose format conversion to Parquet (GB, 5 KB increments)", billed_gb, "firehose_conversion"),
+        Line("Firehose dynamic partitioning (GB delivered)", json_gb, "firehose_partitioning_gb"),
+        Line(f"Firehose dynamic partitioning (objects, one per {lake_delivery.BUFFER_SECONDS} s and table)", objects,
+             "firehose_partitioning_objects"),
+        Line("Firehose JQ processing (hours; not estimated: it is the JQ time the records take)", 0,
+             "firehose_jq_hour"),
+        Line("S3 PUT of each delivered object", objects, "s3_put"),
+        Line(f"S3 storage at steady state ({config.lake_retention_days} days kept, GB-month)",
+             json_gb * retained_months, "s3_storage"),
+        Line(f"Athena: {DATASET_EXPORTS} dataset export a month over the station's readings (TB scanned)",
+             DATASET_EXPORTS * max(readings_bytes, ATHENA_MINIMUM_BYTES) / TB, "athena_scanned"),
+    ]
+
+
 def tiered_metrics_usd(metrics: float) -> float:
     """CloudWatch custom metrics: the first 10,000 at one price, the next 240,000 at another."""
     first = min(metrics, 10_000)
@@ -250,12 +333,15 @@ def describe(config: RainEdgeConfig) -> str:
 
 
 def report(config: RainEdgeConfig, devices: int, device_log_mb: float, model_bytes: int) -> list[str]:
-    lines = usage(config, device_log_mb, model_bytes)
+    lake_lines = lake_usage(config)
+    lines = usage(config, device_log_mb, model_bytes) + lake_lines
     rows = [f"rainedge: estimated monthly AWS cost ({HOURS_PER_MONTH} h), no free tier; prices: infra/cost.py PRICES",
             f"a reading every {config.sample_interval_seconds} s, {describe(config)}, "
             f"{cloud_updates_per_shadow(config):,.0f} cloud updates per shadow and device",
             "", f"{'item':<66}{'per device':>12}{f'{devices} devices':>14}"]
     for line in lines:
+        if line is lake_lines[0]:
+            rows.append("the data lake (infra/datalake.py):")
         per_device, fleet = line.usd(1), line.usd(devices)
         if line.price == "cw_metric":
             each = 1 if line.fleet_wide else devices
@@ -268,10 +354,10 @@ def report(config: RainEdgeConfig, devices: int, device_log_mb: float, model_byt
     rows += ["", f"{'total':<66}{f'${total(lines, 1):,.2f}':>12}{f'${fleet_total:,.2f}':>14}",
              f"{'per device in a fleet of ' + str(devices):<66}{'':>12}{f'${fleet_total / devices:,.2f}':>14}"]
     other = alternative(config)
-    other_lines = usage(other, device_log_mb, model_bytes)
+    other_lines = usage(other, device_log_mb, model_bytes) + lake_usage(other)
     rows.append(f"{'with ' + describe(other) + ' instead':<66}{f'${total(other_lines, 1):,.2f}':>12}"
                 f"{f'${total(other_lines, devices):,.2f}':>14}")
-    previous = usage(config, device_log_mb, model_bytes, DESIGNS[1])
+    previous = usage(config, device_log_mb, model_bytes, DESIGNS[1]) + lake_lines  # the same lake in both designs
     rows.append(f"{'previous design (custom metrics per device), same settings':<66}"
                 f"{f'${total(previous, 1):,.2f}':>12}{f'${total(previous, devices):,.2f}':>14}")
     rows.append(f"{'  per device in a fleet of ' + str(devices):<66}{'':>12}"

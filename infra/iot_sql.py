@@ -13,11 +13,12 @@ synthesized template, on real shadow documents. What it models, each from the AW
   (Undefined if either side is Undefined; mismatched types compare unequal).
 - "Case statements": `CASE v WHEN t THEN r ... [ELSE e] END`; Undefined if `v` is Undefined or nothing
   matches without ELSE.
-- "Functions": topic([n]), timestamp(), isUndefined(x), cast(x AS Decimal).
+- "Functions": topic([n]), timestamp(), isUndefined(x), cast(x AS Decimal), regexp_matches(s, pattern).
 Anything else is refused with NotInSubset rather than guessed.
 """
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -224,6 +225,8 @@ class _Parser:
             return lambda ctx: ctx.now_ms
         if name == "isUndefined" and len(arguments) == 1:
             return lambda ctx: arguments[0](ctx) is UNDEFINED
+        if name == "regexp_matches" and len(arguments) == 2:
+            return lambda ctx: _regexp_matches(arguments[0](ctx), arguments[1](ctx))
         raise NotInSubset(f"function {name} with {len(arguments)} argument(s)")
 
 
@@ -291,6 +294,37 @@ def _to_decimal(value: Any) -> Any:
     else:
         return UNDEFINED
     return int(number) if float(number).is_integer() else number
+
+
+def _as_string(value: Any) -> Any:
+    """The String a function's argument stands for ("Functions", regexp_matches, First argument): a Boolean as
+    "true"/"false", a number as its representation, an Array or Object serialized to JSON; Null and Undefined are
+    Undefined. (A Decimal's representation may differ from AWS IoT's in exponent notation, which the docs leave
+    open: "possibly in scientific notation".)"""
+    if value is None or value is UNDEFINED:
+        return UNDEFINED
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, dict)):
+        return json.dumps(value, separators=(",", ":"))
+    return value if isinstance(value, str) else repr(value)
+
+
+def _regexp_matches(value: Any, pattern: Any) -> Any:
+    """"Returns true if the string (first argument) contains a match for the regular expression (second
+    argument)": a search, not a whole-string match; anchors in the pattern make it whole. A (converted) pattern
+    that is not a valid regular expression gives Undefined ("Functions", regexp_matches). The docs name no
+    dialect (AWS IoT runs on Java); Python's re reads the constructs the app's patterns use (classes, counted
+    repetition, groups, ^ and $) alike. Like Java's, Python's $ also matches before a final newline; where the
+    two disagree on validity (Python reads an unclosed "a{2" as literal text), the evaluator follows Python."""
+    text, regex = _as_string(value), _as_string(pattern)
+    if text is UNDEFINED or regex is UNDEFINED:
+        return UNDEFINED
+    try:
+        compiled = re.compile(regex)
+    except re.error:
+        return UNDEFINED
+    return compiled.search(text) is not None
 
 
 def _topic(topic: str, segment: Any = None) -> Any:

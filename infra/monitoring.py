@@ -50,6 +50,28 @@ CLOUDWATCH_PRINCIPAL = "cloudwatch.amazonaws.com"
 NOT_APPLIED_STATUSES = ("FAILED", "REJECTED", "CANCELED")
 
 
+def shadow_topic_rule(scope: Construct, rule: sr.ShadowRule, *, config: RainEdgeConfig, role: iam.Role,
+                      action: iot.CfnTopicRule.ActionProperty, error_action: iot.CfnTopicRule.ActionProperty,
+                      description: str) -> iot.CfnTopicRule:
+    """The IoT rule of one ShadowRule, named config.topic_rule_name(rule.purpose), doing `action` with `role`."""
+    topic_rule = iot.CfnTopicRule(
+        scope, f"Rule{rule.purpose.title().replace('_', '')}",
+        rule_name=config.topic_rule_name(rule.purpose),
+        topic_rule_payload=iot.CfnTopicRule.TopicRulePayloadProperty(
+            sql=rule.sql(),
+            aws_iot_sql_version=sr.SQL_VERSION,
+            description=description,
+            rule_disabled=False,
+            actions=[action],
+            # "If a problem occurs when triggering an action, the rules engine triggers an
+            # error action" ("Error handling (error action)").
+            error_action=error_action,
+        ),
+    )
+    topic_rule.node.add_dependency(role)
+    return topic_rule
+
+
 class Monitoring(Construct):
     def __init__(
         self,
@@ -101,27 +123,13 @@ class Monitoring(Construct):
         ))
         error_action = iot.CfnTopicRule.ActionProperty(cloudwatch_logs=iot.CfnTopicRule.CloudwatchLogsActionProperty(
             log_group_name=self.rule_errors.log_group_name, role_arn=role.role_arn))
-        rules = []
-        for rule in sr.SHADOW_RULES:
-            topic_rule = iot.CfnTopicRule(
-                self, f"Rule{rule.purpose.title().replace('_', '')}",
-                rule_name=self.config.topic_rule_name(rule.purpose),
-                topic_rule_payload=iot.CfnTopicRule.TopicRulePayloadProperty(
-                    sql=rule.sql(),
-                    aws_iot_sql_version=sr.SQL_VERSION,
-                    description=f"One Logs Insights record per update of the {rule.shadow} shadow",
-                    rule_disabled=False,
-                    actions=[iot.CfnTopicRule.ActionProperty(
-                        cloudwatch_logs=iot.CfnTopicRule.CloudwatchLogsActionProperty(
-                            log_group_name=self.shadow_records.log_group_name, role_arn=role.role_arn))],
-                    # "If a problem occurs when triggering an action, the rules engine triggers an
-                    # error action" ("Error handling (error action)").
-                    error_action=error_action,
-                ),
-            )
-            topic_rule.node.add_dependency(role)
-            rules.append(topic_rule)
-        return rules
+        # The data lake's rules (infra/datalake.py) report their failures here too.
+        self.rule_error_action = error_action
+        records = iot.CfnTopicRule.ActionProperty(cloudwatch_logs=iot.CfnTopicRule.CloudwatchLogsActionProperty(
+            log_group_name=self.shadow_records.log_group_name, role_arn=role.role_arn))
+        return [shadow_topic_rule(self, rule, config=self.config, role=role, action=records, error_action=error_action,
+                                  description=f"One Logs Insights record per update of the {rule.shadow} shadow")
+                for rule in sr.SHADOW_RULES]
 
     # ---- alarms ----------------------------------------------------------------------------
     def _deployment_failures(self, deployment_ids: list[str]) -> events.Rule:

@@ -11,6 +11,7 @@ from device_code.functions import FUNCTIONS
 from infra.artifacts import ARTIFACT_PREFIX, ArtifactStore
 from infra.components import DeviceComponents
 from infra.config import APP_TAG, STACK_NAME, RainEdgeConfig
+from infra.datalake import DataLake
 from infra.deployment import CoreDeployment
 from infra.fleet import FleetProvisioning
 from infra.identity import DeviceIdentity
@@ -82,6 +83,7 @@ class RainEdgeStack(Stack):
                                 deployment_ids=[deployment.resource.attr_deployment_id,
                                                 canary_deployment.resource.attr_deployment_id],
                                 fleet_queries=fleet_index.queries)
+        data_lake = DataLake(self, "Lake", config=config, rule_error_action=monitoring.rule_error_action)
         ledger = DeviceLedger(self, "Ledger", config=config) if config.fleet_provisioning else None
         fleet = FleetProvisioning(self, "Fleet", config=config, secrets_dir=secrets_dir,
                                   thing_group_name=config.thing_group_name, role_alias_arn=identity.role_alias_arn,
@@ -93,12 +95,12 @@ class RainEdgeStack(Stack):
             "CandidateModelVersion": candidate.version,
         }
         self._outputs(config, identity, artifacts, components, deployment, monitoring, fleet, fleet_index, ledger,
-                      releases)
+                      releases, data_lake)
         self._acknowledge_cdk_helpers(artifacts)
 
     def _outputs(self, config, identity: DeviceIdentity, artifacts, components, deployment, monitoring,
                  fleet: FleetProvisioning | None, fleet_index: FleetIndex, ledger: DeviceLedger | None,
-                 releases: dict[str, str]) -> None:
+                 releases: dict[str, str], data_lake: DataLake) -> None:
         outputs = {
             **releases,
             "ThingNames": ",".join(config.devices),
@@ -126,6 +128,7 @@ class RainEdgeStack(Stack):
             ),
             **monitoring.outputs,
             **fleet_index.outputs,
+            **data_lake.outputs,
             **(fleet.outputs if fleet else {}),
             **(ledger.outputs if ledger else {}),
         }

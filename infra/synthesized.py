@@ -180,8 +180,17 @@ class SynthesizedStack:
                 for p in self.of_type("AWS::IoT::Policy").values() if p["PolicyName"] in names}
 
     def topic_rules(self) -> dict[str, Mapping[str, Any]]:
-        """Rule name -> TopicRulePayload (Sql, AwsIotSqlVersion, Actions, ErrorAction, ...)."""
-        return {p["RuleName"]: p["TopicRulePayload"] for p in self.of_type("AWS::IoT::TopicRule").values()}
+        """The shadow-record rules (their action writes into a log group): rule name -> TopicRulePayload (Sql,
+        AwsIotSqlVersion, Actions, ErrorAction, ...)."""
+        return self._rules_acting("CloudwatchLogs")
+
+    def lake_rules(self) -> dict[str, Mapping[str, Any]]:
+        """The data lake's rules (their action puts into a Firehose stream), as topic_rules."""
+        return self._rules_acting("Firehose")
+
+    def _rules_acting(self, action: str) -> dict[str, Mapping[str, Any]]:
+        return {p["RuleName"]: p["TopicRulePayload"] for p in self.of_type("AWS::IoT::TopicRule").values()
+                if any(action in item for item in p["TopicRulePayload"]["Actions"])}
 
     def provisioning_template(self, pseudo: Pseudo) -> tuple[str, dict[str, Any]]:
         """(name, body) of the fleet provisioning template, body resolved for `pseudo`."""

@@ -15,7 +15,7 @@ from infra.greengrass import SHADOW_NAMES
 from infra.lifecycle.aws import AwsClients, call, exists, paginate
 from infra.lifecycle.outputs import app_tag, describe_stack
 from infra.lifecycle.ledger import read_ledger
-from infra.lifecycle.scope import AppScope, attributed_things
+from infra.lifecycle.scope import AppScope, attributed_things, owned_lake_bucket
 
 
 @dataclass(frozen=True)
@@ -101,6 +101,11 @@ def not_ours(clients: AwsClients, scope: AppScope) -> list[str]:
         seen += [f"deployment {item.get('deploymentName', '?')} ({item['deploymentId']}) to {item['targetArn']}"
                  for item in paginate(clients.greengrassv2.list_deployments, "deployments", historyFilter="ALL")
                  if scope.targets_app_group(item) and item.get("deploymentId") not in scope.outputs.deployment_ids]
+        lake = scope.outputs.lake
+        if lake and exists(clients.s3.get_bucket_location, Bucket=lake.bucket_name) \
+                and owned_lake_bucket(clients, scope) is None:
+            seen.append(f"bucket {lake.bucket_name} (the outputs' lake bucket, but it lacks {APP_TAG}={scope.name_prefix}:"
+                        " its data is not deleted)")
     return seen
 
 
@@ -127,11 +132,34 @@ def _named_in_outputs(clients: AwsClients, scope: AppScope) -> list[Leftover]:
             ("eventbridge rule", watch.event_rule_name, clients.events.describe_rule, "Name"),
             ("dashboard", watch.dashboard_name, clients.cloudwatch.get_dashboard, "DashboardName"),
         ]
+    if outputs.lake:
+        checks += [("firehose stream", name, clients.firehose.describe_delivery_stream, "DeliveryStreamName")
+                   for name in outputs.lake.delivery_stream_names]
     found = [Leftover(kind, name) for kind, name, describe, key in checks if exists(describe, **{key: name})]
     if outputs.monitoring:
         alarms = call(clients.cloudwatch.describe_alarms, AlarmNames=list(outputs.monitoring.alarm_names))
         found += [Leftover("alarm", alarm["AlarmName"]) for alarm in alarms.get("MetricAlarms", [])]
+    rule_names = [*(outputs.monitoring.topic_rule_names if outputs.monitoring else ()),
+                  *(outputs.lake.topic_rule_names if outputs.lake else ())]
+    if rule_names:
         # Listed rather than described: GetTopicRule does not say "not found" in a documented way.
         rules = {rule["ruleName"] for rule in paginate(iot.list_topic_rules, "rules")}
-        found += [Leftover("iot topic rule", name) for name in outputs.monitoring.topic_rule_names if name in rules]
+        found += [Leftover("iot topic rule", name) for name in rule_names if name in rules]
+    return found + _lake_leftovers(clients, scope)
+
+
+def _lake_leftovers(clients: AwsClients, scope: AppScope) -> list[Leftover]:
+    """The lake's bucket (which CloudFormation retains), Glue database and Athena workgroup. The database and the
+    workgroup are listed rather than described: Glue answers a missing database with EntityNotFoundException and
+    Athena a missing workgroup with InvalidRequestException, which also means other things."""
+    lake = scope.outputs.lake if scope.outputs else None
+    if lake is None:
+        return []
+    found = [Leftover("lake bucket", bucket) for bucket in [owned_lake_bucket(clients, scope)] if bucket]
+    if lake.database_name in {item["Name"] for item in paginate(clients.glue.get_databases, "DatabaseList",
+                                                                token=("NextToken", "NextToken"))}:
+        found.append(Leftover("glue database", lake.database_name))
+    if lake.workgroup_name in {item["Name"] for item in paginate(clients.athena.list_work_groups, "WorkGroups",
+                                                                 token=("NextToken", "NextToken"))}:
+        found.append(Leftover("athena workgroup", lake.workgroup_name))
     return found

@@ -23,11 +23,12 @@ from infra.config import STACK_NAME
 from infra.lifecycle import outputs as stack_outputs
 from infra.lifecycle.audit import (Leftover, audit, not_ours, owned_component_versions, owned_deployments,
                                    owned_log_groups)
-from infra.lifecycle.aws import MARKER, AwsClients, LifecycleError, call_unless_gone, delete_if_present, exists, paginate
+from infra.lifecycle.aws import (MARKER, AwsClients, LifecycleError, call, call_unless_gone, delete_if_present, exists,
+                                 paginate)
 from infra.lifecycle.ledger import delete_empty_ledger
 from infra.lifecycle.provisioned import (certificate_arn, deactivate_claim, delete_device_records,
                                          remove_recorded_device)
-from infra.lifecycle.scope import AppScope, Refusal, app_scope, find_app_stack, group_members
+from infra.lifecycle.scope import AppScope, Refusal, app_scope, find_app_stack, group_members, owned_lake_bucket
 from infra.lifecycle.settings import AppNames
 
 CdkRunner = Callable[[Sequence[str]], int]
@@ -102,10 +103,42 @@ def delete_shadows_and_core_devices(clients: AwsClients, scope: AppScope, echo: 
         delete_device_records(clients, thing, echo)
 
 
+# DeleteObjects takes up to 1,000 keys per request (Amazon S3 API reference, DeleteObjects); ListObjectVersions
+# returns up to 1,000 per page.
+S3_BATCH = 1000
+
+
+def delete_lake_bucket(clients: AwsClients, scope: AppScope, echo: Callable[[str], None]) -> None:
+    """Empty the lake bucket the stack retained (every object version and delete marker, so a bucket that was
+    ever versioned empties too: S3 deletes only an empty bucket) and delete it, by its exact name and only while
+    it carries the app's tag (scope.owned_lake_bucket). Each pass deletes what the first page lists, so a re-run
+    after a failure simply continues."""
+    bucket = owned_lake_bucket(clients, scope)
+    if bucket is None:
+        return
+    s3, removed = clients.s3, 0
+    while True:
+        listed = call_unless_gone(s3.list_object_versions, Bucket=bucket, MaxKeys=S3_BATCH)
+        if listed is None:
+            return
+        objects = [{"Key": item["Key"], "VersionId": item["VersionId"]}
+                   for item in [*listed.get("Versions", []), *listed.get("DeleteMarkers", [])]]
+        if not objects:
+            break
+        errors = call(s3.delete_objects, Bucket=bucket, Delete={"Objects": objects, "Quiet": True}).get("Errors", [])
+        if errors:
+            raise LifecycleError(f"S3 refused to delete {len(errors)} objects of the lake bucket {bucket} "
+                                 f"({errors[0].get('Code')}: {errors[0].get('Message')}): fix that, then run "
+                                 "`make destroy` again")
+        removed += len(objects)
+    if delete_if_present(s3.delete_bucket, Bucket=bucket):
+        echo(f"deleted the lake bucket {bucket} ({removed} objects and versions)")
+
+
 def sweep_after_stack(clients: AwsClients, scope: AppScope, echo: Callable[[str], None]) -> None:
     """What outlives the stack: device-made shadows and records, the stack's own deployment and component
-    versions if CloudFormation left them (by exact id and ARN), the log groups the devices created, and
-    the retained ledger once it is empty."""
+    versions if CloudFormation left them (by exact id and ARN), the log groups the devices created, the
+    lake bucket CloudFormation retains, and the retained ledger once it is empty."""
     delete_shadows_and_core_devices(clients, scope, echo)
     gg = clients.greengrassv2
     for deployment in owned_deployments(clients, scope):
@@ -122,6 +155,7 @@ def sweep_after_stack(clients: AwsClients, scope: AppScope, echo: Callable[[str]
     for group in owned_log_groups(clients, scope):
         if delete_if_present(clients.logs.delete_log_group, logGroupName=group):
             echo(f"deleted log group {group}")
+    delete_lake_bucket(clients, scope, echo)
     delete_empty_ledger(clients, scope.ledger, echo)
 
 

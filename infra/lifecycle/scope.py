@@ -8,7 +8,9 @@ The proofs, and nothing more (README, "What teardown touches"):
   device's thing, certificates and policy; the ledger is the table the outputs name (without outputs,
   the table of the exact derived name that carries the app's tag);
 - what the app's devices leave behind under names derived exactly from those: their shadows and
-  Greengrass core-device records, the log groups of the app's components.
+  Greengrass core-device records, the log groups of the app's components;
+- the data lake's bucket, which outlives the stack (infra/datalake.py): the exact name the outputs give, and
+  only while it carries the tag rainedge:app=<namePrefix> too, since emptying it deletes the fleet's data.
 A shape proves nothing: a thing carrying the app's attribute, a member of the app's group, a policy
 whose document equals a device's, another version of an app component or another deployment to the
 app's group is not the app's unless a record names it; teardown only detaches it from what is.
@@ -19,13 +21,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from botocore.exceptions import ClientError
+
 from infra.config import APP_TAG, STACK_NAME
 from infra.greengrass import component_log_group
-from infra.lifecycle.aws import AwsClients, LifecycleError, exists, paginate
+from infra.lifecycle.aws import AwsClients, LifecycleError, call_unless_gone, error_code, exists, paginate
 from infra.lifecycle.outputs import (OutputsError, StackOutputs, app_tag, describe_stack, load, parse_outputs,
                                      raw_outputs)
 from infra.lifecycle.ledger import Ledger, ledger_table_name, read_ledger
 from infra.lifecycle.settings import AppNames
+
+
+# GetBucketTagging's answer for a bucket that has no tags (Amazon S3 API reference, GetBucketTagging).
+NO_TAG_SET = "NoSuchTagSet"
 
 
 class Refusal(LifecycleError):
@@ -131,8 +139,6 @@ class AppScope:
         return self.outputs is not None and target in {f"thinggroup/{group}" for group in self.outputs.thing_group_names}
 
 
-
-
 def app_scope(clients: AwsClients, names: AppNames, app: AppStack, echo: Callable[[str], None]) -> AppScope:
     outputs = app.outputs
     if outputs is not None and (outputs.name_prefix, outputs.component_prefix) != (
@@ -144,6 +150,26 @@ def app_scope(clients: AwsClients, names: AppNames, app: AppStack, echo: Callabl
     for item in ledger.unrecognised:
         echo(f"the ledger {ledger.table} holds {item}, which is not a record the hook writes: not acted on")
     return AppScope(clients.region, app.name_prefix, outputs, ledger)
+
+
+def bucket_app_tag(clients: AwsClients, bucket: str) -> str | None:
+    """The value of the bucket's rainedge:app tag; None when it has no such tag (S3 answers a bucket without
+    tags with NoSuchTagSet) or does not exist."""
+    try:
+        tagging = call_unless_gone(clients.s3.get_bucket_tagging, Bucket=bucket)
+    except ClientError as error:
+        if error_code(error) == NO_TAG_SET:
+            return None
+        raise
+    return next((tag["Value"] for tag in (tagging or {}).get("TagSet", []) if tag["Key"] == APP_TAG), None)
+
+
+def owned_lake_bucket(clients: AwsClients, scope: AppScope) -> str | None:
+    """The lake bucket the outputs name, while it exists and carries the app's tag."""
+    lake = scope.outputs.lake if scope.outputs else None
+    if lake is None:
+        return None
+    return lake.bucket_name if bucket_app_tag(clients, lake.bucket_name) == scope.name_prefix else None
 
 
 def attributed_things(clients: AwsClients, prefix: str) -> list[str]:

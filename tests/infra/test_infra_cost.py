@@ -127,3 +127,51 @@ def test_a_number_that_would_print_nonsense_is_one_line(argv, says, capsys):
     captured = capsys.readouterr()
     assert captured.out == "" and says in captured.err and captured.err.count("\n") == 1, captured.err
     assert "$nan" not in captured.err and "$inf" not in captured.err
+
+
+# ---- the data lake ------------------------------------------------------------------------------
+@pytest.mark.parametrize("record_bytes, billed", [
+    # Firehose Direct PUT: "a 3 KB record is billed as 5 KB, a 12 KB record as 15 KB" (pricing page).
+    (3 * 1024, 5 * 1024), (12 * 1024, 15 * 1024), (1, 5 * 1024), (5 * 1024, 5 * 1024), (5 * 1024 + 1, 10 * 1024),
+])
+def test_a_firehose_record_is_billed_in_5_kb_increments(record_bytes, billed):
+    assert cost.firehose_billed_bytes(record_bytes) == billed
+
+
+def test_the_lake_at_one_reading_a_minute():
+    lines = cost.lake_usage(RainEdgeConfig())
+    sizes = cost.lake_record_bytes(RainEdgeConfig())
+    assert set(sizes) == {"readings", "predictions"} and all(50 < size < 5 * 1024 for size in sizes.values())
+    records = 2 * 43_800  # a record per cloud update of each shadow
+    assert line(lines, "iot_rule_triggered").usd() == pytest.approx(records * 0.15e-6)  # $0.01314
+    assert line(lines, "iot_rule_action").usd() == pytest.approx(records * 0.15e-6)
+    # Every record is under 5 KB: each is billed as 5 KB, for ingestion and conversion alike.
+    assert line(lines, "firehose_ingest").quantity == pytest.approx(records * 5 * 1024 / 1024 ** 3)  # 0.418 GB
+    assert line(lines, "firehose_conversion").quantity == line(lines, "firehose_ingest").quantity
+    # One object per table and 900 s buffer (a station writes every minute): 2 x 2,628,000 / 900 = 5,840.
+    assert line(lines, "firehose_partitioning_objects").quantity == 5_840
+    assert line(lines, "s3_put").usd() == pytest.approx(5_840 * 0.005e-3)  # $0.0292
+    # A year of one station's readings as JSON is over the 10 MB Athena minimum: billed as scanned.
+    readings_year = 43_800 * sizes["readings"] * 365 / (730 / 24)
+    assert readings_year > 10 * 1024 ** 2
+    assert line(lines, "athena_scanned").usd() == pytest.approx(readings_year / 1024 ** 4 * 5.00)
+
+
+def test_a_station_writing_less_often_than_the_buffer_makes_an_object_per_update():
+    hourly = RainEdgeConfig(shadow_sync_strategy="periodic", shadow_sync_delay_seconds=3600)
+    lines = cost.lake_usage(hourly)
+    assert line(lines, "firehose_partitioning_objects").quantity == 2 * 730  # one update an hour per shadow
+
+
+def test_a_short_retention_bills_athenas_10_mb_minimum():
+    lines = cost.lake_usage(RainEdgeConfig(lake_retention_days=1))
+    assert line(lines, "athena_scanned").quantity == pytest.approx(10 * 1024 ** 2 / 1024 ** 4)
+    assert line(lines, "s3_storage").quantity < line(cost.lake_usage(RainEdgeConfig()), "s3_storage").quantity / 300
+
+
+def test_the_report_prices_the_lake_and_says_which_firehose_meters_are_not_priced(capsys):
+    assert cost.main(["--devices", "3", "--device-log-mb", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "the data lake (infra/datalake.py):" in out and "S3 PUT of each delivered object" in out
+    (missing,) = [row for row in out.splitlines() if row.startswith("not priced")]
+    assert "Firehose Direct PUT ingestion" in missing and "Firehose format conversion" in missing

@@ -95,3 +95,28 @@ def test_from_takes_mqtt_wildcards():
 def test_what_is_not_modelled_is_refused(sql):
     with pytest.raises(NotInSubset):
         TopicRule(sql)
+
+
+@pytest.mark.parametrize("value, pattern, expected", [
+    # "Functions", regexp_matches(String, String): the page's two examples.
+    ("aaaa", "a{2,}", True), ("aaaa", "b", False),
+    # "Returns true if the string contains a match": a match anywhere, unless the pattern anchors it.
+    ("station 2026-12-07", "[0-9]{4}-[0-9]{2}", True), ("station 2026-12-07", "^[0-9]{4}", False),
+    # First argument: an Int, Decimal or Boolean is matched as its String representation, an Array or
+    # Object as its JSON; Null and Undefined give Undefined.
+    (20261207, "^[0-9]{8}$", True), (True, "^true$", True), (["2026"], "^2026$", False), (["2026"], "2026", True),
+    (None, ".*", None), ("<missing>", ".*", None),
+    # "If the (converted) argument is not valid regex, the result is Undefined."
+    ("aaaa", "[a", None), ("aaaa", "(", None),
+])
+def test_regexp_matches(value, pattern, expected):
+    payload = {} if value == "<missing>" else {"v": value}
+    result = run(f"SELECT VALUE {{'r': regexp_matches(v, '{pattern}')}} FROM 'topic/subtopic'", payload)
+    assert result == ({} if expected is None else {"r": expected})
+
+
+def test_an_undefined_regexp_match_fails_the_where_clause():
+    # "WHERE clause": actions run only when the condition is true; Undefined AND true is Undefined.
+    sql = "SELECT VALUE 1 FROM 'topic/subtopic' WHERE regexp_matches(v, '^x$') AND true"
+    assert run(sql, {"v": "x"}) == 1
+    assert run(sql, {"v": None}) is None and run(sql, {}) is None and run(sql, {"v": "y"}) is None

@@ -237,18 +237,73 @@ class FakeGreengrassV2:
         return {}
 
 
+class FakeAthena:
+    """Athena in memory, as far as the stack's workgroup and named queries use it: moto serves Athena's
+    JSON protocol, but botocore now speaks rest-json to Athena, which moto answers "Not yet implemented".
+    Answers follow the API reference: every account has the workgroup "primary"; a workgroup holding named
+    queries is deleted only with RecursiveDeleteOption; what does not exist is an InvalidRequestException."""
+
+    def __init__(self) -> None:
+        self.work_groups: dict[str, dict[str, Any]] = {"primary": {"Name": "primary"}}
+        self.named_queries: dict[str, dict[str, Any]] = {}
+
+    @staticmethod
+    def _invalid(operation: str, message: str) -> ClientError:
+        return ClientError({"Error": {"Code": "InvalidRequestException", "Message": message},
+                            "ResponseMetadata": {"HTTPStatusCode": 400}}, operation)
+
+    def create_work_group(self, Name: str, **settings: Any) -> dict[str, Any]:
+        if Name in self.work_groups:
+            raise self._invalid("CreateWorkGroup", f"WorkGroup {Name} is already created")
+        self.work_groups[Name] = {"Name": Name, **settings}
+        return {}
+
+    def list_work_groups(self, **_: Any) -> dict[str, Any]:
+        return {"WorkGroups": [{"Name": name, "State": "ENABLED"} for name in self.work_groups]}
+
+    def delete_work_group(self, WorkGroup: str, RecursiveDeleteOption: bool = False) -> dict[str, Any]:
+        if WorkGroup not in self.work_groups:
+            raise self._invalid("DeleteWorkGroup", f"WorkGroup {WorkGroup} is not found.")
+        held = [key for key, query in self.named_queries.items() if query["WorkGroup"] == WorkGroup]
+        if held and not RecursiveDeleteOption:
+            raise self._invalid("DeleteWorkGroup", f"WorkGroup {WorkGroup} is not empty")
+        for key in held:
+            del self.named_queries[key]
+        del self.work_groups[WorkGroup]
+        return {}
+
+    def create_named_query(self, WorkGroup: str = "primary", **query: Any) -> dict[str, Any]:
+        if WorkGroup not in self.work_groups:
+            raise self._invalid("CreateNamedQuery", f"WorkGroup {WorkGroup} is not found.")
+        query_id = str(uuid.uuid4())
+        self.named_queries[query_id] = {"WorkGroup": WorkGroup, **query}
+        return {"NamedQueryId": query_id}
+
+    def delete_named_query(self, NamedQueryId: str) -> dict[str, Any]:
+        if self.named_queries.pop(NamedQueryId, None) is None:
+            raise self._invalid("DeleteNamedQuery", f"NamedQuery {NamedQueryId} is not found.")
+        return {}
+
+
 @pytest.fixture
 def fake_greengrass() -> FakeGreengrassV2:
     return FakeGreengrassV2()
 
 
 @pytest.fixture
+def fake_athena() -> FakeAthena:
+    return FakeAthena()
+
+
+@pytest.fixture
 def clients(request: pytest.FixtureRequest, session: boto3.session.Session,
-            fake_greengrass: FakeGreengrassV2) -> AwsClients:
-    """The account's clients; GreengrassV2 is the Stubber when the test asks for `greengrass`, else the stand-in."""
+            fake_greengrass: FakeGreengrassV2, fake_athena: FakeAthena) -> AwsClients:
+    """The account's clients; GreengrassV2 is the Stubber when the test asks for `greengrass`, else the stand-in;
+    Athena is the stand-in."""
     if "greengrass" in request.fixturenames:
-        return AwsClients(session, overrides={"greengrassv2": request.getfixturevalue("greengrass").client})
-    return AwsClients(session, overrides={"greengrassv2": fake_greengrass})
+        return AwsClients(session, overrides={"greengrassv2": request.getfixturevalue("greengrass").client,
+                                              "athena": fake_athena})
+    return AwsClients(session, overrides={"greengrassv2": fake_greengrass, "athena": fake_athena})
 
 
 @dataclass
@@ -656,14 +711,53 @@ def _create_topic(cfn: FakeCloudFormation, logical: str, props: dict[str, Any]) 
     return Physical(arn, {"TopicArn": arn, "TopicName": props["TopicName"]})
 
 
+def _rule_action(action: dict[str, Any]) -> dict[str, Any]:
+    """A template's rule action as CreateTopicRule takes it (the actions the stack uses)."""
+    if "Firehose" in action:
+        firehose = action["Firehose"]
+        return {"firehose": {"deliveryStreamName": firehose["DeliveryStreamName"], "roleArn": firehose["RoleArn"],
+                             "separator": firehose["Separator"], "batchMode": firehose["BatchMode"]}}
+    logs = action["CloudwatchLogs"]
+    return {"cloudwatchLogs": {"logGroupName": logs["LogGroupName"], "roleArn": logs["RoleArn"]}}
+
+
 def _create_topic_rule(cfn: FakeCloudFormation, logical: str, props: dict[str, Any]) -> Physical:
     payload = props["TopicRulePayload"]
     cfn.clients.iot.create_topic_rule(ruleName=props["RuleName"], topicRulePayload={
         "sql": payload["Sql"], "awsIotSqlVersion": payload["AwsIotSqlVersion"], "ruleDisabled": payload["RuleDisabled"],
-        "actions": [{"cloudwatchLogs": {"logGroupName": action["CloudwatchLogs"]["LogGroupName"],
-                                        "roleArn": action["CloudwatchLogs"]["RoleArn"]}}
-                    for action in payload["Actions"]]})
+        "actions": [_rule_action(action) for action in payload["Actions"]],
+        "errorAction": _rule_action(payload["ErrorAction"])})
     return Physical(props["RuleName"], {"Arn": f"arn:aws:iot:{REGION}:{ACCOUNT}:rule/{props['RuleName']}"})
+
+
+def _create_glue_table(cfn: FakeCloudFormation, logical: str, props: dict[str, Any]) -> Physical:
+    cfn.clients.glue.create_table(DatabaseName=props["DatabaseName"], TableInput=props["TableInput"])
+    return Physical(props["TableInput"]["Name"])
+
+
+def _create_delivery_stream(cfn: FakeCloudFormation, logical: str, props: dict[str, Any]) -> Physical:
+    """The stream as CreateDeliveryStream takes it: the template's properties share the API's names."""
+    arn = cfn.clients.firehose.create_delivery_stream(**{
+        key: props[key] for key in ("DeliveryStreamName", "DeliveryStreamType", "ExtendedS3DestinationConfiguration",
+                                    "DeliveryStreamEncryptionConfigurationInput", "Tags")})["DeliveryStreamARN"]
+    return Physical(props["DeliveryStreamName"], {"Arn": arn})
+
+
+def _create_work_group(cfn: FakeCloudFormation, logical: str, props: dict[str, Any]) -> Physical:
+    cfn.clients.athena.create_work_group(Name=props["Name"], Description=props["Description"],
+                                         Configuration=props["WorkGroupConfiguration"], Tags=_tag_list(props))
+    return Physical(props["Name"])
+
+
+def _create_named_query(cfn: FakeCloudFormation, logical: str, props: dict[str, Any]) -> Physical:
+    query_id = cfn.clients.athena.create_named_query(**{key: props[key] for key in (
+        "Name", "Description", "Database", "QueryString", "WorkGroup")})["NamedQueryId"]
+    return Physical(query_id)
+
+
+def _delete_work_group(cfn: FakeCloudFormation, props: dict[str, Any], physical: Physical) -> None:
+    cfn.clients.athena.delete_work_group(WorkGroup=physical.ref,
+                                         RecursiveDeleteOption=bool(props.get("RecursiveDeleteOption")))
 
 
 def _create_event_rule(cfn: FakeCloudFormation, logical: str, props: dict[str, Any]) -> Physical:
@@ -743,6 +837,22 @@ HANDLERS: dict[str, Handler] = {
     "AWS::IoT::TopicRule": Handler(_create_topic_rule,
                                    lambda cfn, props, p: cfn.clients.iot.delete_topic_rule(ruleName=p.ref)),
     "AWS::Events::Rule": Handler(_create_event_rule, _delete_event_rule),
+    "AWS::Logs::LogStream": Handler(
+        lambda cfn, logical, props: cfn.clients.logs.create_log_stream(
+            logGroupName=props["LogGroupName"], logStreamName=props["LogStreamName"]) and Physical(props["LogStreamName"]),
+        lambda cfn, props, p: cfn.clients.logs.delete_log_stream(logGroupName=props["LogGroupName"], logStreamName=p.ref)),
+    "AWS::Glue::Database": Handler(
+        lambda cfn, logical, props: cfn.clients.glue.create_database(DatabaseInput=props["DatabaseInput"]) and Physical(
+            props["DatabaseInput"]["Name"]),
+        lambda cfn, props, p: cfn.clients.glue.delete_database(Name=p.ref)),
+    "AWS::Glue::Table": Handler(_create_glue_table, lambda cfn, props, p: cfn.clients.glue.delete_table(
+        DatabaseName=props["DatabaseName"], Name=p.ref)),
+    "AWS::KinesisFirehose::DeliveryStream": Handler(
+        _create_delivery_stream, lambda cfn, props, p: cfn.clients.firehose.delete_delivery_stream(
+            DeliveryStreamName=p.ref)),
+    "AWS::Athena::WorkGroup": Handler(_create_work_group, _delete_work_group),
+    "AWS::Athena::NamedQuery": Handler(_create_named_query, lambda cfn, props, p: cfn.clients.athena.delete_named_query(
+        NamedQueryId=p.ref)),
     "AWS::CloudWatch::Alarm": Handler(_create_alarm,
                                       lambda cfn, props, p: cfn.clients.cloudwatch.delete_alarms(AlarmNames=[p.ref])),
     "AWS::CloudWatch::Dashboard": Handler(

@@ -102,6 +102,11 @@ def test_audit_lists_everything_of_the_app_and_nothing_else(clients, names, depl
         *(f"iot topic rule: {name}" for name in outputs.monitoring.topic_rule_names),
         *(f"alarm: {name}" for name in outputs.monitoring.alarm_names),
         *(f"log group: {name}" for name in outputs.monitoring.log_group_names),
+        # The data lake, each by the exact name its outputs give (test_destroy_lake.py).
+        f"lake bucket: {outputs.lake.bucket_name}", f"glue database: {outputs.lake.database_name}",
+        f"athena workgroup: {outputs.lake.workgroup_name}",
+        *(f"firehose stream: {name}" for name in outputs.lake.delivery_stream_names),
+        *(f"iot topic rule: {name}" for name in outputs.lake.topic_rule_names),
     }
     assert len(outputs.monitoring.alarm_names) == 4 and len(outputs.monitoring.topic_rule_names) == 3
     assert len(outputs.component_version_arns) == 5

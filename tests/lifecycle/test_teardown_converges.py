@@ -19,7 +19,7 @@ from infra.lifecycle import aws as aws_module
 from infra.lifecycle.aws import AwsClients
 from infra.lifecycle.destroy import destroy
 
-from .conftest import (ACCOUNT, REGION, THING, FakeCloudFormation, FakeGreengrassV2, FaultyClients, Faults,
+from .conftest import (ACCOUNT, REGION, THING, FakeAthena, FakeCloudFormation, FakeGreengrassV2, FaultyClients, Faults,
                        exists, put_shadow, shadow_exists)
 
 pytestmark = pytest.mark.slow
@@ -41,7 +41,7 @@ class Account:
 def fleet_account(session, app) -> Account:
     """The stack, two provisioned Pis with their shadows and records, and foreign things attached to them."""
     greengrass = FakeGreengrassV2()
-    clients = AwsClients(session, overrides={"greengrassv2": greengrass})
+    clients = AwsClients(session, overrides={"greengrassv2": greengrass, "athena": FakeAthena()})
     deployed = FakeCloudFormation(clients, app, greengrass)
     deployed.deploy()
     iot = clients.iot
