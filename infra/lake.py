@@ -85,10 +85,15 @@ PREDICTIONS = LakeTable(
         thing_key=THING,
     ),
 )
+# What the labels' source (a nearby official station, typically) measured in the same hour, where it has it:
+# `adapt` estimates the station's sensor offsets from them (model_training.evaluate.REFERENCE_COLUMNS).
+REFERENCE_TEMPERATURE, REFERENCE_PRESSURE = "reference_temperature", "reference_pressure"
 LABELS = LakeTable(
     name="labels",
     prefix="labels",
-    columns=(("sampled_at", "string"), ("rain", "int")),
+    # A labels file may stop after `rain`: the CSV SerDe reads missing trailing columns as NULL.
+    columns=(("sampled_at", "string"), ("rain", "int"), (REFERENCE_TEMPERATURE, "double"),
+             (REFERENCE_PRESSURE, "double")),
     partitions=(THING,),
     rule=None,
     csv=True,
@@ -106,7 +111,8 @@ def _hourly_readings() -> str:
 
 
 def _hourly_labels() -> str:
-    return (f"SELECT substr(sampled_at, 1, {HOUR_CHARACTERS}) AS hour, max(rain) AS rain "
+    return (f"SELECT substr(sampled_at, 1, {HOUR_CHARACTERS}) AS hour, max(rain) AS rain, "
+            f"avg({REFERENCE_TEMPERATURE}) AS {REFERENCE_TEMPERATURE}, avg({REFERENCE_PRESSURE}) AS {REFERENCE_PRESSURE} "
             f"FROM {LABELS.name} WHERE {THING} = ? GROUP BY substr(sampled_at, 1, {HOUR_CHARACTERS})")
 
 
@@ -134,12 +140,14 @@ STATION_HOURLY = LakeQuery(
 )
 STATION_LABELLED = LakeQuery(
     name="station-hourly-labelled",
-    description="One station's hourly means joined with its labels (hours without a label left out), oldest first",
+    description="One station's hourly means joined with its labels and the reference readings that came with them "
+                "(hours without a label left out), oldest first",
     sql=(f"WITH hourly AS ({_hourly_readings()}), labelled AS ({_hourly_labels()}) "
-         "SELECT h.hour || ':00:00Z' AS sampled_at, h.temperature, h.humidity, h.pressure, l.rain "
+         "SELECT h.hour || ':00:00Z' AS sampled_at, h.temperature, h.humidity, h.pressure, "
+         f"l.{REFERENCE_TEMPERATURE}, l.{REFERENCE_PRESSURE}, l.rain "
          "FROM hourly h JOIN labelled l ON h.hour = l.hour ORDER BY h.hour"),
     parameters=(THING, SINCE_DAY, SINCE, THING),
-    columns=("sampled_at", "temperature", "humidity", "pressure", "rain"),
+    columns=("sampled_at", "temperature", "humidity", "pressure", REFERENCE_TEMPERATURE, REFERENCE_PRESSURE, "rain"),
 )
 PREDICTIONS_LABELLED = LakeQuery(
     name="predictions-labelled",
@@ -159,8 +167,11 @@ QUERIES = (STATION_HOURLY, STATION_LABELLED, PREDICTIONS_LABELLED)
 
 # SINCE is a day (2026-12-01) or a UTC time to the second (2026-12-01T06:00:00Z); nothing else reaches SQL.
 _SINCE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}(T[0-9]{2}:[0-9]{2}:[0-9]{2}Z)?$")
-# Without SINCE: every reading (a text below every ISO-8601 timestamp).
-BEGINNING = "0000-00-00"
+# The first day Athena projects for `day` (the Glue tables' projection range, infra/datalake.py): no
+# reading of this app arrived before it. Without SINCE a query starts there, a real day in the
+# projection's format rather than a text below every date, which a date projection may refuse to parse.
+FIRST_DAY = "2024-01-01"
+BEGINNING = FIRST_DAY
 
 
 class LakeQueryError(ValueError):
@@ -176,5 +187,6 @@ def query_parameters(query: LakeQuery, thing: str, since: str | None) -> list[st
         raise LakeQueryError(f"SINCE={since!r}: use a UTC day (2026-12-01) or time (2026-12-01T06:00:00Z)")
     since = since or BEGINNING
     # A reading arrives after it is sampled, so its arrival day (the partition) is never before SINCE's day.
-    values = {THING: thing, SINCE: since, SINCE_DAY: since[:10]}
+    # SINCE loses its Z: '...T06:00:00Z' sorts after '...T06:00:00.123Z' (Z > .), its prefix sorts before.
+    values = {THING: thing, SINCE: since.removesuffix("Z"), SINCE_DAY: since[:10]}
     return [f"'{values[name]}'" for name in query.parameters]
