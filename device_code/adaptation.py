@@ -3,10 +3,14 @@
 numpy and the device contracts only (no TensorFlow, no scikit-learn): the device validates and applies it;
 model_training fits it (model_training.adapt).
 
+    x_i = reading_i + offset_i
     p' = sigmoid(a * logit(p) + b + sum_i c_i * (x_i - mean_i) / scale_i)
 
-where p is the probability the global model `model` of artifact `model_version` gave for a reading,
-x_i its temperature (degC), humidity (%RH) and (sea-level) pressure (hPa). a and b recalibrate the
+where x_i is a reading's temperature (degC), humidity (%RH) and (sea-level) pressure (hPa) corrected by
+the station's input offsets (its sensor against a nearby reference station: a warm box, a wrong altitude),
+p the probability the artifact's models (version `model_version`) give for the corrected reading and its
+corrected history, whichever model serves it. The offsets apply to every prediction; a and b, c_i and the
+threshold to those of the model `model` only. a and b recalibrate the
 global model for this station; the c_i correct what the global model gets wrong about this station's
 inputs (a sensor that reads warm, a pressure reduced with the wrong altitude). a = 1, b = c_i = 0 is
 the global model itself. A reading is "raining" when p' >= `threshold`, the station's own cut-off.
@@ -19,6 +23,8 @@ Format "rainedge-adaptation/1", one JSON object:
                     different function, so a mismatch means: use the global model
     model           which of the artifact's models it corrects: "instantaneous" or "trend"
     units           the readings' units (device_code.contracts.UNITS)
+    input_offsets   {"temperature": .., "humidity": .., "pressure": ..}: added to every reading (and its
+                    history) before the models see it; 0 where the station's sensor needs no correction
     coefficients    {"logit": a, "intercept": b, "temperature": c, "humidity": c, "pressure": c}
     input_means, input_scales
                     {"temperature": .., "humidity": .., "pressure": ..}: the standardisation
@@ -58,9 +64,17 @@ MAX_ABS_INPUT_COEFFICIENT = 5.0
 INPUT_SCALE_RANGE = (1e-3, 500.0)
 # Small enough for a shadow document (8 KiB) with room to spare.
 MAX_ADAPTATION_BYTES = 4096
-HOLDOUT_KEYS = ("fraction", "rows", "rain_rows", "log_loss_global", "log_loss_adapted", "roc_auc_global",
+# What a mismatch of model versions means, said at the end of its problem.
+GLOBAL_FALLBACK = "the global model applies"
+# How the held-out part judged it: on log loss against the global model, or (a held-out part without both
+# rain and dry hours, where log loss favours whatever predicts one class) by the reference station alone.
+HOLDOUT_CHECKS = ("log_loss", "reference")
+HOLDOUT_KEYS = ("check", "fraction", "rows", "rain_rows", "log_loss_global", "log_loss_adapted", "roc_auc_global",
                 "roc_auc_adapted", "f1_global", "f1_adapted", "ece_global", "ece_adapted")
-FIELDS = ("format", "id", "model_version", "model", "units", "coefficients", "input_means", "input_scales",
+# How far a station's sensor may be off before it is broken rather than biased: ~500 m of altitude in
+# pressure, a sensor in the sun or next to a CPU in temperature.
+MAX_ABS_INPUT_OFFSET = {"temperature": 10.0, "humidity": 20.0, "pressure": 60.0}
+FIELDS = ("format", "id", "model_version", "model", "units", "input_offsets", "coefficients", "input_means", "input_scales",
           "threshold", "regularisation", "fitted_rows", "fitted_rain_rows", "holdout", "csv_sha256")
 
 
@@ -90,9 +104,15 @@ def standardised_inputs(adaptation: Mapping[str, Any], inputs: Mapping[str, Any]
     ])
 
 
+def offset_inputs(adaptation: Mapping[str, Any], inputs: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """The readings' temperature, humidity and pressure as the models see them under `adaptation`."""
+    return {name: np.asarray(inputs[name], dtype=np.float64) + adaptation["input_offsets"][name] for name in FEATURES}
+
+
 def apply_adaptation(adaptation: Mapping[str, Any], probability: Any, inputs: Mapping[str, Any]) -> np.ndarray:
     """The adapted probability of each reading: `probability` from the global model `adaptation["model"]`,
-    `inputs` the readings' temperature, humidity and pressure (scalars or arrays of one length).
+    `inputs` the readings' temperature, humidity and pressure (scalars or arrays of one length), both
+    after offset_inputs.
     `adaptation` must have passed validate_adaptation."""
     coefficients = np.array([adaptation["coefficients"][name] for name in COEFFICIENTS], dtype=np.float64)
     global_logit = np.atleast_1d(logit(probability))
@@ -128,6 +148,17 @@ def _coefficient_problem(coefficients: Mapping[str, Any]) -> str | None:
     return None
 
 
+def _offsets_problem(adaptation: Mapping[str, Any]) -> str | None:
+    offsets = _per_input(adaptation, "input_offsets")
+    if isinstance(offsets, str):
+        return offsets
+    for name, bound in MAX_ABS_INPUT_OFFSET.items():
+        problem = _number_problem(f"input_offsets.{name}", offsets[name], -bound, bound)
+        if problem:
+            return problem
+    return None
+
+
 def _statistics_problem(adaptation: Mapping[str, Any]) -> str | None:
     for key in ("input_means", "input_scales"):
         per_input = _per_input(adaptation, key)
@@ -152,7 +183,9 @@ def _record_problem(adaptation: Mapping[str, Any]) -> str | None:
     holdout = adaptation["holdout"]
     if not isinstance(holdout, Mapping) or set(holdout) != set(HOLDOUT_KEYS):
         return f"holdout is {shown(holdout)}; expected an object with exactly {list(HOLDOUT_KEYS)}"
-    for key in HOLDOUT_KEYS:
+    if holdout["check"] not in HOLDOUT_CHECKS:
+        return f"holdout.check is {shown(holdout['check'])}; expected one of {list(HOLDOUT_CHECKS)}"
+    for key in HOLDOUT_KEYS[1:]:
         # ROC-AUC is null for a part with one class only; every other entry is a number.
         if holdout[key] is not None or not key.startswith("roc_auc"):
             if finite_number(holdout[key]) is None or holdout[key] < 0:
@@ -175,13 +208,14 @@ def validate_adaptation(adaptation: Any, model_version: str) -> str | None:
         size = len(canonical_json(adaptation).encode())
     except (TypeError, ValueError):  # NaN or infinity (allow_nan=False), a value JSON cannot hold
         return "holds a value JSON cannot represent (NaN, infinity, or not a JSON type)"
+    except RecursionError:  # a shadow of a few KiB can hold thousands of nested lists
+        return "is nested too deep for JSON"
     if size > MAX_ADAPTATION_BYTES:
         return f"is {size} bytes of JSON; at most {MAX_ADAPTATION_BYTES}"
     if adaptation["id"] != content_id(adaptation):
         return f"id {shown(adaptation['id'])} is not the content's hash {content_id(adaptation)} (edited or corrupt)"
     if adaptation["model_version"] != model_version:
-        return (f"fitted for model {shown(adaptation['model_version'])}, not {model_version!r} in force: "
-                "the global model applies")
+        return f"fitted for model {shown(adaptation['model_version'])}, not {model_version!r} in force: {GLOBAL_FALLBACK}"
     if adaptation["model"] not in MODELS:
         return f"model is {shown(adaptation['model'])}; expected one of {list(MODELS)}"
     if adaptation["units"] != UNITS:
@@ -189,7 +223,7 @@ def validate_adaptation(adaptation: Any, model_version: str) -> str | None:
     coefficients = adaptation["coefficients"]
     if not isinstance(coefficients, Mapping) or set(coefficients) != set(COEFFICIENTS):
         return f"coefficients is {shown(coefficients)}; expected an object with exactly {list(COEFFICIENTS)}"
-    return (_coefficient_problem(coefficients) or _statistics_problem(adaptation)
+    return (_coefficient_problem(coefficients) or _offsets_problem(adaptation) or _statistics_problem(adaptation)
             or _number_problem("threshold", adaptation["threshold"], 0.0, 1.0, open_interval=True)
             or _record_problem(adaptation))
 

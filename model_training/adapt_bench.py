@@ -4,7 +4,10 @@
 
 Per airport of the test split (Oct-Dec 2013), as recorded and with a synthetic sensor bias: `adapt`
 fits on the airport's first 30 % of hours (holding out its own last part, as the command does), and
-global and adapted model are scored on the remaining 70 %. A refused adaptation leaves the global
+global and adapted model are scored on the remaining 70 %. Each airport's reference station is a
+neighbouring airport (REFERENCE_STATION, 15-25 km away, never the airport itself): its recorded
+temperature and sea-level pressure of the same hour are the CSV's reference columns, as the official
+station that gives a Pi its rain labels would give them. A refused adaptation leaves the global
 model in force, so its "adapted" scores are the global ones. Every hour is scored with the history
 before it, as on the device: the 70 % starts with a day of history from the 30 %.
 """
@@ -25,7 +28,8 @@ from model_training.adapt import DEFAULT_HOLDOUT, AdaptationRefused, fit_adaptat
 from model_training.artifact import ModelArtifactError, opened_artifact  # noqa: E402
 from model_training.bench import publish  # noqa: E402
 from model_training.data import LABEL, load_observations, split_by_time  # noqa: E402
-from model_training.evaluate import TIME_COLUMN, EvaluationInputError, adapted, score  # noqa: E402
+from model_training.evaluate import (REFERENCE_COLUMNS, TIME_COLUMN, EvaluationInputError, adapted_scores,  # noqa: E402
+                                     score)
 from model_training.metrics import classification_metrics  # noqa: E402
 
 ADAPTATION_SHARE = 0.3
@@ -34,12 +38,20 @@ ADAPTATION_SHARE = 0.3
 SYNTHETIC_BIAS = {"pressure": -12.0, "temperature": 2.0}
 GOALS = {"roc_auc": (">=", 0.93), "f1": (">=", 0.60), "ece": ("<=", 0.05)}
 METRICS = ("roc_auc", "f1", "ece", "log_loss")
+# Newark-LaGuardia ~25 km, JFK-LaGuardia ~15 km.
+REFERENCE_STATION = {"EWR": "LGA", "JFK": "LGA", "LGA": "JFK"}
 
 
 def airport_hours(test: pd.DataFrame, airport: str, biased: bool) -> pd.DataFrame:
-    hours = (test[test["origin"] == airport].sort_values("time_hour")
-             .rename(columns={"time_hour": TIME_COLUMN})[[TIME_COLUMN, "temperature", "humidity", "pressure", LABEL]]
-             .reset_index(drop=True))
+    """The airport's hours as a Pi there would record them, with its reference station's readings."""
+    def recorded(origin: str) -> pd.DataFrame:
+        return (test[test["origin"] == origin].sort_values("time_hour")
+                .rename(columns={"time_hour": TIME_COLUMN})[[TIME_COLUMN, "temperature", "humidity", "pressure", LABEL]])
+
+    reference = recorded(REFERENCE_STATION[airport]).set_index(TIME_COLUMN)
+    hours = recorded(airport).reset_index(drop=True)
+    for name, column in REFERENCE_COLUMNS.items():
+        hours[column] = hours[TIME_COLUMN].map(reference[name]).to_numpy(dtype=np.float64)
     if biased:
         for name, offset in SYNTHETIC_BIAS.items():
             hours[name] += offset
@@ -64,7 +76,7 @@ def bench_station(model, hours: pd.DataFrame) -> dict:
         adaptation = fit_adaptation(model, hours.iloc[:cut].reset_index(drop=True), DEFAULT_HOLDOUT, "benchmark")
     except (AdaptationRefused, EvaluationInputError) as refusal:
         return {**row, "adaptation": None, "refused": str(refusal), "adapted": row["global"]}
-    probability = adapted(adaptation, probability, used, hours)
+    probability, used = adapted_scores(model, adaptation, hours)
     thresholds = np.where(used == adaptation["model"], adaptation["threshold"], thresholds)
     return {**row, "adaptation": adaptation, "refused": None,
             "adapted": scores(rain[later], probability[later], thresholds[later])}
@@ -94,6 +106,13 @@ def _cell(value) -> str:
     return "  n/a" if value is None else f"{value:.3f}"
 
 
+def _outcome(adaptation: dict) -> str:
+    offsets = ", ".join(f"{name} {value:+.1f}" for name, value in adaptation["input_offsets"].items() if value)
+    recalibrated = adaptation["coefficients"] != {"logit": 1.0, "intercept": 0.0, "temperature": 0.0,
+                                                  "humidity": 0.0, "pressure": 0.0}
+    return f"{adaptation['id']} offsets [{offsets or 'none'}]" + (" + recalibration" if recalibrated else "")
+
+
 def format_table(report: dict) -> str:
     bias = ", ".join(f"{name} {offset:+g}" for name, offset in SYNTHETIC_BIAS.items())
     lines = [f"model {report['model_version']}: adapted on each airport's first {ADAPTATION_SHARE:.0%} of Oct-Dec 2013, "
@@ -103,7 +122,7 @@ def format_table(report: dict) -> str:
         name = row["station"] + (" biased" if row["biased"] else "")
         counts = f"{row['hours_adapted_on']}({row['rain_rows_adapted_on']})/{row['hours_scored']}({row['rain_rows_scored']})"
         cells = "".join(f"{_cell(row['global'][m]):>8}->{_cell(row['adapted'][m]):<6}" for m in METRICS)
-        outcome = row["adaptation"]["id"] if row["adaptation"] else f"refused: {row['refused']}"
+        outcome = _outcome(row["adaptation"]) if row["adaptation"] else f"refused: {row['refused']}"
         missed = [name for name, met in row["goals_met"].items() if not met]
         lines.append(f"{name:<12}{counts:<22}{cells}  {outcome}" + (f"  [missed: {', '.join(missed)}]" if missed else ""))
     goals = ", ".join(f"{name} {op} {limit:g}" for name, (op, limit) in GOALS.items())

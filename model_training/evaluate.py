@@ -1,13 +1,17 @@
 """Score a model artifact on any labelled CSV, the way the device would predict those readings.
 
 Columns: temperature (degC), humidity (%RH), pressure (hPa, sea level), rain (0/1); optionally
-sampled_at (ISO-8601; without a zone it is taken as UTC) and station. With sampled_at, each
+sampled_at (ISO-8601; without a zone it is taken as UTC), station, and reference_temperature /
+reference_pressure (what a nearby reference station, e.g. the official one whose rain reports give the
+labels, measured in the same hour; blank where it has none: `adapt` estimates the sensor's offsets from
+them). With sampled_at, each
 station's rows form its reading history and every row is scored by the trend model when that
 history covers the window, by the instantaneous model otherwise (as on the device); without it,
 by the instantaneous model. Other columns are ignored.
 
-With an adaptation (device_code.adaptation, fitted by `adapt`), the rows its model scored
-take the adapted probability and the adaptation's threshold; the other rows are the global model's.
+With an adaptation (device_code.adaptation, fitted by `adapt`), every row is scored on its inputs
+corrected by the adaptation's offsets, and the rows its model scored take the adapted probability and
+the adaptation's threshold; the other rows keep their model's threshold.
 """
 from __future__ import annotations
 
@@ -22,13 +26,16 @@ import pandas as pd
 from device_code.features import Series
 from device_code.files import FileMissing, UnusableFile, read_json, read_text
 from device_code.model import INSTANTANEOUS, TREND, RainModel, load_model, read_metadata
-from device_code.adaptation import MAX_ADAPTATION_BYTES, apply_adaptation, validate_adaptation
+from device_code.adaptation import MAX_ADAPTATION_BYTES, apply_adaptation, offset_inputs, validate_adaptation
 from model_training.artifact import opened_artifact
 from model_training.data import FEATURES, LABEL, station_series
 from model_training.metrics import classification_metrics
 
 REQUIRED_COLUMNS = (*FEATURES, LABEL)
 TIME_COLUMN, STATION_COLUMN = "sampled_at", "station"
+# Optional: a nearby reference station's readings of the same hour, for the inputs whose sensor offset
+# a reference can show (relative humidity differs between sites with their temperature, so it has none).
+REFERENCE_COLUMNS = {"temperature": "reference_temperature", "pressure": "reference_pressure"}
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 # How many offending rows an error message lists.
 ROWS_NAMED = 5
@@ -64,9 +71,11 @@ def _header(text: str, csv_path: Path) -> list[str]:
         raise EvaluationInputError(f"CSV {csv_path} cannot be read: {error}") from error
 
 
-def _numeric(raw: pd.DataFrame, column: str, csv_path: Path) -> pd.Series:
+def _numeric(raw: pd.DataFrame, column: str, csv_path: Path, blank_allowed: bool = False) -> pd.Series:
     values = pd.to_numeric(raw[column], errors="coerce").astype(float)
     bad = ~np.isfinite(values.to_numpy())
+    if blank_allowed:
+        bad &= raw[column].fillna("").str.strip().ne("").to_numpy()
     if bad.any():
         first = int(bad.argmax())
         raise EvaluationInputError(
@@ -109,9 +118,14 @@ def read_labelled_csv(csv_path: Path, valid_ranges: dict[str, tuple[float, float
         raise EvaluationInputError(
             f"CSV {csv_path} column {LABEL!r} must be 0 or 1, found {raw[LABEL].iloc[first]!r} on data row {first + 1}"
         )
-    for column in FEATURES:
-        low, high = valid_ranges[column]
-        outside = ~df[column].between(low, high).to_numpy()
+    for name, column in REFERENCE_COLUMNS.items():
+        if column in raw.columns:
+            df[column] = _numeric(raw, column, csv_path, blank_allowed=True)
+    checked = [(column, column) for column in FEATURES] + [(name, column) for name, column in REFERENCE_COLUMNS.items()
+                                                           if column in df.columns]
+    for name, column in checked:
+        low, high = valid_ranges[name]
+        outside = ~(df[column].between(low, high) | df[column].isna()).to_numpy()
         if outside.any():
             raise EvaluationInputError(
                 f"CSV {csv_path} column {column!r} has {int(outside.sum())} value(s) outside the sensor's valid range "
@@ -174,13 +188,20 @@ def read_adaptation(path: Path, model_version: str) -> dict:
     return adaptation
 
 
-def adapted(adaptation: dict, probability: np.ndarray, used: np.ndarray, df: pd.DataFrame) -> np.ndarray:
-    """`probability` with the rows that the adaptation's model scored adapted."""
+def corrected(adaptation: dict, df: pd.DataFrame) -> pd.DataFrame:
+    """The readings as the models see them under `adaptation` (its input offsets added)."""
+    return df.assign(**offset_inputs(adaptation, {name: df[name] for name in FEATURES}))
+
+
+def adapted_scores(model: RainModel, adaptation: dict, df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's probability under `adaptation` and the model that made it, as the device would predict:
+    the models score the corrected readings, and the rows of the adaptation's model are recalibrated."""
+    inputs = corrected(adaptation, df)
+    probability, used = score(model, inputs)
     rows = used == adaptation["model"]
-    result = probability.copy()
-    result[rows] = apply_adaptation(adaptation, probability[rows],
-                                    {name: df[name].to_numpy(dtype=np.float64)[rows] for name in FEATURES})
-    return result
+    probability[rows] = apply_adaptation(adaptation, probability[rows],
+                                         {name: inputs[name].to_numpy(dtype=np.float64)[rows] for name in FEATURES})
+    return probability, used
 
 
 def evaluate(model_path: Path, csv_path: Path, runtime: str = "litert", adaptation_path: Path | None = None) -> dict:
@@ -191,11 +212,10 @@ def evaluate(model_path: Path, csv_path: Path, runtime: str = "litert", adaptati
         adaptation = read_adaptation(adaptation_path, metadata.version) if adaptation_path else None
         df = read_labelled_csv(csv_path, metadata.valid_ranges)
         model = load_model(folder, runtime)
-        probability, used = score(model, df)
+        probability, used = adapted_scores(model, adaptation, df) if adaptation else score(model, df)
     specs = model.metadata.models
     model_thresholds = {name: spec.threshold for name, spec in specs.items()}
     if adaptation:
-        probability = adapted(adaptation, probability, used, df)
         model_thresholds[adaptation["model"]] = adaptation["threshold"]
     mode = TREND if TIME_COLUMN in df.columns and TREND in specs else INSTANTANEOUS
     rain = df[LABEL].to_numpy()

@@ -2,7 +2,8 @@
 
 Stations are made of real Oct-Dec readings with labels drawn from the global model itself, so the
 truth is known: shifting the inputs afterwards (a sensor bias) makes the global model wrong in a way
-the adaptation can learn, and nothing else is there to learn.
+the adaptation can learn, and nothing else is there to learn. Where a station has reference columns,
+they are the readings before the bias: a reference station at the same place.
 """
 from __future__ import annotations
 
@@ -17,12 +18,12 @@ import pytest
 from hypothesis import given, strategies as st
 
 from device_code.model import INSTANTANEOUS, TREND, load_model
-from model_training.adapt import AdaptationRefused, fit_adaptation
+from model_training.adapt import MIN_RECALIBRATION_EVENTS, SENSOR_TOLERANCE, AdaptationRefused, fit_adaptation
 from device_code.adaptation import (
     COEFFICIENTS, FIELDS, FORMAT, apply_adaptation, content_id, validate_adaptation,
 )
 from model_training.cli import main
-from model_training.evaluate import score
+from model_training.evaluate import REFERENCE_COLUMNS, adapted_scores, score
 
 BIAS = {"pressure": -20.0, "temperature": 3.0}
 READINGS = ["temperature", "humidity", "pressure"]
@@ -39,8 +40,13 @@ def labelled_by_the_global_model(model, readings: pd.DataFrame, seed: int, rate_
     return readings.assign(rain=rain.astype(int))
 
 
-def biased(station: pd.DataFrame) -> pd.DataFrame:
-    return station.assign(**{name: station[name] + offset for name, offset in BIAS.items()})
+def biased(station: pd.DataFrame, bias: dict[str, float] = BIAS) -> pd.DataFrame:
+    return station.assign(**{name: station[name] + offset for name, offset in bias.items()})
+
+
+def with_reference(station: pd.DataFrame) -> pd.DataFrame:
+    """The station's readings as a reference station at its place records them (before any bias)."""
+    return station.assign(**{column: station[name] for name, column in REFERENCE_COLUMNS.items()})
 
 
 @pytest.fixture(scope="session")
@@ -122,9 +128,10 @@ def test_adapt_refuses_when_the_fitting_hours_mislead_and_writes_nothing(capsys,
 
 @pytest.mark.parametrize("content, expected", [
     ("temperature,humidity,pressure\n12,90,1000\n", "lacks column(s) ['rain']"),
-    ("temperature,humidity,pressure,rain\n" + "12,90,1000,0\n" * 300, "0 rainy"),
     ("temperature,humidity,pressure,rain\n" + "12,90,1000,0\n12,95,995,1\n" * 40, "too few rows"),
     ("temperature,humidity,pressure,rain\n12,nan,1000,1\n", "missing or non-numeric"),
+    ("temperature,humidity,pressure,rain,reference_pressure\n12,90,1000,1,wet\n", "'reference_pressure' has 1 missing"),
+    ("temperature,humidity,pressure,rain,reference_temperature\n12,90,1000,1,200\n", "'reference_temperature' has 1 value"),
 ])
 def test_adapt_refuses_bad_input_in_one_line_and_writes_nothing(capsys, model_folder, tmp_path, content, expected):
     csv, out = tmp_path / "bad.csv", tmp_path / "adaptation.json"
@@ -135,11 +142,78 @@ def test_adapt_refuses_bad_input_in_one_line_and_writes_nothing(capsys, model_fo
     assert not out.exists()
 
 
+def test_without_a_reference_and_with_too_little_rain_there_is_nothing_to_adapt(capsys, model_folder, tmp_path):
+    csv, out = tmp_path / "dry.csv", tmp_path / "adaptation.json"
+    csv.write_text("temperature,humidity,pressure,rain\n" + "12,90,1000,0\n" * 290 + "12,95,995,1\n" * 10)
+    assert main(["adapt", "--model", str(model_folder), "--csv", str(csv), "--out", str(out)]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("adaptation not written: nothing to adapt: input offsets: no reference columns")
+    assert f"a recalibration needs {MIN_RECALIBRATION_EVENTS} of each" in line
+    assert not out.exists()
+
+
+def dry_start(station: pd.DataFrame, rainy_rows: int) -> pd.DataFrame:
+    """The station's labels with only `rainy_rows` rainy hours, all in the first fifth: a dry spell with
+    too little rain to recalibrate and none in the held-out part, as a dry October gives."""
+    rain = np.zeros(len(station), dtype=int)
+    rain[np.flatnonzero(station["rain"].to_numpy()[: len(station) // 5])[:rainy_rows]] = 1
+    return station.assign(rain=rain)
+
+
+def test_a_reference_station_gives_the_sensor_offsets_which_the_models_then_see(global_model, biased_timed_station,
+                                                                               metadata):
+    station = dry_start(with_reference(biased_timed_station.assign(**{
+        name: biased_timed_station[name] - offset for name, offset in BIAS.items()})).pipe(biased), rainy_rows=8)
+    adaptation = fit_adaptation(global_model, station, 0.3, "reference")
+    assert adaptation["input_offsets"] == pytest.approx({"temperature": -BIAS["temperature"], "humidity": 0.0,
+                                                          "pressure": -BIAS["pressure"]}, abs=1e-9)
+    # Too few rainy hours to recalibrate: the global calibration and threshold stay.
+    assert adaptation["coefficients"] == {"logit": 1.0, "intercept": 0.0, "temperature": 0.0, "humidity": 0.0,
+                                          "pressure": 0.0}
+    assert adaptation["threshold"] == metadata["models"][TREND]["threshold"]
+    # No rain held out: the reference, not log loss, confirmed the offsets there.
+    assert adaptation["holdout"]["check"] == "reference" and adaptation["holdout"]["rain_rows"] == 0
+    assert validate_adaptation(adaptation, metadata["version"]) is None
+    # Under the adaptation the models score exactly the unbiased readings.
+    unbiased = station.assign(**{name: station[name] - offset for name, offset in BIAS.items()})
+    adapted, used = adapted_scores(global_model, adaptation, station)
+    expected, expected_used = score(global_model, unbiased)
+    assert np.array_equal(used, expected_used) and adapted == pytest.approx(expected, abs=1e-6)
+
+
+def test_offsets_within_the_sensors_tolerance_are_no_bias(global_model, biased_timed_station):
+    small = {name: 0.9 * tolerance for name, tolerance in SENSOR_TOLERANCE.items()}
+    station = dry_start(biased(with_reference(biased_timed_station), small), rainy_rows=8)
+    with pytest.raises(AdaptationRefused, match=r"nothing to adapt: input offsets: temperature -0.90 degC \(within \+-1\), pressure -0.54 hPa \(within"):
+        fit_adaptation(global_model, station, 0.3, "small")
+
+
+def test_an_offset_the_held_out_hours_do_not_show_is_refused(global_model, biased_timed_station):
+    """The sensor was off only while the first hours were recorded (a box in the sun, since moved)."""
+    station = dry_start(with_reference(biased_timed_station), rainy_rows=8)
+    early = np.arange(len(station)) < len(station) // 2
+    station["pressure"] = station["pressure"] + np.where(early, BIAS["pressure"], 0.0)
+    with pytest.raises(AdaptationRefused, match="the offsets do not hold on the held-out"):
+        fit_adaptation(global_model, station, 0.3, "moved")
+
+
+def test_blank_reference_cells_are_hours_without_a_reference(capsys, model_folder, biased_timed_station, tmp_path,
+                                                             metadata):
+    station = dry_start(biased(with_reference(biased_timed_station.assign(**{
+        name: biased_timed_station[name] - offset for name, offset in BIAS.items()}))), rainy_rows=8)
+    station.loc[station.index % 3 == 0, list(REFERENCE_COLUMNS.values())] = np.nan
+    csv, out = write_csv(station, tmp_path / "gaps.csv"), tmp_path / "adaptation.json"
+    assert main(["adapt", "--model", str(model_folder), "--csv", str(csv), "--out", str(out)]) == 0
+    written = json.loads(out.read_text())
+    assert written["input_offsets"]["pressure"] == pytest.approx(-BIAS["pressure"], abs=1e-6)
+
+
 def test_the_holdout_is_the_last_part_by_time_whatever_the_row_order(global_model, biased_timed_station):
     in_order = fit_adaptation(global_model, biased_timed_station, 0.3, "in order")
     shuffled = biased_timed_station.sample(frac=1.0, random_state=5).reset_index(drop=True)
     from_shuffled = fit_adaptation(global_model, shuffled, 0.3, "shuffled")
     assert in_order["model"] == TREND
+    assert from_shuffled["holdout"].pop("check") == in_order["holdout"].pop("check") == "log_loss"
     assert from_shuffled["holdout"] == pytest.approx(in_order["holdout"], rel=1e-9)
     assert from_shuffled["coefficients"] == pytest.approx(in_order["coefficients"], rel=1e-6)
     assert from_shuffled["fitted_rows"] == in_order["fitted_rows"]
@@ -201,6 +275,10 @@ DELETE = object()
     ("csv_sha256", DELETE, "fields missing ['csv_sha256']"),
     ("comment", "hello", "unknown"),
     ("coefficients.pressure", 10 ** 400, "coefficients.pressure"),
+    ("input_offsets.pressure", 61.0, "input_offsets.pressure"),
+    ("input_offsets.temperature", "warm", "input_offsets.temperature"),
+    ("input_offsets", {"pressure": 1.0}, "input_offsets is"),
+    ("holdout.check", "vibes", "holdout.check"),
 ])
 def test_validate_adaptation_refuses_each_bad_field(adaptation, metadata, path, value, expected):
     problem = validate_adaptation(with_field(adaptation, path, value), metadata["version"])
