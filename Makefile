@@ -21,10 +21,10 @@ export PYTHONDONTWRITEBYTECODE := 1
 # TensorFlow's oneDNN notice adds nothing here.
 export TF_ENABLE_ONEDNN_OPTS := 0
 
-.PHONY: help setup keys demo test train bench synth deploy promote rollback rollout device-setup fleet-bundle status logs revoke-claim destroy cost clean
+.PHONY: help setup keys demo test train bench synth deploy promote rollback rollout device-setup fleet-bundle status logs revoke-claim destroy cost clean adapt dataset
 
 help:
-	@echo "make demo          train if needed, synthesise the stack, run the edge functions in the simulator"
+	@echo "make demo          train if needed, synthesise the stack, run the edge functions in the simulator, then adapt one station"
 	@echo "make test          run every test (offline)"
 	@echo "make train         train the rain model into build/model/ (skipped when up to date)"
 	@echo "make bench         print the benchmark tables (also written to build/bench-model.json and build/bench-edge.json)"
@@ -38,6 +38,8 @@ help:
 	@echo "make status        one table of every core device: status, deployment, last reading, rain"
 	@echo "make logs          device logs from CloudWatch [THING=name] [COMPONENT=Sensor|...|system] [SINCE=1h] [FOLLOW=1]"
 	@echo "make revoke-claim  deactivate the fleet's claim certificate (a leaked bundle), nothing else"
+	@echo "make adapt         fit THING's own adaptation on CSV=labelled.csv [OUT=file.json] and deliver it; CLEAR=1 removes it"
+	@echo "make dataset       THING's hourly series from the data lake as a CSV [SINCE=2026-12-01] [LABELLED=1: with rain] [OUT=file.csv]"
 	@echo "make destroy       remove everything this app created, then audit that nothing is left"
 	@echo "make cost          estimated monthly AWS cost per device and for DEVICES=N devices"
 
@@ -72,6 +74,7 @@ synth: setup $(MODEL) keys
 
 demo: synth
 	$(PY) -m device_code.simulator
+	$(PY) -m device_code.simulator --adapt-demo
 
 test: setup $(MODEL)
 	$(PY) -m pytest
@@ -116,6 +119,20 @@ logs: $(PY_STAMP)
 
 revoke-claim: $(PY_STAMP)
 	$(PY) -m infra.lifecycle revoke-claim
+
+# Through the environment as well (THING is exported above).
+export CSV OUT CLEAR
+adapt: $(PY_STAMP)
+	$(PY) -m infra.lifecycle adapt --thing "$$THING" $(if $(CLEAR),--clear,$(if $(CSV),--csv "$$CSV")) $(if $(OUT),--out "$$OUT")
+
+# THING, SINCE and OUT go through the environment too; `--opt=value` keeps a value starting with '-' a value.
+DATASET_USAGE := make dataset THING=<name> [SINCE=2026-12-01] [LABELLED=1] [OUT=build/dataset-<name>.csv]
+export LABELLED
+dataset: $(PY_STAMP)
+	$(if $(THING),,$(error $(DATASET_USAGE): THING names the station))
+	$(if $(filter-out 1,$(LABELLED)),$(error LABELLED=$(LABELLED): use LABELLED=1 to join the labels or leave it out))
+	$(PY) -m infra.lifecycle dataset --thing="$$THING" $(if $(SINCE),--since="$$SINCE") $(if $(LABELLED),--labelled) \
+		$(if $(OUT),--out="$$OUT")
 
 # cdk destroy synthesises the app first, which needs the model and each device CSR.
 destroy: setup $(MODEL) keys

@@ -11,8 +11,11 @@ from .sea_level import ALTITUDE_RANGE_M, sea_level_pressure
 
 WEATHER_SHADOW = "weather"
 RAIN_SHADOW = "rain"
+# The station's own adaptation of the rain model (device_code.adaptation_shadow): the cloud writes
+# its desired state, the device reports what it holds in force.
+ADAPTATION_SHADOW = "adaptation"
 # The named shadows ShadowManager synchronises; each must be listed by name (no wildcard).
-SHADOW_NAMES = (WEATHER_SHADOW, RAIN_SHADOW)
+SHADOW_NAMES = (WEATHER_SHADOW, RAIN_SHADOW, ADAPTATION_SHADOW)
 # Local pub/sub topic of the readings; it never leaves the core. One literal topic: a Lambda
 # PUB_SUB event source takes no MQTT wildcards and no {iot:thingName} (Greengrass V2 API
 # reference, LambdaEventSource), and on one core only its own sensor publishes here.

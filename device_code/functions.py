@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from . import config as env
-from .contracts import RAIN_SHADOW, READINGS_TOPIC, WEATHER_SHADOW, named_shadow, shadow_topic
+from .contracts import ADAPTATION_SHADOW, RAIN_SHADOW, READINGS_TOPIC, WEATHER_SHADOW, named_shadow, shadow_topic
 
 # Resolved per core by the nucleus when `interpolateComponentConfiguration` is on (nucleus >= 2.6;
 # developer guide, "Interpolate component configuration" / Greengrass nucleus configuration).
@@ -88,6 +88,10 @@ INFERENCE = DeviceFunction(
         # Read back too: the device restores the rain shadow when something else wrote it.
         Grant(SHADOWS, "Write the prediction and read it back", (GET_THING_SHADOW, UPDATE_THING_SHADOW),
               (named_shadow(THING, RAIN_SHADOW),)),
+        # Read the desired adaptation, report the one in force. IPC grants an operation on a shadow, not on
+        # one half of it: the code writes only `reported` (device_code/adaptation_shadow.py).
+        Grant(SHADOWS, "Read the station's adaptation and report the one in force",
+              (GET_THING_SHADOW, UPDATE_THING_SHADOW), (named_shadow(THING, ADAPTATION_SHADOW),)),
         Grant(PUBSUB, "Hear every update of the weather shadow", (SUBSCRIBE_TO_TOPIC,),
               (shadow_topic(THING, WEATHER_SHADOW, "update/documents"),)),
     ),

@@ -21,6 +21,12 @@ persisted in HISTORY_FILE, so a restart keeps it). The models take the sea-level
 shadow writer computed: the trend model when the history covers its window, the instantaneous
 model otherwise; the rain shadow's `model` says which. Each also feeds the drift monitor
 (device_code.drift), whose summary every rain shadow write carries as `drift`.
+
+Each heartbeat also reads the `adaptation` shadow (device_code.adaptation_shadow): the station's own
+adaptation, which the cloud asks for in its desired state, is checked against the model in force, applied to
+every later prediction of the model it corrects (the rain shadow's `adaptation` names it, and `probability`,
+`threshold` and `raining` are the adapted ones), and what is in force, or why an adaptation was rejected,
+goes into the adaptation shadow's reported state. A new model re-checks it.
 """
 from __future__ import annotations
 
@@ -33,7 +39,8 @@ from typing import Any, Callable
 
 from . import runtime
 from .config import InferenceConfig, load_inference_config
-from .contracts import (RAIN_SHADOW, WEATHER_SHADOW, InvalidReading, format_timestamp, in_future,
+from .adaptation_shadow import GLOBAL_MODEL, REJECTED, AdaptationChoice, choose, predict
+from .contracts import (ADAPTATION_SHADOW, RAIN_SHADOW, WEATHER_SHADOW, InvalidReading, format_timestamp, in_future,
                         parse_model_reading, reported_state, shadow_topic, update_to_hold, without_nulls)
 from .functions import INFERENCE
 from .drift import DriftMonitor
@@ -45,8 +52,8 @@ log = logging.getLogger(__name__)
 
 # Every key of the rain shadow's reported state; each write sets all of them (null deletes), so a
 # status never sits next to an old prediction and vice versa.
-RAIN_KEYS = ("raining", "probability", "threshold", "model", "model_version", "runtime", "input_sampled_at",
-             "predicted_at", "status", "detail", "checked_at", "drift")
+RAIN_KEYS = ("raining", "probability", "threshold", "model", "model_version", "runtime", "adaptation",
+             "input_sampled_at", "predicted_at", "status", "detail", "checked_at", "drift")
 STALE_INPUT, INVALID_INPUT, NO_INPUT = "stale_input", "invalid_input", "no_input"
 MODEL_UNAVAILABLE, PREDICTION_FAILED = "model_unavailable", "prediction_failed"
 
@@ -65,6 +72,9 @@ class InferenceService:
         self._last_outcome: tuple | None = None
         self._last_written: dict[str, Any] = {}  # the rain shadow's reported state as this device last wrote it
         self._newest_input: datetime | None = None
+        self.adaptation: AdaptationChoice = GLOBAL_MODEL
+        self._adaptation_outcome: tuple | None = None
+        self._adaptation_written: dict[str, Any] = {}  # the adaptation shadow's reported state as last written
         self.documents_topic = shadow_topic(config.thing_name, WEATHER_SHADOW, "update/documents")
         self.loop = runtime.LongLivedLoop("inference", self.heartbeat, config.inference_interval_s, clock, log)
 
@@ -84,6 +94,7 @@ class InferenceService:
 
     def heartbeat(self) -> None:
         self._refresh_model()
+        self._refresh_adaptation()
         self._try_subscribe()
         try:
             document: Message | None = self._port.get_shadow(self.config.thing_name, WEATHER_SHADOW)
@@ -122,6 +133,44 @@ class InferenceService:
             self.model, self._served, self._model_error = model, served, None
             self.drift = DriftMonitor(model.metadata.baselines)
         log.info("inference: model %s on %s", model.metadata.version, model.runtime)
+
+    def _refresh_adaptation(self) -> None:
+        """Choose the adaptation in force from the adaptation shadow for the model in force, and report it when
+        that changed or the reported state holds anything but what this device last wrote. A shadow that
+        cannot be read leaves everything as it is; there is nothing to check an adaptation against without a model."""
+        model = self.model
+        if model is None:
+            return
+        try:
+            document: Message | None = self._port.get_shadow(self.config.thing_name, ADAPTATION_SHADOW)
+        except ShadowNotFound:
+            document = None
+        except PortError as error:
+            log.error("could not read the adaptation shadow (%s stays in force): %s",
+                      self.adaptation.in_force_id or "the global model", error)
+            return
+        version = model.metadata.version
+        with self._lock:
+            choice = choose(document, version, self.adaptation.in_force)
+            if choice != self.adaptation:
+                log.log(logging.WARNING if choice.status == REJECTED else logging.INFO, "adaptation %s: %s",
+                        choice.status, choice.detail or choice.in_force_id or "the global model applies")
+            self.adaptation = choice
+        try:
+            held = dict(reported_state(document))
+        except InvalidReading:  # no shadow yet, or no reported state
+            held = {}
+        outcome = (choice.in_force_id, choice.status, choice.detail, version)
+        if outcome == self._adaptation_outcome and without_nulls(held) == without_nulls(self._adaptation_written):
+            return
+        reported = choice.reported(version, self._clock.now())
+        try:
+            self._port.update_shadow(self.config.thing_name, ADAPTATION_SHADOW,
+                                     {"state": {"reported": update_to_hold(held, reported)}})
+        except PortError as error:
+            log.error("adaptation shadow update rejected (retried next heartbeat): %s", error)
+            return
+        self._adaptation_outcome, self._adaptation_written = outcome, reported
 
     def _try_subscribe(self) -> None:
         if self._subscribed:
@@ -192,16 +241,16 @@ class InferenceService:
             return self._status(STALE_INPUT, f"input is {age_s:.0f} s old (MAX_INPUT_AGE_S="
                                 f"{self.config.max_input_age_s:.0f})", input_at_text, now)
         try:
-            prediction = self.model.predict(reading, self.history.series())
+            prediction, adaptation_id = predict(self.model, reading, self.history.series(), self.adaptation.in_force)
         except Exception as error:  # a runtime failure must not end the loop
             return self._status(PREDICTION_FAILED, f"{type(error).__name__}: {error}", input_at_text, now)
         reported = dict.fromkeys(RAIN_KEYS)
         reported.update(raining=prediction.raining, probability=round(prediction.probability, 4),
                         threshold=prediction.threshold, model=prediction.model,
                         model_version=prediction.model_version, runtime=prediction.runtime,
-                        input_sampled_at=input_at_text, predicted_at=format_timestamp(now),
+                        adaptation=adaptation_id, input_sampled_at=input_at_text, predicted_at=format_timestamp(now),
                         drift=self.drift.summary())
-        return reported, ("prediction", input_at_text, prediction.model_version, prediction.model)
+        return reported, ("prediction", input_at_text, prediction.model_version, prediction.model, adaptation_id)
 
     def _status(self, status: str, detail: str | None, input_at: str | None,
                 now: datetime) -> tuple[dict[str, Any], tuple]:

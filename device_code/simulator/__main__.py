@@ -25,6 +25,7 @@ from device_code.sea_level import ALTITUDE_RANGE_M
 from infra import config as app_config
 from infra.synthesized import SynthesizedStack, TemplateError
 
+from .adaptation_demo import run_adaptation_demo
 from .cloud import CloudUnavailable, MotoCloud
 from .core import SimulatedCore
 from .dashboard import DASHBOARD_FILE, ShadowDocuments, render
@@ -102,6 +103,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--step-seconds", type=float, default=0.25,
                         help="wall-clock seconds per replayed hour (default 0.25)")
     parser.add_argument("--plot", type=Path, default=DEFAULT_PLOT, help=f"PNG to write (default {DEFAULT_PLOT})")
+    parser.add_argument("--adapt-demo", action="store_true",
+                        help="instead: one biased station of --origin over the whole test period, adapted on its "
+                             "first 30 %% of hours by `make adapt`'s steps, and its scores before and after")
     parser.add_argument("--moto-port", type=int, default=0,
                         help="port of the moto server on 127.0.0.1 (default: any free port)")
     args = parser.parse_args(argv)
@@ -115,6 +119,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error(f"--devices must be within [1, {MAX_FLEET}]")
     if args.devices is not None and args.thing:
         parser.error("--devices simulates provisioned cores; --thing picks a listed one: give one of them")
+    if args.adapt_demo and args.devices is not None:
+        parser.error("--adapt-demo runs one station; leave --devices out")
     problem = unwritable(args.plot) if args.devices is None else None  # a fleet run writes no plot
     if problem:
         parser.error(f"--plot {args.plot}: {problem}")
@@ -264,6 +270,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.devices is not None:
             return simulate_fleet(stack, settings, args)
         core = SimulatedCore.listed(stack, args.thing or next(iter(stack.thing_names()), ""))
+        if args.adapt_demo:
+            with start_cloud(args.moto_port) as cloud:
+                return run_adaptation_demo(core, load_test_period(args.origin), settings, cloud, PROJECT_ROOT)
         window = select_window(load_test_period(args.origin), args.start, args.steps)
     except (TemplateError, ValueError) as error:
         raise SystemExit(f"simulator: {error}") from None

@@ -1,11 +1,16 @@
-"""A ShadowManager-like synchroniser: local named shadows -> the cloud shadow service (boto3 iot-data).
+"""A ShadowManager-like synchroniser between local named shadows and the cloud shadow service (boto3 iot-data).
 
-Direction deviceToCloud, strategy realTime: every accepted local update marks the shadow dirty and
+Device to cloud, strategy realTime: every accepted local update marks the shadow dirty and
 a worker pushes its whole reported state. When the cloud cannot be reached the shadow stays dirty
 and the push is retried with backoff; since the whole state is pushed, the cloud catches up with
 the latest local state (intermediate versions are not replayed, like ShadowManager). A shadow the
 core's IoT policy does not let it write is refused by the cloud (403) and stays unsynced;
 `refused` says which and why.
+
+Cloud to device (`pull`): the cloud document's desired state brought into the local shadow, as ShadowManager does
+when the cloud's update arrives ("it syncs all state changes for specified shadows, regardless of whether the
+changes occur in local shadow documents or in cloud shadow documents", developer guide, "Sync local device
+shadows with AWS IoT Core"). moto publishes no MQTT, so the caller says when: right after a cloud-side write.
 """
 from __future__ import annotations
 
@@ -14,7 +19,8 @@ import logging
 import threading
 from typing import Any, Callable
 
-from device_code.contracts import reported_state, shadow_topic
+from device_code.contracts import InvalidReading, reported_state, shadow_topic, update_to_hold
+from device_code.port import ShadowNotFound
 from device_code.runtime import Backoff
 
 from .greengrass import LocalGreengrass
@@ -69,7 +75,7 @@ class CloudShadowSync:
                     return
                 name = self._dirty.pop()
                 self._in_flight = True
-            succeeded = self._push(name)
+            succeeded = self.push(name)
             with self._changed:
                 self._in_flight = False
                 if not succeeded:
@@ -78,14 +84,38 @@ class CloudShadowSync:
             if not succeeded:
                 self._stop.wait(self._backoff.next_delay())
 
-    def _push(self, name: str) -> bool:
+    def pull(self, name: str) -> bool:
+        """Make the local shadow's desired state the cloud's; False when the cloud refuses (the IoT policy)."""
+        refusal = self._refusal(name)
+        if refusal is not None:
+            self.refused[name] = refusal
+            return False
+        try:
+            response = self._iot_data.get_thing_shadow(thingName=self.thing_name, shadowName=name)
+            cloud = json.loads(response["payload"].read())["state"].get("desired", {})
+        except self._iot_data.exceptions.ResourceNotFoundException:
+            cloud = {}
+        try:
+            local = self._greengrass.get_shadow(self.thing_name, name)["state"].get("desired", {})
+        except ShadowNotFound:
+            local = {}
+        update = update_to_hold(local, cloud)
+        if update:
+            self._greengrass.update_shadow(self.thing_name, name, {"state": {"desired": update}})
+        return True
+
+    def push(self, name: str) -> bool:
+        """Push the local reported state to the cloud now; False when the cloud cannot be reached."""
         refusal = self._refusal(name)
         if refusal is not None:
             if name not in self.refused:
                 log.error("cloud refused shadow %s (403): %s", name, refusal)
             self.refused[name] = refusal
             return True  # nothing to retry: the policy will not change during the run
-        reported = dict(reported_state(self._greengrass.get_shadow(self.thing_name, name)))
+        try:
+            reported = dict(reported_state(self._greengrass.get_shadow(self.thing_name, name)))
+        except (ShadowNotFound, InvalidReading):  # no shadow, or only a desired state: nothing of the device's yet
+            return True
         # The cloud merges too: keys deleted locally must be deleted there explicitly.
         patch = {**dict.fromkeys(set(self._pushed[name]) - set(reported)), **reported}
         try:

@@ -1,5 +1,7 @@
 """python -m infra.lifecycle preflight | device-setup [--ssh HOST] [--thing NAME] | fleet-bundle | status
 | logs [--thing NAME] [--component NAME] [--since 1h] [--follow] | revoke-claim | promote | rollback
+| adapt --thing NAME (--csv PATH [--out PATH] | --clear)
+| dataset --thing NAME [--since DAY|TIME] [--labelled] [--out FILE.csv]
 | destroy --cdk PATH | audit"""
 from __future__ import annotations
 
@@ -11,9 +13,11 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from infra import releases
 from infra.config import ConfigError
+from infra.lifecycle.adapt import run_adapt
 from infra.fleet_hook.handler import claim_name
 from infra.lifecycle.audit import audit, not_ours
 from infra.lifecycle.aws import AwsClients, LifecycleError, require_region, session_from_environment
+from infra.lifecycle.dataset import dataset_request, export_dataset
 from infra.lifecycle.destroy import destroy, run_cdk
 from infra.lifecycle.device_setup import run_device_setup
 from infra.lifecycle.fleet_bundle import run_fleet_bundle
@@ -50,6 +54,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     logs.add_argument("--since", default="1h", help="how far back: 30m, 1h, 2d ... (default 1h)")
     logs.add_argument("--follow", action="store_true", help="keep printing new lines until Ctrl-C")
     commands.add_parser("revoke-claim", help="deactivate the fleet's claim certificate; nothing else changes")
+    adapt = commands.add_parser("adapt", help="fit a station's adaptation of its ring's model and deliver it to it")
+    adapt.add_argument("--thing", required=True, help="the device (one of `make status`)")
+    adapt.add_argument("--csv", type=Path, help="the station's labelled CSV (make dataset, plus a rain column)")
+    adapt.add_argument("--out", type=Path, help="where the adaptation JSON is kept (default build/adaptations/THING.json)")
+    adapt.add_argument("--clear", action="store_true", help="remove the station's adaptation: the global model again")
+    export = commands.add_parser("dataset", help="export a station's hourly series from the data lake as a CSV "
+                                                 "(for evaluate and adapt)")
+    export.add_argument("--thing", required=True, help="the station's thing name")
+    export.add_argument("--since", help="a UTC day (2026-12-01) or time (2026-12-01T06:00:00Z); default: all")
+    export.add_argument("--labelled", action="store_true", help="join the labels: hours with a `rain` only")
+    export.add_argument("--out", help="the CSV to write (default build/dataset-THING.csv)")
     commands.add_parser("promote", help="promote the canary ring's candidate if it passes the gate; record the decision")
     commands.add_parser("rollback", help="record the candidate as rolled back: the canary ring returns to the promoted model")
     commands.add_parser("record-release", help=argparse.SUPPRESS)
@@ -73,6 +88,11 @@ def main(argv: list[str] | None = None, clients: AwsClients | None = None) -> in
             if not problems:
                 print(f"preflight: ready to deploy to {clients.region}")
             return 1 if problems else 0
+        if args.command == "dataset":
+            request = dataset_request(args.thing, args.since, args.labelled, args.out, root)  # before any AWS call
+            outputs = find_app_stack(clients, names, root / OUTPUTS_FILE).deployed()
+            export_dataset(clients.athena, outputs.lake, request)
+            return 0
         if args.command == "destroy":
             leftovers = destroy(clients, names, root / OUTPUTS_FILE, run_cdk(args.cdk, clients.region))
         else:
@@ -97,6 +117,9 @@ def main(argv: list[str] | None = None, clients: AwsClients | None = None) -> in
                 return 0
             if args.command == "logs":
                 return run_logs(clients, app.known(), args)
+            if args.command == "adapt":
+                run_adapt(clients, names, app.deployed(), args.thing, args.csv, args.out, clear=args.clear)
+                return 0
             if args.command == "revoke-claim":
                 revoke_claim(clients, names, app.known())
                 return 0

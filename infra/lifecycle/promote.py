@@ -19,11 +19,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
+from device_code.contracts import RAIN_SHADOW
 from device_code.drift import DRIFTING
 from infra import fleet_index as fx
 from infra import releases
 from infra import shadow_records as sr
-from infra.greengrass import SHADOW_NAMES
 from infra.lifecycle.aws import AwsClients, LifecycleError, call, paginate
 from infra.lifecycle.gate import Decision, DeviceEvidence, GateSettings, decide
 from infra.lifecycle.outputs import StackOutputs
@@ -32,7 +32,6 @@ from infra.lifecycle.settings import AppNames
 from infra.lifecycle.status import reported_state
 from infra.model_artifact import model_version
 
-_, RAIN = SHADOW_NAMES
 ALARM_STATUSES = (*fx.SILENT_STATUSES, *sr.FAULT_STATUSES)
 
 
@@ -75,7 +74,7 @@ def device_evidence(clients: AwsClients, thing: str, deployment_id: str,
                            coreDeviceThingName=thing)
     status = next((item["coreDeviceExecutionStatus"] for item in deployments
                    if item["deploymentId"] == deployment_id), None)
-    rain = reported_state(clients, thing, RAIN)
+    rain = reported_state(clients, thing, RAIN_SHADOW)
     rain = rain if isinstance(rain, dict) else {}
     drift = rain.get("drift") if isinstance(rain.get("drift"), dict) else {}
     failing = tuple(name for name, matched in (

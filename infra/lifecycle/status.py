@@ -1,7 +1,9 @@
 """status: every core device of the app, listed and provisioned, in one table.
 
 Per device: its connectivity, the Greengrass core-device status, the app's deployment on it, the time
-of the last reading, the drift verdict and the rain prediction or the reason there is none. The
+of the last reading, the drift verdict, the station's adaptation (the one it holds in force, one asked for
+that it has not reported on yet, or why it rejected one: its `adaptation` shadow, read per device, as the
+fleet index holds only the rain shadow) and the rain prediction or the reason there is none. The
 cloud-side state comes from AWS IoT fleet indexing in one paginated SearchIndex (the app's thing group,
 with connectivity and the `rain` shadow, which names the reading it answered: infra/fleet_index.py);
 where the index is not there (a stack deployed before it, or indexing not ready yet) from the group
@@ -20,25 +22,26 @@ newline can never forge a row; a number is formatted only once it is checked to 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any, Callable
 from urllib.parse import quote
 
 from botocore.exceptions import ClientError
 
-from device_code.contracts import finite_number
+from device_code.adaptation_shadow import ADAPTATION_KEY, APPLIED, REJECTED, parse_adaptation_text
+from device_code.contracts import ADAPTATION_SHADOW, RAIN_SHADOW, WEATHER_SHADOW, finite_number
 from infra import fleet_index as fx
-from infra.greengrass import SHADOW_NAMES
 from infra.lifecycle.aws import AwsClients, call_unless_gone, error_code, paginate
 from infra.lifecycle.outputs import StackOutputs
 from infra.lifecycle.scope import group_members
 
-WEATHER, RAIN = SHADOW_NAMES
 # Execution statuses of a deployment on a core device that mean it did not apply (GreengrassV2 API
 # reference, EffectiveDeployment.coreDeviceExecutionStatus); Greengrass explains them in `reason`
 # and `statusDetails` (errorStack, errorTypes).
 FAILED_STATUSES = ("FAILED", "REJECTED", "TIMED_OUT")
-COLUMNS = ("THING", "RING", "CONNECTED", "CORE DEVICE", "DEPLOYMENT", "MODEL", "LAST READING", "DRIFT", "RAIN")
+COLUMNS = ("THING", "RING", "CONNECTED", "CORE DEVICE", "DEPLOYMENT", "MODEL", "LAST READING", "DRIFT", "ADAPTATION",
+           "RAIN")
 # SearchIndex errors that mean "no index to read" (AWS IoT API reference, SearchIndex: Errors).
 INDEX_UNAVAILABLE = frozenset({"IndexNotReadyException", "ResourceNotFoundException"})
 # SearchIndex maxResults: "This maximum number cannot exceed 100".
@@ -48,6 +51,9 @@ SEARCH_PAGE = 100
 MAX_SHOWN, MAX_LINE_SHOWN, MAX_THING_SHOWN = 48, 240, 128
 # The model's output is a probability (device_code/model.py refuses any other).
 PROBABILITY_RANGE = (0.0, 1.0)
+# An adaptation's id (device_code/adaptation.py content_id), shown by its first hex digits.
+ADAPTATION_ID = re.compile(r"sha256:[0-9a-f]{16}")
+SHORT_ID = len("sha256:") + 8
 
 
 def shown(value: Any, limit: int = MAX_SHOWN, *, quoted: bool = False) -> str:
@@ -77,9 +83,9 @@ def number_in(value: Any, bounds: tuple[float, float]) -> float | None:
     return number if number is not None and bounds[0] <= number <= bounds[1] else None
 
 
-def reported_state(clients: AwsClients, thing_name: str, shadow_name: str) -> Any:
-    """The shadow's `state.reported` (whatever JSON the device put there), None when the shadow does not
-    exist yet, or the text "unreadable document" when its document cannot be read as JSON at all."""
+def shadow_state(clients: AwsClients, thing_name: str, shadow_name: str) -> Any:
+    """The shadow's `state` ({} when it has none), None when the shadow does not exist yet, or the text
+    "unreadable document" when its document cannot be read as JSON at all."""
     response = call_unless_gone(clients.iot_data.get_thing_shadow, thingName=thing_name, shadowName=shadow_name)
     if response is None:
         return None
@@ -88,7 +94,14 @@ def reported_state(clients: AwsClients, thing_name: str, shadow_name: str) -> An
     except (ValueError, RecursionError):
         return "unreadable document"
     state = document.get("state") if isinstance(document, dict) else None
-    return state.get("reported", {}) if isinstance(state, dict) else {}
+    return state if isinstance(state, dict) else {}
+
+
+def reported_state(clients: AwsClients, thing_name: str, shadow_name: str) -> Any:
+    """The shadow's `state.reported` (whatever JSON the device put there); None and "unreadable document"
+    as shadow_state."""
+    state = shadow_state(clients, thing_name, shadow_name)
+    return state.get("reported", {}) if isinstance(state, dict) else state
 
 
 def rain_cell(rain: Any) -> str:
@@ -125,6 +138,31 @@ def model_cell(rain: Any) -> str:
     return "-" if version is None else shown(version)
 
 
+def short_id(value: Any) -> str:
+    return value[:SHORT_ID] if isinstance(value, str) and ADAPTATION_ID.fullmatch(value) else "invalid id"
+
+
+def adaptation_cell(state: Any) -> tuple[str, str | None]:
+    """The adaptation shadow's cell (the adaptation in force; "pending" while the one the cloud asks for is not
+    what the device reports on; "rejected"; "-" for none) and, for a rejection, the device's reason as a line."""
+    if state is None:
+        return "-", None
+    if not isinstance(state, dict):
+        return f"malformed: {shown(state, 12)}", None
+    desired, reported = state.get("desired"), state.get("reported")
+    wanted, _ = parse_adaptation_text(desired.get(ADAPTATION_KEY) if isinstance(desired, dict) else None)
+    wanted_id = wanted.get("id") if isinstance(wanted, dict) else None
+    reported = reported if isinstance(reported, dict) else {}
+    status, in_force = reported.get("status"), reported.get("in_force")
+    if status == REJECTED:
+        return "rejected", shown(f"adaptation rejected: {reported.get('detail')}", MAX_LINE_SHOWN)
+    if wanted_id is not None and wanted_id != in_force:
+        return f"pending {short_id(wanted_id)}", None
+    if status == APPLIED:
+        return short_id(in_force), None
+    return "-", None
+
+
 def drift_cell(rain: Any) -> str:
     drift = rain.get("drift") if isinstance(rain, dict) else None
     verdict = drift.get("verdict") if isinstance(drift, dict) else None
@@ -148,7 +186,7 @@ def indexed_rain(shadow: Any) -> Any:
     except (ValueError, RecursionError):
         return "unreadable document"
     named = document.get("name") if isinstance(document, dict) else None
-    rain = named.get(RAIN) if isinstance(named, dict) else None
+    rain = named.get(RAIN_SHADOW) if isinstance(named, dict) else None
     return rain.get("reported", {}) if isinstance(rain, dict) else None
 
 
@@ -175,8 +213,8 @@ def from_index(clients: AwsClients, groups: tuple[str, ...]) -> dict[str, CloudS
 
 
 def from_shadows(clients: AwsClients, thing: str) -> CloudSide:
-    rain = reported_state(clients, thing, RAIN)
-    return CloudSide("-", reading_cell(reported_state(clients, thing, WEATHER)), model_cell(rain), drift_cell(rain),
+    rain = reported_state(clients, thing, RAIN_SHADOW)
+    return CloudSide("-", reading_cell(reported_state(clients, thing, WEATHER_SHADOW)), model_cell(rain), drift_cell(rain),
                      rain_cell(rain))
 
 
@@ -218,7 +256,7 @@ def show_status(clients: AwsClients, outputs: StackOutputs, echo: Callable[[str]
         echo("fleet index not available: reading each device's shadows (connectivity unknown)")
 
     labels = {thing: shown(thing, MAX_THING_SHOWN) for thing in things}
-    widths = (max([len(COLUMNS[0]), *map(len, labels.values())]), 6, 9, 14, 12, 20, 24, 10)
+    widths = (max([len(COLUMNS[0]), *map(len, labels.values())]), 6, 9, 14, 12, 20, 24, 10, 23)
     echo(_row(COLUMNS, widths))
     counts: dict[str, int] = {}
     failed = 0
@@ -232,8 +270,11 @@ def show_status(clients: AwsClients, outputs: StackOutputs, echo: Callable[[str]
                      if item["deploymentId"] in outputs.deployment_ids), "-")
         cloud = (indexed.get(thing) or CloudSide("no", "not indexed", "-", "-", "not indexed")) \
             if indexed is not None else from_shadows(clients, thing)
+        adaptation, rejection = adaptation_cell(shadow_state(clients, thing, ADAPTATION_SHADOW))
         echo(_row((labels[thing], ring_of.get(thing, "none"), cloud.connected, status, ours, cloud.model,
-                   cloud.reading, cloud.drift, cloud.rain), widths))
+                   cloud.reading, cloud.drift, adaptation, cloud.rain), widths))
+        if rejection:
+            echo(f"    {rejection}")
         failures = [item for item in deployments if item["coreDeviceExecutionStatus"] in FAILED_STATUSES]
         failed += bool(failures)
         for item in failures:

@@ -90,7 +90,7 @@ def test_iot_policy_names_the_things_and_never_star_for_mqtt(template):
     shadow = next(s for s in statements if "iot:UpdateThingShadow" in s["Action"])
     assert {"iot:GetThingShadow", "iot:DeleteThingShadow"} <= set(shadow["Action"])
     assert [joined(resource).rsplit(":", 1)[1] for resource in shadow["Resource"]] == [
-        "thing/rainedge-core-1/weather", "thing/rainedge-core-1/rain"]
+        "thing/rainedge-core-1/weather", "thing/rainedge-core-1/rain", "thing/rainedge-core-1/adaptation"]
     assume = next(s for s in statements if s["Action"] == "iot:AssumeRoleWithCertificate")
     assert ":rolealias/rainedge-tes-role-alias" in flatten(assume["Resource"])
 
@@ -191,9 +191,9 @@ def test_deployment_targets_the_group_with_pinned_public_components(template):
     assert merge_of(template, "aws.greengrass.Nucleus") == {"interpolateComponentConfiguration": True}
 
 
-def test_shadow_manager_synchronises_weather_and_rain(template):
+def test_shadow_manager_synchronises_weather_rain_and_adaptation(template):
     sync = merge_of(template, "aws.greengrass.ShadowManager")["synchronize"]
-    assert sync["coreThing"] == {"classic": False, "namedShadows": ["weather", "rain"]}
+    assert sync["coreThing"] == {"classic": False, "namedShadows": ["weather", "rain", "adaptation"]}
     assert sync["direction"] == "betweenDeviceAndCloud"
 
 

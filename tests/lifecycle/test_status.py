@@ -23,6 +23,13 @@ def report(clients, thing: str, shadow: str, reported: dict) -> None:
                                          payload=json.dumps({"state": {"reported": reported}}).encode())
 
 
+def ask(clients, thing: str, adaptation_id: str) -> None:
+    """What `make adapt` writes: the adaptation's JSON text in the desired state."""
+    text = json.dumps({"id": adaptation_id})
+    clients.iot_data.update_thing_shadow(thingName=thing, shadowName="adaptation",
+                                         payload=json.dumps({"state": {"desired": {"adaptation": text}}}).encode())
+
+
 def effective(deployment_id: str, status: str, **extra) -> dict:
     return {"deploymentId": deployment_id, "deploymentName": "rainedge-deployment", "targetArn": GROUP_ARN,
             "coreDeviceExecutionStatus": status, "creationTimestamp": WHEN, "modifiedTimestamp": WHEN, **extra}
@@ -55,6 +62,12 @@ def test_one_table_of_listed_and_provisioned_devices_with_what_failed(clients, n
     report(clients, healthy, "rain", {"raining": False, "probability": 0.0412, "status": None,
                                       "input_sampled_at": "2026-11-26T10:59:00Z", "drift": {"verdict": "drifting"}})
     report(clients, broken, "rain", {"status": "model_unavailable", "detail": "no model.tflite"})
+    # The adaptation shadow: one in force, one asked for and not reported on yet, one rejected.
+    ask(clients, THING, "sha256:0123456789abcdef")
+    report(clients, THING, "adaptation", {"in_force": "sha256:0123456789abcdef", "status": "applied"})
+    ask(clients, healthy, "sha256:fedcba9876543210")
+    report(clients, broken, "adaptation", {"status": "rejected", "detail": "fitted for model 'rain-a', not 'rain-b' in "
+                                                                          "force: the global model applies"})
     # Each device is asked for on its own, in the order of the table; a device's deployments come in two
     # pages, the second asked for with the first one's token.
     greengrass.answer("get_core_device", core(THING, "HEALTHY"), {"coreDeviceThingName": THING})
@@ -79,15 +92,18 @@ def test_one_table_of_listed_and_provisioned_devices_with_what_failed(clients, n
     rows = table(lines)
     # From the fleet index (moto's SearchIndex, which reports every thing connected).
     assert rows[THING] == [THING, "fleet", "yes", "HEALTHY", "SUCCEEDED", "rain-0123456789abcdef",
-                           "2026-11-26T11:00:00Z", "ok", "raining p=0.83"]
+                           "2026-11-26T11:00:00Z", "ok", "sha256:01234567", "raining p=0.83"]
     assert rows[healthy] == [healthy, "fleet", "yes", "HEALTHY", "SUCCEEDED", "-", "2026-11-26T10:59:00Z", "drifting",
-                             "dry p=0.04"]
+                             "pending sha256:fedcba98", "dry p=0.04"]
     assert rows[broken] == [broken, "fleet", "yes", "UNHEALTHY", "FAILED", "-", "-", "-",
-                            "no prediction: model_unavailable"]
+                            "rejected", "no prediction: model_unavailable"]
     assert lines[1].startswith(THING)  # listed first, then the provisioned ones by name
     assert [line.split()[0] for line in lines[2:] if line.startswith("rainedge")] == sorted([healthy, broken, new])
-    assert rows[new] == [new, "fleet", "yes", "not registered", "-", "-", "no shadow yet", "-", "no shadow yet"]
-    failure = lines[lines.index(next(line for line in lines if line.startswith(broken))) + 1:][:3]
+    assert rows[new] == [new, "fleet", "yes", "not registered", "-", "-", "no shadow yet", "-", "-", "no shadow yet"]
+    below = lines[lines.index(next(line for line in lines if line.startswith(broken))) + 1:]
+    assert below[0] == ("    adaptation rejected: fitted for model 'rain-a', not 'rain-b' in force: the global model "
+                        "applies")
+    failure = below[1:4]
     assert failure == [
         f"    deployment rainedge-deployment ({ours}) FAILED: FAILED_ROLLBACK_COMPLETE: component "
         "com.rainedge.Inference is BROKEN",
@@ -105,7 +121,7 @@ def test_before_any_device_is_installed(clients, names, deployed, greengrass, ca
     assert run_status(clients, names) == 0
     out = capsys.readouterr().out
     assert table(out.splitlines())[THING] == [THING, "fleet", "yes", "not registered", "-", "-", "no shadow yet", "-",
-                                              "no shadow yet"]
+                                              "-", "no shadow yet"]
 
 
 def test_no_dashboard_line_when_the_stack_has_no_dashboard(clients, names, deployed, greengrass, capsys):
@@ -134,7 +150,7 @@ def test_a_device_whose_first_deployment_failed_is_shown_with_its_error(clients,
     assert run_status(clients, names) == 0
     lines = capsys.readouterr().out.splitlines()
     assert table(lines)[device] == [device, "fleet", "yes", "UNHEALTHY", "FAILED", "-", "no shadow yet", "-",
-                                    "no shadow yet"]
+                                    "-", "no shadow yet"]
     assert "    error stack: DEPLOYMENT_FAILURE > COMPONENT_INSTALL_ERROR" in lines
     assert lines[-3].endswith("1 with a failed deployment")
 
@@ -161,7 +177,7 @@ def test_what_a_device_wrote_is_shown_escaped_on_its_own_row(clients, names, dep
     assert len(lines) == 5  # header, one row, summary, models, dashboard: nothing forged
     assert all(line.isprintable() for line in lines)
     assert [line for line in lines if line.startswith("rainedge")] == [lines[1]]
-    assert len(lines[1]) < 200
+    assert len(lines[1]) < 240  # ten padded columns; what a device wrote is cut at 48 characters
 
 
 def test_without_a_fleet_index_each_devices_shadows_are_read(clients, names, deployed, greengrass, capsys,
@@ -180,7 +196,7 @@ def test_without_a_fleet_index_each_devices_shadows_are_read(clients, names, dep
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("fleet index not available")
     assert table(lines[1:])[THING] == [THING, "fleet", "-", "not registered", "-", "-", "2026-11-26T11:00:00Z",
-                                       "warming_up", "dry p=0.10"]
+                                       "warming_up", "-", "dry p=0.10"]
 
 
 @pytest.mark.parametrize("probability, cell", [
@@ -234,3 +250,29 @@ def test_shown_escapes_every_non_printable_character_cuts_long_text_and_never_ra
     assert shown("a" * 500) == "a" * 47 + "…"
     assert shown("\n" * 500) == "\\n" * 23 + "…"  # cut between escapes, never inside one
     assert shown(nested) == "<list nested too deep to show>"
+
+
+@pytest.mark.parametrize("state, cell, line", [
+    ({"reported": {"status": "rejected", "detail": FORGED}}, "rejected", "    adaptation rejected: x\\x1b[2J\\nrainedge"),
+    ({"reported": {"status": "applied", "in_force": FORGED}}, "invalid id", None),
+    ({"reported": {"status": "applied", "in_force": "sha256:0123456789ABCDEF"}}, "invalid id", None),
+    ({"desired": {"adaptation": json.dumps({"id": FORGED})}}, "pending invalid id", None),
+    ({"desired": {"adaptation": "[" * 3000}}, "-", None),
+    ({"desired": {"adaptation": {"id": "sha256:0123456789abcdef"}}}, "-", None),
+    ({"reported": {"status": ["applied"]}}, "-", None),
+], ids=["forged detail", "forged id", "not our id form", "forged desired id", "nested text", "an object", "a list"])
+def test_what_a_device_or_the_cloud_wrote_in_the_adaptation_shadow_is_shown_escaped(clients, names, deployed,
+                                                                                   greengrass, capsys, state, cell,
+                                                                                   line):
+    clients.iot_data.update_thing_shadow(thingName=THING, shadowName="adaptation",
+                                         payload=json.dumps({"state": state}).encode())
+    greengrass.gone("get_core_device", {"coreDeviceThingName": THING})
+    assert run_status(clients, names) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert all(text.isprintable() for text in lines)
+    assert table(lines)[THING][-2] == cell
+    below = lines[lines.index(next(text for text in lines if text.startswith(THING))) + 1]
+    if line is None:
+        assert not below.startswith("    ")
+    else:
+        assert below.startswith(line) and len(below) <= 4 + 240
