@@ -32,6 +32,8 @@ DEFAULT_POSIX_USER, DEFAULT_POSIX_GROUP = "ggc_user", "ggc_group"
 # both AWS Lambda and Greengrass's Lambda launcher accept.
 LAMBDA_RUNTIMES = ("python3.11", "python3.12", "python3.13")
 SYNC_DIRECTIONS = ("betweenDeviceAndCloud", "deviceToCloud", "cloudToDevice")
+# The directions in which a cloud-side shadow change (an adaptation, make adapt) reaches the device.
+CLOUD_TO_DEVICE_DIRECTIONS = ("betweenDeviceAndCloud", "cloudToDevice")
 # ShadowManager's strategy.type (developer guide, "Shadow manager", Configuration): realTime syncs each
 # update; periodic syncs every `delay` seconds (ShadowManager >= 2.1.0).
 SYNC_STRATEGIES = ("realTime", "periodic")

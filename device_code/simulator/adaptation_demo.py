@@ -30,6 +30,7 @@ from device_code.contracts import (ADAPTATION_SHADOW, ALTITUDE_M, RAIN_SHADOW, R
 from device_code.functions import INFERENCE, SHADOW_WRITER
 from device_code.model import read_metadata
 from device_code.port import ShadowNotFound
+from infra.config import CLOUD_TO_DEVICE_DIRECTIONS
 from infra.lifecycle.adapt import checked_adaptation, fit, write_desired
 from infra.lifecycle.aws import LifecycleError
 from infra.lifecycle.status import adaptation_cell
@@ -46,8 +47,6 @@ from .sync import CloudShadowSync
 
 # 100 m up, reduced with 0 m: ~12 hPa low, the benchmark's pressure bias (SYNTHETIC_BIAS["pressure"]).
 STANDS_AT_M = 100.0
-# ShadowManager directions that bring a cloud-side change down (shadow manager configuration, `direction`).
-CLOUD_TO_DEVICE = ("betweenDeviceAndCloud", "cloudToDevice")
 # A reading reaches the shadow writer this long after the hour it replays.
 SAMPLE_DELAY_S = 5.0
 METRICS = ("log_loss", "roc_auc", "f1", "ece")
@@ -133,7 +132,7 @@ def run_adaptation_demo(core: SimulatedCore, observations: list[Observation], se
                         cloud: Any, project_root: Path, echo=print) -> int:
     """The demo; 0 when the adapted core applied its adaptation and scored no worse on log loss."""
     names, direction = core.shadow_sync()
-    if ADAPTATION_SHADOW not in names or direction not in CLOUD_TO_DEVICE:
+    if ADAPTATION_SHADOW not in names or direction not in CLOUD_TO_DEVICE_DIRECTIONS:
         echo(f"adapt demo: ShadowManager does not bring the {ADAPTATION_SHADOW!r} shadow down (synchronises "
              f"{list(names)}, direction {direction}): no adaptation can reach a device")
         return 1

@@ -17,7 +17,6 @@ No deployment: one shadow write reaches one device, whichever ring it is in.
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -28,21 +27,23 @@ from device_code.adaptation_shadow import ADAPTATION_KEY, adaptation_text
 from device_code.contracts import ADAPTATION_SHADOW
 from device_code.files import InvalidJson, UnusableFile, read_json
 from infra import releases
+from infra.config import CLOUD_TO_DEVICE_DIRECTIONS
+from infra.fleet_hook.handler import THING_NAME
 from infra.lifecycle.aws import AwsClients, LifecycleError, call
 from infra.lifecycle.outputs import StackOutputs
 from infra.lifecycle.scope import group_members
 from infra.lifecycle.settings import AppNames
 from infra.model_artifact import ModelArtifactError, model_version
 
-# CreateThing thingName: 1-128 of [a-zA-Z0-9:_-] (AWS IoT API reference).
-THING_NAME = re.compile(r"[a-zA-Z0-9:_-]{1,128}")
 ADAPTATIONS_DIR = Path("build") / "adaptations"
 # The fit's own exit status for "no adaptation worth delivering" or unusable input (model_training.cli).
 FIT_REFUSED = 2
+
+
 def ring_of(clients: AwsClients, outputs: StackOutputs, thing: str) -> str:
     """"canary" or "fleet" for a device of the app; LifecycleError for any other name."""
     if not THING_NAME.fullmatch(thing):
-        raise LifecycleError(f"THING={thing!r} is not a thing name (1-128 of a-z A-Z 0-9 : _ -)")
+        raise LifecycleError(f"THING={thing!r} is not a thing name of this app (1-64 of a-z A-Z 0-9 _ -)")
     if thing in group_members(clients, outputs.canary_group_name):
         return "canary"
     if thing in outputs.thing_names or thing in group_members(clients, outputs.thing_group_name):
@@ -72,8 +73,8 @@ def fit(project_root: Path, model: Path, csv: Path, out: Path) -> str:
     """Fit with `python -m model_training adapt` on `model` (a zip or its folder); its summary line.
     LifecycleError with the fit's reason when it refuses."""
     if not csv.is_file():
-        raise LifecycleError(f"CSV={csv}: no such file; `make dataset THING=...` exports a station's hours, "
-                             "then add a `rain` column of 0/1 labels")
+        raise LifecycleError(f"CSV={csv}: no such file; `make dataset THING=... LABELLED=1` exports a station's "
+                             "labelled hours")
     # An argument list, no shell: a path is never parsed.
     argv = [sys.executable, "-m", "model_training", "adapt", "--model", str(model), "--csv", str(csv),
             "--out", str(out)]
@@ -107,6 +108,10 @@ def write_desired(iot_data: Any, thing: str, adaptation: dict | None) -> None:
 
 def run_adapt(clients: AwsClients, names: AppNames, outputs: StackOutputs, thing: str, csv: Path | None,
               out: Path | None = None, clear: bool = False, echo: Callable[[str], None] = print) -> None:
+    direction = names.config.shadow_sync_direction
+    if direction not in CLOUD_TO_DEVICE_DIRECTIONS:
+        raise LifecycleError(f"shadowSyncDirection is {direction}: no cloud-side shadow change reaches a device, so no "
+                             f"adaptation would; deploy with one of {', '.join(CLOUD_TO_DEVICE_DIRECTIONS)} first")
     ring = ring_of(clients, outputs, thing)
     if clear:
         write_desired(clients.iot_data, thing, None)

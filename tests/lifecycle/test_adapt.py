@@ -109,6 +109,18 @@ def test_without_a_csv_or_with_a_missing_one_it_says_what_to_give(clients, proje
     assert "no such file" in capsys.readouterr().err and cloud_document(clients, THING) is None
 
 
+def test_with_shadows_synced_only_up_no_adaptation_is_written(clients, project, deployed, labelled_csv, capsys):
+    """ShadowManager's `direction` deviceToCloud never brings a cloud-side change down: a delivery would wait forever."""
+    cdk_json = project.project_root / "cdk.json"
+    document = json.loads(cdk_json.read_text())
+    document["context"]["shadowSyncDirection"] = "deviceToCloud"
+    cdk_json.write_text(json.dumps(document))
+    assert adapt(project, "--thing", THING, "--csv", str(labelled_csv)) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert "shadowSyncDirection is deviceToCloud" in line and "betweenDeviceAndCloud, cloudToDevice" in line
+    assert cloud_document(clients, THING) is None
+
+
 def test_the_canary_ring_is_adapted_to_the_candidate_and_a_ring_whose_model_is_not_here_is_refused(
         clients, project, deployed, labelled_csv, capsys):
     # A promoted model that is not the one the stack's outputs say the fleet ring runs.
