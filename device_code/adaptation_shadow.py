@@ -127,6 +127,14 @@ def shown_line(text: str) -> str:
     return text if len(text) <= MAX_DETAIL else text[:MAX_DETAIL - 1] + "…"
 
 
+def as_the_models_see_it(reading: Reading, adaptation: Mapping[str, Any] | None) -> Reading:
+    """The reading corrected by the adaptation's input offsets (as it is without one)."""
+    if adaptation is None:
+        return reading
+    corrected = offset_inputs(adaptation, {name: getattr(reading, name) for name in FEATURES})
+    return replace(reading, **{name: float(value) for name, value in corrected.items()})
+
+
 def predict(model: RainModel, reading: Reading, history: Series,
             adaptation: Mapping[str, Any] | None) -> tuple[Prediction, str | None]:
     """The prediction for `reading` (sea-level pressure: what the models take) with `history` before it,
@@ -136,13 +144,13 @@ def predict(model: RainModel, reading: Reading, history: Series,
     and cut at its threshold."""
     if adaptation is None or adaptation["model_version"] != model.metadata.version:
         return model.predict(reading, history), None
-    corrected = offset_inputs(adaptation, {name: getattr(reading, name) for name in FEATURES})
+    corrected = as_the_models_see_it(reading, adaptation)
     corrected_history = offset_inputs(adaptation, {name: getattr(history, name) for name in FEATURES})
-    prediction = model.predict(replace(reading, **{name: float(value) for name, value in corrected.items()}),
-                               Series(history.at, **corrected_history))
+    prediction = model.predict(corrected, Series(history.at, **corrected_history))
     if prediction.model != adaptation["model"]:
         return prediction, adaptation["id"]
-    probability = float(apply_adaptation(adaptation, prediction.probability, corrected)[0])
+    probability = float(apply_adaptation(adaptation, prediction.probability,
+                                         {name: getattr(corrected, name) for name in FEATURES})[0])
     threshold = float(adaptation["threshold"])
     return (replace(prediction, probability=probability, threshold=threshold, raining=probability >= threshold),
             adaptation["id"])

@@ -39,7 +39,7 @@ from typing import Any, Callable
 
 from . import runtime
 from .config import InferenceConfig, load_inference_config
-from .adaptation_shadow import GLOBAL_MODEL, REJECTED, AdaptationChoice, choose, predict
+from .adaptation_shadow import GLOBAL_MODEL, REJECTED, AdaptationChoice, as_the_models_see_it, choose, predict
 from .contracts import (ADAPTATION_SHADOW, RAIN_SHADOW, WEATHER_SHADOW, InvalidReading, format_timestamp, in_future,
                         parse_model_reading, reported_state, shadow_topic, update_to_hold, without_nulls)
 from .functions import INFERENCE
@@ -231,7 +231,8 @@ class InferenceService:
             return self._status(INVALID_INPUT, str(error), None, now)
         # Late and repeated readings too: the history slots them in by time, or ignores them.
         self.history.add(reading, now)
-        self.drift.add(reading)
+        # Drift is of what the models see: a sensor offset an adaptation corrects is no drift.
+        self.drift.add(as_the_models_see_it(reading, self.adaptation.in_force))
         newest = self._newest_input
         if newest is not None and not in_future(newest, now) and reading.sampled_at < newest:
             return None, None  # an event overtaken by a newer input: nothing to say

@@ -96,6 +96,22 @@ def test_the_offsets_apply_to_every_prediction_the_recalibration_only_to_its_mod
     assert rain["probability"] == round((93.0 + OFFSETS["humidity"]) / 100.0, 4) and rain["threshold"] == 0.5
 
 
+def test_drift_is_measured_on_the_readings_as_the_models_see_them(greengrass, clock):
+    """A sensor offset the adaptation corrects is no drift: the drift monitor gets the corrected reading."""
+    seen = []
+    service = delivered_and_running(greengrass, clock, adaptation_text(make_adaptation()))
+    service.drift.add = seen.append
+    clock.advance(60)
+    write_weather(greengrass, humidity=80.0)
+    service.heartbeat()
+    raw = reading(humidity=80.0)
+    assert seen and all(each == seen[0] for each in seen)  # the subscription and the heartbeat see one reading
+    corrected = seen[0]
+    assert (corrected.temperature, corrected.humidity, corrected.pressure) == pytest.approx(
+        (raw["temperature"] + OFFSETS["temperature"], 80.0 + OFFSETS["humidity"],
+         raw["sea_level_pressure"] + OFFSETS["pressure"]))
+
+
 def test_an_adaptation_for_another_model_falls_back_to_the_global_model_and_says_so(greengrass, clock):
     deliver(greengrass, adaptation_text(make_adaptation("rain-other")))
     write_weather(greengrass)
