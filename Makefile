@@ -123,7 +123,7 @@ revoke-claim: $(PY_STAMP)
 # Through the environment as well (THING is exported above).
 export CSV OUT CLEAR
 adapt: $(PY_STAMP)
-	$(PY) -m infra.lifecycle adapt --thing "$$THING" $(if $(CLEAR),--clear,$(if $(CSV),--csv "$$CSV")) $(if $(OUT),--out "$$OUT")
+	$(PY) -m infra.lifecycle adapt --thing="$$THING" $(if $(CLEAR),--clear,$(if $(CSV),--csv="$$CSV")) $(if $(OUT),--out="$$OUT")
 
 # THING, SINCE and OUT go through the environment too; `--opt=value` keeps a value starting with '-' a value.
 DATASET_USAGE := make dataset THING=<name> [SINCE=2026-12-01] [LABELLED=1] [OUT=build/dataset-<name>.csv]
