@@ -248,6 +248,8 @@ def usage(config: RainEdgeConfig, device_log_mb: float, model_bytes: int, design
         Line(f"Fleet metrics: one aggregation query each per {fx.PERIOD_S} s",
              fleet_metrics * SECONDS_PER_MONTH / fx.PERIOD_S, "index_query", fleet_wide=True),
         Line("Alarms on fleet metrics (silent, model fault, drifting)", 3, "cw_alarm_metric", fleet_wide=True),
+        Line("Alarms on the lake's delivery delay (one per Firehose stream)", len(lake_delivery.fed_tables()),
+             "cw_alarm_metric", fleet_wide=True),
         Line(f"Logs Insights: {RECORD_WIDGETS} dashboard widgets, a view an hour (GB scanned)",
              window_records * RECORD_WIDGETS * DASHBOARD_VIEWS / GB, "cw_logs_insights"),
         Line(f"make status: SearchIndex, {STATUS_RUNS} runs (one page per 100 devices)", STATUS_RUNS / 100,
@@ -264,7 +266,7 @@ def lake_record_bytes(config: RainEdgeConfig) -> dict[str, int]:
     """The bytes each lake rule puts into its stream for a representative document: the record the rule's own SQL
     makes, and the separator the rule action appends."""
     thing, sizes = config.devices[0], {}
-    for table in (table for table in lake.TABLES if table.rule is not None):
+    for table in lake_delivery.fed_tables():
         document = {"current": {"state": {"reported": LAKE_DOCUMENTS[table.rule.shadow]}}}
         record = TopicRule(table.rule.sql()).evaluate(shadow_topic(thing, table.rule.shadow, "update/documents"),
                                                       document, 1_700_000_000_000)

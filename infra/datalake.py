@@ -22,7 +22,7 @@ from constructs import Construct
 from infra import lake
 from infra.config import RainEdgeConfig
 from infra.lake_delivery import (BUFFER_MIB, BUFFER_SECONDS, ERRORS_PREFIX, RECORD_SEPARATOR, delivery_prefix,
-                                 error_prefix, partition_query)
+                                 error_prefix, fed_tables, partition_query)
 from infra.monitoring import shadow_topic_rule
 from infra.nag import acknowledge
 
@@ -87,7 +87,7 @@ class DataLake(Construct):
                                            log_group_name=config.monitoring_log_group_name("lake-delivery"),
                                            retention=logs.RetentionDays.ONE_MONTH,
                                            removal_policy=RemovalPolicy.DESTROY)
-        fed = [table for table in lake.TABLES if table.rule is not None]
+        fed = fed_tables()
         self.streams = {table.name: self._stream(table) for table in fed}
         self.rules = [self._rule(table, rule_error_action) for table in fed]
         self.workgroup = self._workgroup()
@@ -106,7 +106,7 @@ class DataLake(Construct):
             lifecycle_rules=[
                 # What Firehose writes expires after lakeRetentionDays; labels are the user's and stay.
                 *(s3.LifecycleRule(id=f"expire-{table.name}", prefix=f"{table.prefix}/", expiration=expire)
-                  for table in lake.TABLES if table.rule is not None),
+                  for table in fed_tables()),
                 s3.LifecycleRule(id="expire-errors", prefix=f"{ERRORS_PREFIX}/", expiration=expire),
                 s3.LifecycleRule(id="expire-query-results", prefix=f"{lake.QUERY_RESULTS_PREFIX}/",
                                  expiration=Duration.days(QUERY_RESULTS_DAYS)),
@@ -286,5 +286,5 @@ class DataLake(Construct):
             "LakeWorkGroupName": self.workgroup.ref,
             "LakeDeliveryStreamNames": ",".join(self.config.lake_stream_name(name) for name in self.streams),
             "LakeTopicRuleNames": ",".join(self.config.topic_rule_name(table.rule.purpose)
-                                           for table in lake.TABLES if table.rule is not None),
+                                           for table in fed_tables()),
         }

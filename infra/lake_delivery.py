@@ -13,8 +13,16 @@ ERRORS_PREFIX = "lake-errors"
 # needs at least 64 MiB (the CDK's Firehose module enforces the same bound, DataFormatConversionBufferingSizeTooSmall).
 # A station writes a few KB per quarter of an hour: fewer, larger objects, which is what Firehose and S3 bill by.
 BUFFER_SECONDS, BUFFER_MIB = 900, 128
+# With dynamic partitioning "end-to-end delay of a batch of records might be 1.5 times of the configured
+# buffering hint time" ("Buffer data for dynamic partitioning"): the oldest record a healthy stream holds.
+HEALTHY_DELAY_SECONDS = int(1.5 * BUFFER_SECONDS)
 # The rule action's separator: one of '\n', '\t', '\r\n', ',' (AWS::IoT::TopicRule FirehoseAction Separator).
 RECORD_SEPARATOR = "\n"
+
+
+def fed_tables() -> tuple[lake.LakeTable, ...]:
+    """The tables a rule fills, each through its own Firehose stream."""
+    return tuple(table for table in lake.TABLES if table.rule is not None)
 
 
 def delivery_prefix(table: lake.LakeTable) -> str:

@@ -29,6 +29,7 @@ from infra import fleet_index as fx
 from infra import shadow_records as sr
 from infra.config import RainEdgeConfig
 from infra.greengrass import component_log_group
+from infra.lake_delivery import HEALTHY_DELAY_SECONDS, fed_tables
 from infra.nag import acknowledge
 
 # A fleet metric is emitted every fleet_index.PERIOD_S; its alarms evaluate at the same period.
@@ -48,6 +49,11 @@ DEPLOYMENT_STATUS_EVENT = "Greengrass V2 Effective Deployment Status Change"
 DEPLOYMENT_ID_FIELD = "deploymentId"
 CLOUDWATCH_PRINCIPAL = "cloudwatch.amazonaws.com"
 NOT_APPLIED_STATUSES = ("FAILED", "REJECTED", "CANCELED")
+# "Add CloudWatch alarms for when the following metrics exceed the buffering limit: DeliveryToS3.DataFreshness"
+# (Amazon Data Firehose, "Implement best practices with CloudWatch Alarms"): the age of the oldest record not yet
+# in S3, per stream (dimension DeliveryStreamName). Three five-minute periods: one late object is no outage.
+LAKE_FRESHNESS_METRIC = ("AWS/Firehose", "DeliveryToS3.DataFreshness")
+LAKE_ALARM_PERIOD, LAKE_ALARM_PERIODS = Duration.minutes(5), 3
 
 
 def shadow_topic_rule(scope: Construct, rule: sr.ShadowRule, *, config: RainEdgeConfig, role: iam.Role,
@@ -206,6 +212,7 @@ class Monitoring(Construct):
                 comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD, threshold=1,
                 evaluation_periods=1, treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
             ),
+            **{f"lake-{table.name}-late": self._lake_alarm(table.name) for table in fed_tables()},
         }
         action = cloudwatch_actions.SnsAction(self.topic)
         for alarm in alarms.values():
@@ -213,6 +220,24 @@ class Monitoring(Construct):
             alarm.add_ok_action(action)
         self._let_alarms_publish(list(alarms.values()))
         return alarms
+
+    def _lake_alarm(self, table: str) -> cloudwatch.Alarm:
+        """The table's stream holds a record longer than a healthy stream does (S3 refusing, the role broken):
+        what the lake shows lags. No data means no records, which the device-silent alarm covers."""
+        stream = self.config.lake_stream_name(table)
+        namespace, metric = LAKE_FRESHNESS_METRIC
+        return cloudwatch.Alarm(
+            self, f"Lake{table.title()}Late",
+            alarm_name=self.config.monitoring_name(f"lake-{table}-late"),
+            alarm_description=f"Firehose stream {stream} has held a {table} record for more than "
+                              f"{HEALTHY_DELAY_SECONDS} s: the data lake lags (its errors: log group "
+                              f"{self.config.monitoring_log_group_name('lake-delivery')})",
+            metric=cloudwatch.Metric(namespace=namespace, metric_name=metric,
+                                     dimensions_map={"DeliveryStreamName": stream}, statistic="Maximum",
+                                     period=LAKE_ALARM_PERIOD),
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            threshold=HEALTHY_DELAY_SECONDS, evaluation_periods=LAKE_ALARM_PERIODS,
+            datapoints_to_alarm=LAKE_ALARM_PERIODS, treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING)
 
     def _let_alarms_publish(self, alarms: list[cloudwatch.Alarm]) -> None:
         """CloudWatch alarms publish as the service principal `cloudwatch.amazonaws.com`, and a topic with a

@@ -34,8 +34,9 @@ def test_real_time_sync_at_one_reading_a_minute():
     ingested_gb = 43_800 * (sizes["weather_readings"] + sizes["rain_predictions"]) / 1024 ** 3
     assert line(lines, "cw_logs_ingest").usd() == pytest.approx(ingested_gb * 0.50)
     window_gb = 180 * (sizes["weather_readings"] + sizes["rain_predictions"]) * 4 * 730 / 1024 ** 3
-    # dashboard, the deployment alarm, three fleet-metric alarms, 7 fleet metrics and their queries.
-    fixed = 3.00 + 0.10 + 3 * 0.10 + 7 * 0.30 + 7 * 43_800 * 0.05e-4
+    # dashboard, the deployment alarm, three fleet-metric alarms, two lake-delay alarms, 7 fleet metrics and
+    # their queries.
+    fixed = 3.00 + 0.10 + 3 * 0.10 + 2 * 0.10 + 7 * 0.30 + 7 * 43_800 * 0.05e-4
     by_hand = (0.16 + 0.003504 + 0.1095 + 0.0876 + 2 * 0.01971 + 43_860 * 2.25e-6 + 1 * 0.0004e-3
                + ingested_gb * (0.50 + 0.03) + window_gb * 0.005 + 1 * 0.05e-4 + fixed)
     assert cost.total(lines, 1) == pytest.approx(by_hand)

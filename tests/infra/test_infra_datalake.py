@@ -361,6 +361,26 @@ def test_the_bucket_is_private_encrypted_ssl_only_retained_and_expires_what_fire
 
 
 @pytest.mark.slow
+@pytest.mark.slow
+def test_each_stream_has_the_delivery_delay_alarm_firehose_recommends(template):
+    # "Add CloudWatch alarms for when the following metrics exceed the buffering limit (a maximum of 15 minutes):
+    # DeliveryToS3.DataFreshness" ("Implement best practices with CloudWatch Alarms"); with dynamic partitioning
+    # "end-to-end delay ... might be 1.5 times of the configured buffering hint time" ("Buffer data for dynamic
+    # partitioning"), so a healthy stream reaches 1.5 times its interval and the alarm waits past that.
+    alarms = {props["Dimensions"][0]["Value"]: props for props in of_type(template, "AWS::CloudWatch::Alarm").values()
+              if props.get("MetricName") == "DeliveryToS3.DataFreshness"}
+    assert set(alarms) == set(streams(template))
+    topic = next(iter(resources_of(template, "AWS::SNS::Topic")))
+    for name, alarm in alarms.items():
+        interval = streams(template)[name]["BufferingHints"]["IntervalInSeconds"]
+        assert (alarm["Namespace"], alarm["Dimensions"]) == ("AWS/Firehose", [{"Name": "DeliveryStreamName", "Value": name}])
+        assert alarm["Statistic"] == "Maximum" and alarm["ComparisonOperator"] == "GreaterThanThreshold"
+        assert alarm["Threshold"] == 1.5 * interval and alarm["Threshold"] > 900
+        # No records, no metric: a quiet lake is the device-silent alarm's business, not a late delivery.
+        assert alarm["TreatMissingData"] == "notBreaching"
+        assert alarm["AlarmActions"] == alarm["OKActions"] == [{"Ref": topic}]
+
+
 def test_the_outputs_are_the_lake_contract(template):
     outputs = {key: value["Value"] for key, value in template["Outputs"].items()}
     assert set(LAKE_KEYS) <= set(outputs)

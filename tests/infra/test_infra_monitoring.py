@@ -19,7 +19,7 @@ from infra.synthesized import SynthesizedStack
 pytestmark = pytest.mark.slow
 
 CONFIG = RainEdgeConfig()
-ALARMS = ("device-silent", "model-fault", "drifting", "deployment-failed")
+ALARMS = ("device-silent", "model-fault", "drifting", "deployment-failed", "lake-readings-late", "lake-predictions-late")
 MONITORING_OUTPUTS = {"DashboardName", "AlarmTopicArn", "AlarmNames", "TopicRuleNames", "EventRuleName",
                       "MonitoringLogGroupNames", "DeviceLogGroupNames", "FleetMetricNames"}
 LOGGED = ["com.rainedge.DeviceRuntime", "com.rainedge.Sensor", "com.rainedge.ShadowWriter", "com.rainedge.Inference"]

@@ -108,7 +108,7 @@ def test_audit_lists_everything_of_the_app_and_nothing_else(clients, names, depl
         *(f"firehose stream: {name}" for name in outputs.lake.delivery_stream_names),
         *(f"iot topic rule: {name}" for name in outputs.lake.topic_rule_names),
     }
-    assert len(outputs.monitoring.alarm_names) == 4 and len(outputs.monitoring.topic_rule_names) == 3
+    assert len(outputs.monitoring.alarm_names) == 6 and len(outputs.monitoring.topic_rule_names) == 3
     assert len(outputs.component_version_arns) == 5
 
 
