@@ -97,7 +97,11 @@ def _adapt(args: argparse.Namespace) -> int:
     partial.write_text(json.dumps(adaptation, indent=2, sort_keys=True) + "\n")
     partial.replace(args.out)
     holdout = adaptation["holdout"]
+    offsets = ", ".join(f"{name} {value:+.2f}" for name, value in adaptation["input_offsets"].items() if value)
+    judged = ("confirmed by the reference station (no rain held out to compare on)" if holdout["check"] == "reference"
+              else "better than the global model on log loss there")
     print(f"adaptation {adaptation['id']} of the {adaptation['model']} model {adaptation['model_version']} -> {args.out}: "
+          f"input offsets [{offsets or 'none'}]; {judged}; "
           f"fitted on {adaptation['fitted_rows']} rows ({adaptation['fitted_rain_rows']} rainy); held-out last "
           f"{holdout['rows']} rows ({holdout['rain_rows']} rainy): log loss {holdout['log_loss_global']:.4f} -> "
           f"{holdout['log_loss_adapted']:.4f}, ROC-AUC {_format_value(holdout['roc_auc_global'])} -> "

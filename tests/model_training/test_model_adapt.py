@@ -206,6 +206,9 @@ def test_blank_reference_cells_are_hours_without_a_reference(capsys, model_folde
     assert main(["adapt", "--model", str(model_folder), "--csv", str(csv), "--out", str(out)]) == 0
     written = json.loads(out.read_text())
     assert written["input_offsets"]["pressure"] == pytest.approx(-BIAS["pressure"], abs=1e-6)
+    said = capsys.readouterr().out
+    assert "input offsets [temperature -3.00, pressure +20.00]" in said
+    assert "confirmed by the reference station (no rain held out to compare on)" in said
 
 
 def test_the_holdout_is_the_last_part_by_time_whatever_the_row_order(global_model, biased_timed_station):
