@@ -87,6 +87,7 @@ bench: setup $(MODEL)
 	$(PY) -m model_training.bench --model build/model --json build/bench-model.json
 	$(PY) -m device_code.simulator.bench --model build/model --json build/bench-edge.json
 	$(PY) -m model_training.drift_check --model build/model --json build/bench-drift.json
+	$(PY) -m model_training.adapt_bench --model build/model --json build/bench-adapt.json
 
 deploy: setup $(MODEL) keys
 	$(PY) -m infra.lifecycle preflight
