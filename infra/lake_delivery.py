@@ -33,10 +33,16 @@ def delivery_prefix(table: lake.LakeTable) -> str:
     return f"{table.prefix}/{lake.DAY}=!{{timestamp:yyyy-MM-dd}}/{lake.THING}=!{{partitionKeyFromQuery:{lake.THING}}}/"
 
 
+def error_folder(table: lake.LakeTable) -> str:
+    """Where a table's failed records go: error_prefix's fixed part."""
+    return f"{ERRORS_PREFIX}/{table.prefix}/"
+
+
 def error_prefix(table: lake.LakeTable) -> str:
     """"If you specify an expression for ErrorOutputPrefix, you must include at least one instance of
-    !{firehose:error-output-type}" ("Custom prefixes for Amazon S3 objects", Semantic rules)."""
-    return f"{ERRORS_PREFIX}/{table.prefix}/!{{firehose:error-output-type}}/!{{timestamp:yyyy-MM-dd}}/"
+    !{firehose:error-output-type}" ("Custom prefixes for Amazon S3 objects", Semantic rules): <error folder>/<error
+    type>/<arrival day, UTC>/."""
+    return f"{error_folder(table)}!{{firehose:error-output-type}}/!{{timestamp:yyyy-MM-dd}}/"
 
 
 def partition_query() -> str:

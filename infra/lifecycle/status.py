@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from datetime import date, datetime, timezone
 from typing import Any, Callable
 from urllib.parse import quote
 
@@ -32,8 +33,9 @@ from botocore.exceptions import ClientError
 from device_code.adaptation_shadow import ADAPTATION_KEY, APPLIED, REJECTED, parse_adaptation_text
 from device_code.contracts import ADAPTATION_SHADOW, RAIN_SHADOW, WEATHER_SHADOW, finite_number
 from infra import fleet_index as fx
+from infra.lake_delivery import ERRORS_PREFIX, error_folder, fed_tables
 from infra.lifecycle.aws import AwsClients, call_unless_gone, error_code, paginate
-from infra.lifecycle.outputs import StackOutputs
+from infra.lifecycle.outputs import LakeOutputs, StackOutputs
 from infra.lifecycle.scope import group_members
 
 # Execution statuses of a deployment on a core device that mean it did not apply (GreengrassV2 API
@@ -243,8 +245,29 @@ def decision_line(decision: dict[str, Any]) -> str:
                  f"{decision.get('reason')}", MAX_LINE_SHOWN)
 
 
+def lake_errors_line(clients: AwsClients, lake: LakeOutputs, day: date) -> str:
+    """What Firehose could not deliver into the lake on `day` (UTC), by table and error type, from the objects
+    under each table's error prefix (infra/lake_delivery.py): records over the active-partition quota
+    (activePartitionExceeded) or that failed conversion land there, and no alarm counts them."""
+    found = []
+    for table in fed_tables():
+        folder = error_folder(table)
+        kinds = paginate(clients.s3.list_objects_v2, "CommonPrefixes", token=("ContinuationToken", "NextContinuationToken"),
+                         Bucket=lake.bucket_name, Prefix=folder, Delimiter="/")
+        for kind in kinds:
+            objects = paginate(clients.s3.list_objects_v2, "Contents",
+                               token=("ContinuationToken", "NextContinuationToken"),
+                               Bucket=lake.bucket_name, Prefix=f"{kind['Prefix']}{day.isoformat()}/")
+            if objects:
+                found.append(f"{table.name} {shown(kind['Prefix'][len(folder):].rstrip('/'))} {len(objects)} object(s)")
+    if not found:
+        return f"lake: no delivery errors on {day.isoformat()} (UTC)"
+    return (f"lake: delivery errors on {day.isoformat()} (UTC): {'; '.join(found)} "
+            f"(s3://{lake.bucket_name}/{ERRORS_PREFIX}/)")
+
+
 def show_status(clients: AwsClients, outputs: StackOutputs, echo: Callable[[str], None] = print,
-                last_decision: dict[str, Any] | None = None) -> None:
+                last_decision: dict[str, Any] | None = None, today: date | None = None) -> None:
     gg = clients.greengrassv2
     rings = {group: set(group_members(clients, group)) for group in outputs.thing_group_names}
     ring_of = {thing: ("canary" if group == outputs.canary_group_name else "fleet")
@@ -287,6 +310,8 @@ def show_status(clients: AwsClients, outputs: StackOutputs, echo: Callable[[str]
         echo(decision_line(last_decision))
     if not things:
         echo("no device yet: install one with `make device-setup` (listed) or `make fleet-bundle` (fleet)")
+    if outputs.lake:
+        echo(lake_errors_line(clients, outputs.lake, today or datetime.now(timezone.utc).date()))
     if outputs.dashboard_name:
         echo(f"dashboard: {dashboard_url(outputs.region, outputs.dashboard_name)}")
 

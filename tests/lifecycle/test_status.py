@@ -4,13 +4,13 @@ pagination tokens included)."""
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 
 import pytest
 
 from infra.lifecycle.__main__ import main
-from infra.lifecycle.outputs import MONITORING_KEYS
-from infra.lifecycle.status import COLUMNS, dashboard_url, shown
+from infra.lifecycle.outputs import MONITORING_KEYS, parse_outputs
+from infra.lifecycle.status import COLUMNS, dashboard_url, show_status, shown
 
 from .conftest import ACCOUNT, REGION, THING, create_stack
 
@@ -109,9 +109,10 @@ def test_one_table_of_listed_and_provisioned_devices_with_what_failed(clients, n
         "com.rainedge.Inference is BROKEN",
         "    error types: COMPONENT_ERROR, DEPENDENCY_ERROR",
         "    error stack: DEPLOYMENT_FAILURE > COMPONENT_UPDATE_ERROR > COMPONENT_BROKEN"]
-    assert lines[-3] == ("4 core devices (2 HEALTHY, 1 UNHEALTHY, 1 not registered); 1 with a failed deployment")
+    assert lines[-4] == ("4 core devices (2 HEALTHY, 1 UNHEALTHY, 1 not registered); 1 with a failed deployment")
     model = deployed.outputs["PromotedModelVersion"]
-    assert lines[-2] == f"models: fleet ring {model} (promoted), canary ring {model}"  # a first release
+    assert lines[-3] == f"models: fleet ring {model} (promoted), canary ring {model}"  # a first release
+    assert lines[-2].startswith("lake: no delivery errors on ")
     url = f"https://{REGION}.console.aws.amazon.com/cloudwatch/home?region={REGION}#dashboards:name=rainedge-fleet"
     assert lines[-1] == f"dashboard: {url}"  # the stack's DashboardName output
 
@@ -152,7 +153,7 @@ def test_a_device_whose_first_deployment_failed_is_shown_with_its_error(clients,
     assert table(lines)[device] == [device, "fleet", "yes", "UNHEALTHY", "FAILED", "-", "no shadow yet", "-",
                                     "-", "no shadow yet"]
     assert "    error stack: DEPLOYMENT_FAILURE > COMPONENT_INSTALL_ERROR" in lines
-    assert lines[-3].endswith("1 with a failed deployment")
+    assert lines[-4].endswith("1 with a failed deployment")
 
 
 HOSTILE_SHADOWS = [
@@ -174,7 +175,7 @@ def test_what_a_device_wrote_is_shown_escaped_on_its_own_row(clients, names, dep
     greengrass.gone("get_core_device", {"coreDeviceThingName": THING})
     assert run_status(clients, names) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == 5  # header, one row, summary, models, dashboard: nothing forged
+    assert len(lines) == 6  # header, one row, summary, models, lake, dashboard: nothing forged
     assert all(line.isprintable() for line in lines)
     assert [line for line in lines if line.startswith("rainedge")] == [lines[1]]
     assert len(lines[1]) < 240  # ten padded columns; what a device wrote is cut at 48 characters
@@ -238,7 +239,7 @@ def test_what_greengrass_reports_for_a_device_is_shown_escaped_too(clients, name
     assert all(line.isprintable() for line in lines)
     assert [line.split()[0] for line in lines if line.lstrip().startswith("rainedge")] == [THING]
     assert "\\x1b[2J\\nrainedge-core-9" in lines[1]
-    assert len(lines) == 1 + 1 + 3 + 3  # header, the row, its three failure lines, summary, models, dashboard
+    assert len(lines) == 1 + 1 + 3 + 4  # header, the row, its three failure lines, summary, models, lake, dashboard
 
 
 def test_shown_escapes_every_non_printable_character_cuts_long_text_and_never_raises():
@@ -276,3 +277,28 @@ def test_what_a_device_or_the_cloud_wrote_in_the_adaptation_shadow_is_shown_esca
         assert not below.startswith("    ")
     else:
         assert below.startswith(line) and len(below) <= 4 + 240
+
+
+def test_what_firehose_could_not_deliver_into_the_lake_today_is_counted_by_table_and_error_type(
+        clients, names, deployed, greengrass):
+    """Records over the active-partition quota or that failed conversion land under the table's error prefix
+    (<lake-errors>/<table>/<error type>/<day>/, infra/lake_delivery.py); no alarm counts them, status does."""
+    greengrass.gone("get_core_device", {"coreDeviceThingName": THING})
+    outputs = parse_outputs(deployed.outputs)
+    bucket = outputs.lake.bucket_name
+    for key in ("lake-errors/readings/activePartitionExceeded/2026-12-07/a",
+                "lake-errors/readings/activePartitionExceeded/2026-12-07/b",
+                "lake-errors/predictions/format-conversion-failed/2026-12-07/c",
+                "lake-errors/predictions/format-conversion-failed/2026-12-06/yesterday",
+                "lake-errors/readings/\x1b[31mforged/2026-12-07/d"):
+        clients.s3.put_object(Bucket=bucket, Key=key, Body=b"{}")
+    said: list[str] = []
+    show_status(clients, outputs, said.append, today=date(2026, 12, 7))
+    # S3 lists the error types in key order; a forged one is shown escaped.
+    assert said[-2] == (f"lake: delivery errors on 2026-12-07 (UTC): readings \\x1b[31mforged 1 object(s); "
+                        f"readings activePartitionExceeded 2 object(s); predictions format-conversion-failed 1 object(s) "
+                        f"(s3://{bucket}/lake-errors/)")
+    said.clear()
+    greengrass.gone("get_core_device", {"coreDeviceThingName": THING})
+    show_status(clients, outputs, said.append, today=date(2026, 12, 8))
+    assert said[-2] == "lake: no delivery errors on 2026-12-08 (UTC)"
