@@ -124,6 +124,7 @@ revoke-claim: $(PY_STAMP)
 # Through the environment as well (THING is exported above).
 export CSV OUT CLEAR
 adapt: $(PY_STAMP)
+	$(if $(filter-out 1,$(CLEAR)),$(error CLEAR=$(CLEAR): use CLEAR=1 to remove THING's adaptation, or leave it out))
 	$(PY) -m infra.lifecycle adapt --thing="$$THING" $(if $(CLEAR),--clear,$(if $(CSV),--csv="$$CSV")) $(if $(OUT),--out="$$OUT")
 
 # THING, SINCE and OUT go through the environment too; `--opt=value` keeps a value starting with '-' a value.

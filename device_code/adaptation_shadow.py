@@ -41,7 +41,9 @@ from .model import Prediction, RainModel
 ADAPTATION_KEY = "adaptation"  # the one key of the desired state
 APPLIED, REJECTED, NONE = "applied", "rejected", "none"
 # Every key of the reported state; each write sets all of them (null deletes).
-REPORTED_KEYS = ("in_force", "status", "detail", "model_version", "checked_at")
+# `offered` is the id of the desired adaptation the device last checked, so the cloud can tell a verdict on an
+# earlier offer from one on the current one.
+REPORTED_KEYS = ("in_force", "offered", "status", "detail", "model_version", "checked_at")
 # A detail is one line, far below what the reported state can hold next to a 4 KiB desired adaptation
 # within the shadow's 8 KB ("The device's shadow supports 8 KB of data only": AWS IoT Developer Guide,
 # "Diagnosing problems with shadows"; desired and reported both count), which is also ShadowManager's
@@ -57,13 +59,14 @@ class AdaptationChoice:
     in_force: Mapping[str, Any] | None
     status: str  # APPLIED | REJECTED | NONE
     detail: str | None
+    offered_id: str | None = None  # the id the desired adaptation claims, when it names one
 
     @property
     def in_force_id(self) -> str | None:
         return self.in_force["id"] if self.in_force is not None else None
 
     def reported(self, model_version: str, now: datetime) -> dict[str, Any]:
-        return {"in_force": self.in_force_id, "status": self.status, "detail": self.detail,
+        return {"in_force": self.in_force_id, "offered": self.offered_id, "status": self.status, "detail": self.detail,
                 "model_version": model_version, "checked_at": format_timestamp(now)}
 
 
@@ -114,22 +117,23 @@ def choose(document: Any, model_version: str, in_force: Mapping[str, Any] | None
         return GLOBAL_MODEL
     problem = problem or validate_adaptation(offered, model_version)
     if problem is None:
-        return AdaptationChoice(offered, APPLIED, None)
+        return AdaptationChoice(offered, APPLIED, None, offered["id"])
     kept = in_force if in_force is not None and validate_adaptation(in_force, model_version) is None else None
-    offered_id = offered.get("id") if isinstance(offered, Mapping) else None
-    named = f"adaptation {shown(offered_id)}: " if isinstance(offered_id, str) else ""
+    offered_id = offered.get("id") if isinstance(offered, Mapping) and isinstance(offered.get("id"), str) else None
+    named = f"adaptation {shown(offered_id)}: " if offered_id is not None else ""
     reason = problem.removesuffix(f": {GLOBAL_FALLBACK}")
     outcome = f"{kept['id']} stays in force" if kept is not None else GLOBAL_FALLBACK
-    return AdaptationChoice(kept, REJECTED, shown_line(f"{named}{reason}; {outcome}"))
+    return AdaptationChoice(kept, REJECTED, shown_line(f"{named}{reason}; {outcome}"), offered_id and shown_line(offered_id))
 
 
 def shown_line(text: str) -> str:
     return text if len(text) <= MAX_DETAIL else text[:MAX_DETAIL - 1] + "…"
 
 
-def as_the_models_see_it(reading: Reading, adaptation: Mapping[str, Any] | None) -> Reading:
-    """The reading corrected by the adaptation's input offsets (as it is without one)."""
-    if adaptation is None:
+def as_the_models_see_it(reading: Reading, adaptation: Mapping[str, Any] | None, model_version: str) -> Reading:
+    """The reading corrected by the adaptation's input offsets; as it is without one, or under one fitted for
+    another model than `model_version` (one the device has not yet re-checked after a model change)."""
+    if adaptation is None or adaptation["model_version"] != model_version:
         return reading
     corrected = offset_inputs(adaptation, {name: getattr(reading, name) for name in FEATURES})
     return replace(reading, **{name: float(value) for name, value in corrected.items()})
@@ -144,7 +148,7 @@ def predict(model: RainModel, reading: Reading, history: Series,
     and cut at its threshold."""
     if adaptation is None or adaptation["model_version"] != model.metadata.version:
         return model.predict(reading, history), None
-    corrected = as_the_models_see_it(reading, adaptation)
+    corrected = as_the_models_see_it(reading, adaptation, model.metadata.version)
     corrected_history = offset_inputs(adaptation, {name: getattr(history, name) for name in FEATURES})
     prediction = model.predict(corrected, Series(history.at, **corrected_history))
     if prediction.model != adaptation["model"]:

@@ -232,7 +232,7 @@ class InferenceService:
         # Late and repeated readings too: the history slots them in by time, or ignores them.
         self.history.add(reading, now)
         # Drift is of what the models see: a sensor offset an adaptation corrects is no drift.
-        self.drift.add(as_the_models_see_it(reading, self.adaptation.in_force))
+        self.drift.add(as_the_models_see_it(reading, self.adaptation.in_force, self.model.metadata.version))
         newest = self._newest_input
         if newest is not None and not in_future(newest, now) and reading.sampled_at < newest:
             return None, None  # an event overtaken by a newer input: nothing to say

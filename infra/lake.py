@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import date, timedelta
 
 from device_code.contracts import RAIN_SHADOW, SEA_LEVEL_PRESSURE, WEATHER_SHADOW
 from infra.fleet_hook.handler import THING_NAME
@@ -111,9 +112,10 @@ def _hourly_readings() -> str:
 
 
 def _hourly_labels() -> str:
+    # A label the CSV SerDe cannot read as an int is NULL: such a row says nothing about its hour.
     return (f"SELECT substr(sampled_at, 1, {HOUR_CHARACTERS}) AS hour, max(rain) AS rain, "
             f"avg({REFERENCE_TEMPERATURE}) AS {REFERENCE_TEMPERATURE}, avg({REFERENCE_PRESSURE}) AS {REFERENCE_PRESSURE} "
-            f"FROM {LABELS.name} WHERE {THING} = ? GROUP BY substr(sampled_at, 1, {HOUR_CHARACTERS})")
+            f"FROM {LABELS.name} WHERE {THING} = ? AND rain IS NOT NULL GROUP BY substr(sampled_at, 1, {HOUR_CHARACTERS})")
 
 
 @dataclass(frozen=True)
@@ -151,15 +153,15 @@ STATION_LABELLED = LakeQuery(
 )
 PREDICTIONS_LABELLED = LakeQuery(
     name="predictions-labelled",
-    description="One station's predictions per hour (mean probability, share of rain calls, model, adaptation) "
-                "against its labels",
-    sql=(f"WITH predicted AS (SELECT substr(sampled_at, 1, {HOUR_CHARACTERS}) AS hour, "
-         "avg(probability) AS probability, avg(raining) AS raining, max(model_version) AS model_version, "
-         f"max(adaptation) AS adaptation FROM {PREDICTIONS.name} "
-         f"WHERE {THING} = ? AND {DAY} >= ? AND sampled_at >= ? GROUP BY substr(sampled_at, 1, {HOUR_CHARACTERS})), "
+    description="One station's predictions per hour and per model version and adaptation that made them (mean "
+                "probability, share of rain calls) against its labels",
+    sql=(f"WITH predicted AS (SELECT substr(sampled_at, 1, {HOUR_CHARACTERS}) AS hour, model_version, adaptation, "
+         "avg(probability) AS probability, avg(raining) AS raining "
+         f"FROM {PREDICTIONS.name} WHERE {THING} = ? AND {DAY} >= ? AND sampled_at >= ? "
+         f"GROUP BY substr(sampled_at, 1, {HOUR_CHARACTERS}), model_version, adaptation), "
          f"labelled AS ({_hourly_labels()}) "
          "SELECT p.hour || ':00:00Z' AS sampled_at, p.probability, p.raining, p.model_version, p.adaptation, l.rain "
-         "FROM predicted p JOIN labelled l ON p.hour = l.hour ORDER BY p.hour"),
+         "FROM predicted p JOIN labelled l ON p.hour = l.hour ORDER BY p.hour, p.model_version, p.adaptation"),
     parameters=(THING, SINCE_DAY, SINCE, THING),
     columns=("sampled_at", "probability", "raining", "model_version", "adaptation", "rain"),
 )
@@ -183,10 +185,17 @@ def query_parameters(query: LakeQuery, thing: str, since: str | None) -> list[st
     text, so they are quoted here, after the strict checks that keep a quote out of them)."""
     if not isinstance(thing, str) or not THING_NAME.fullmatch(thing):
         raise LakeQueryError(f"THING={thing!r} is not a thing name (1-64 of A-Z a-z 0-9 _ -)")
+    usage = f"SINCE={since!r}: use a UTC day (2026-12-01) or time (2026-12-01T06:00:00Z)"
     if since is not None and not _SINCE.fullmatch(since):
-        raise LakeQueryError(f"SINCE={since!r}: use a UTC day (2026-12-01) or time (2026-12-01T06:00:00Z)")
+        raise LakeQueryError(usage)
     since = since or BEGINNING
-    # A reading arrives after it is sampled, so its arrival day (the partition) is never before SINCE's day.
+    try:
+        day = date.fromisoformat(since[:10])
+    except ValueError:
+        raise LakeQueryError(f"{usage}; {since[:10]} is no date") from None
+    # The partition day is when the object's OLDEST record arrived ("Custom prefixes for Amazon S3 objects",
+    # timestamp namespace): a reading of just after midnight can lie in an object begun the day before (and a
+    # device clock may run a little ahead), so the partition filter starts a day early; sampled_at cuts exactly.
     # SINCE loses its Z: '...T06:00:00Z' sorts after '...T06:00:00.123Z' (Z > .), its prefix sorts before.
-    values = {THING: thing, SINCE: since.removesuffix("Z"), SINCE_DAY: since[:10]}
+    values = {THING: thing, SINCE: since.removesuffix("Z"), SINCE_DAY: (day - timedelta(days=1)).isoformat()}
     return [f"'{values[name]}'" for name in query.parameters]

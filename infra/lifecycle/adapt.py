@@ -1,8 +1,9 @@
 """adapt: fit a station's own adaptation of the model its ring serves, and deliver it to that station only.
 
 `make adapt THING=<name> CSV=<labelled.csv> [OUT=<file.json>]`:
-1. THING must be one of the app's core devices: listed in the stack's outputs, or a member of either
-   ring's thing group (where the fleet-provisioning template puts every device the ledger records);
+1. THING must be one of the app's core devices by record: listed in the stack's outputs, or a provisioned
+   device the ledger records (a thing someone else put into the app's thing groups is not the app's,
+   infra/lifecycle/scope.py); its ring is the thing group it is in;
 2. the model its ring serves (infra/releases.py): the canary ring runs the candidate (modelZip), the fleet
    ring the promoted model (releases/promoted/rain_model.zip; the candidate before the first promotion),
    and it must be the version the stack's outputs say that ring runs, or the fit would be for another model;
@@ -30,6 +31,7 @@ from infra import releases
 from infra.config import CLOUD_TO_DEVICE_DIRECTIONS
 from infra.fleet_hook.handler import THING_NAME
 from infra.lifecycle.aws import AwsClients, LifecycleError, call
+from infra.lifecycle.ledger import ledger_table_name, read_ledger
 from infra.lifecycle.outputs import StackOutputs
 from infra.lifecycle.scope import group_members
 from infra.lifecycle.settings import AppNames
@@ -44,12 +46,12 @@ def ring_of(clients: AwsClients, outputs: StackOutputs, thing: str) -> str:
     """"canary" or "fleet" for a device of the app; LifecycleError for any other name."""
     if not THING_NAME.fullmatch(thing):
         raise LifecycleError(f"THING={thing!r} is not a thing name of this app (1-64 of a-z A-Z 0-9 _ -)")
-    if thing in group_members(clients, outputs.canary_group_name):
-        return "canary"
-    if thing in outputs.thing_names or thing in group_members(clients, outputs.thing_group_name):
-        return "fleet"
-    raise LifecycleError(f"THING={thing}: not a device of this app (neither listed in the stack nor in its thing "
-                         f"groups {' and '.join(outputs.thing_group_names)}); `make status` lists them")
+    listed = thing in outputs.thing_names
+    if not listed and thing not in read_ledger(clients, outputs.name_prefix,
+                                               ledger_table_name(clients, outputs.name_prefix, outputs)).things:
+        raise LifecycleError(f"THING={thing}: not a device of this app (neither listed in the stack nor recorded by "
+                             "fleet provisioning); `make status` lists them")
+    return "canary" if thing in group_members(clients, outputs.canary_group_name) else "fleet"
 
 
 def served_model(names: AppNames, outputs: StackOutputs, ring: str) -> tuple[Path, str]:
@@ -76,8 +78,9 @@ def fit(project_root: Path, model: Path, csv: Path, out: Path) -> str:
         raise LifecycleError(f"CSV={csv}: no such file; `make dataset THING=... LABELLED=1` exports a station's "
                              "labelled hours")
     # An argument list, no shell: a path is never parsed.
-    argv = [sys.executable, "-m", "model_training", "adapt", "--model", str(model), "--csv", str(csv),
-            "--out", str(out)]
+    # --opt=value: a path starting with '-' stays a path (argparse would read it as an option and exit 2, the
+    # fit's own "refused").
+    argv = [sys.executable, "-m", "model_training", "adapt", f"--model={model}", f"--csv={csv}", f"--out={out}"]
     done = subprocess.run(argv, cwd=project_root, capture_output=True, text=True, check=False)
     said = [line for line in (done.stderr or "").splitlines() if line.strip()]
     if done.returncode == FIT_REFUSED:

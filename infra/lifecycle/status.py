@@ -156,10 +156,13 @@ def adaptation_cell(state: Any) -> tuple[str, str | None]:
     wanted_id = wanted.get("id") if isinstance(wanted, dict) else None
     reported = reported if isinstance(reported, dict) else {}
     status, in_force = reported.get("status"), reported.get("in_force")
-    if status == REJECTED:
-        return "rejected", shown(f"adaptation rejected: {reported.get('detail')}", MAX_LINE_SHOWN)
-    if wanted_id is not None and wanted_id != in_force:
+    reason = shown(f"adaptation rejected: {reported.get('detail')}", MAX_LINE_SHOWN) if status == REJECTED else None
+    # The device's verdict is on the offer it names; an offer it has not checked yet is pending.
+    if wanted_id is not None and wanted_id != reported.get("offered"):
         return f"pending {short_id(wanted_id)}", None
+    if status == REJECTED:
+        # A rejected offer leaves the adaptation that was in force in force.
+        return (f"{short_id(in_force)} (rejected)" if in_force else "rejected"), reason
     if status == APPLIED:
         return short_id(in_force), None
     return "-", None

@@ -82,7 +82,8 @@ def test_a_valid_adaptation_is_applied_named_in_the_rain_shadow_and_reported(gre
     assert rain["probability"] == round(probability, 4) and rain["threshold"] == 0.35
     assert rain["raining"] is (probability >= 0.35)
     assert probability != pytest.approx(0.93, abs=1e-3)  # it is not the global model's answer
-    assert reported(greengrass) == {"in_force": adaptation["id"], "status": APPLIED, "model_version": "rain-test",
+    assert reported(greengrass) == {"in_force": adaptation["id"], "offered": adaptation["id"], "status": APPLIED,
+                                    "model_version": "rain-test",
                                     "checked_at": "2013-11-05T12:00:00.000Z"}
 
 
@@ -133,7 +134,7 @@ def test_an_edited_adaptation_is_rejected_and_the_one_in_force_stays(greengrass,
     clock.advance(10)
     service.heartbeat()
     state = reported(greengrass)
-    assert state["status"] == REJECTED and state["in_force"] == good["id"]
+    assert state["status"] == REJECTED and state["in_force"] == good["id"] and state["offered"] == edited["id"]
     assert "is not the content's hash" in state["detail"] and state["detail"].endswith(f"{good['id']} stays in force")
     assert reported(greengrass, RAIN_SHADOW)["adaptation"] == good["id"]
     assert reported(greengrass, RAIN_SHADOW)["threshold"] == 0.35

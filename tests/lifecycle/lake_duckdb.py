@@ -109,11 +109,11 @@ class Lake:
 
     @staticmethod
     def _csv_file(path: Path, types: dict[str, str], partitions: tuple[str, ...]) -> str:
-        """One labels file as the table's rows: a column the file leaves out, or a blank cell, is NULL (as
-        the CSV SerDe reads missing trailing columns); DuckDB's reader takes no shorter rows, so the file is
-        read as text and cast here."""
+        """One labels file as the table's rows: a column the file leaves out, a blank cell or one that is no
+        number of the column's type is NULL (as the CSV SerDe reads them); DuckDB's reader takes no shorter rows,
+        so the file is read as text and cast here."""
         present = path.read_text().splitlines()[0].split(",")
-        columns = [f"CAST(NULLIF({name}, '') AS {kind}) AS {name}" if name in present else f"CAST(NULL AS {kind}) AS {name}"
+        columns = [f"TRY_CAST(NULLIF({name}, '') AS {kind}) AS {name}" if name in present else f"CAST(NULL AS {kind}) AS {name}"
                    for name, kind in types.items()]
         return (f"SELECT {', '.join(columns)}, {', '.join(partitions)} FROM read_csv({_literal(str(path))}, header = true, "
                 f"all_varchar = true, hive_partitioning = true, hive_types = {_struct(dict.fromkeys(partitions, 'VARCHAR'))})")

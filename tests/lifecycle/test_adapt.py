@@ -102,6 +102,16 @@ def test_only_a_device_of_the_app_can_be_adapted(clients, project, deployed, lab
     assert cloud_document(clients, "rainedge-core-9") is None
 
 
+def test_a_thing_someone_put_into_the_apps_thing_group_is_not_the_apps(clients, project, deployed, labelled_csv,
+                                                                         capsys):
+    """Group membership is no record (infra/lifecycle/scope.py): only listed and ledger-recorded devices are the app's."""
+    clients.iot.create_thing(thingName="rainedge-intruder")
+    clients.iot.add_thing_to_thing_group(thingGroupName=deployed.outputs["CanaryGroupName"], thingName="rainedge-intruder")
+    assert adapt(project, "--thing", "rainedge-intruder", "--csv", str(labelled_csv)) == 2
+    assert "not a device of this app" in capsys.readouterr().err
+    assert cloud_document(clients, "rainedge-intruder") is None
+
+
 def test_without_a_csv_or_with_a_missing_one_it_says_what_to_give(clients, project, deployed, tmp_path, capsys):
     assert adapt(project, "--thing", THING) == 2
     assert "give CSV=" in capsys.readouterr().err
@@ -127,8 +137,8 @@ def test_the_canary_ring_is_adapted_to_the_candidate_and_a_ring_whose_model_is_n
     model_variant(SOURCE_ZIP, project.releases_dir / releases.PROMOTED_ZIP, "rain-00000000000000aa")
     assert adapt(project, "--thing", THING, "--csv", str(labelled_csv)) == 2
     assert "the fleet ring runs" in capsys.readouterr().err and cloud_document(clients, THING) is None
-    canary = "rainedge-canary-1"
-    clients.iot.create_thing(thingName=canary)
+    # A provisioned device (the ledger records it) in the canary ring's group.
+    canary = deployed.provision("10000000c0ffee01").thing_name
     clients.iot.add_thing_to_thing_group(thingGroupName=deployed.outputs["CanaryGroupName"], thingName=canary)
     assert adapt(project, "--thing", canary, "--csv", str(labelled_csv)) == 0
     assert "(canary ring)" in capsys.readouterr().out

@@ -96,6 +96,27 @@ def test_since_a_day_starts_at_its_midnight_and_skips_earlier_arrival_days(stati
     assert [row[0] for row in station.run_query(STATION_HOURLY, "core-a", "2026-12-02")] == ["2026-12-02T01:00:00Z"]
 
 
+def test_a_reading_filed_under_the_day_before_since_is_still_found(lake):
+    """The partition day is the arrival of the object's OLDEST record ("Custom prefixes for Amazon S3 objects"):
+    an object begun at 23:55 holds a reading of 00:05 under the day before."""
+    lake.readings("2026-12-01", "core-a", [reading("2026-12-01T23:55:00.000Z", 1.0),
+                                           reading("2026-12-02T00:05:00.000Z", 3.0)])
+    lake.readings("2026-11-30", "core-a", [reading("2026-11-30T23:50:00.000Z", 99.0)])  # two days before: not scanned
+    assert station_rows(lake, "2026-12-02") == [("2026-12-02T00:00:00Z", 3.0, 80.0, 1013.0)]
+    assert station_rows(lake, "2026-12-02T00:05:00Z") == [("2026-12-02T00:00:00Z", 3.0, 80.0, 1013.0)]
+
+
+def station_rows(lake: Lake, since: str) -> list[tuple]:
+    return lake.run_query(STATION_HOURLY, "core-a", since)
+
+
+def test_an_unparseable_label_says_nothing_about_its_hour(station):
+    # The CSV SerDe reads `rain` as int: "yes" and "1.0" are NULL, and a NULL label is no label.
+    station.labels("core-a", [("2026-12-01T10:00:00Z", "yes"), ("2026-12-02T01:00:00Z", 1)])
+    assert [(row[0], row[-1]) for row in station.run_query(STATION_LABELLED, "core-a", None)] == [
+        ("2026-12-02T01:00:00Z", 1)]
+
+
 def test_since_a_time_keeps_the_readings_within_its_second(lake):
     # '...T10:00:00.250Z' sorts before '...T10:00:00Z' as text ('.' < 'Z'); the query must still count it.
     lake.readings("2026-12-01", "core-a", [reading("2026-12-01T09:59:59.750Z", 100.0),
@@ -133,8 +154,10 @@ def test_predictions_against_labels(lake):
                                               predicted("2026-12-01T11:05:00.000Z", 0.9, 1.0)])
     lake.predictions("2026-12-01", "core-b", [predicted("2026-12-01T10:05:00.000Z", 0.99, 1.0)])
     lake.labels("core-a", [("2026-12-01T10:00:00Z", 1)])
+    # One row per model version and adaptation that predicted in the hour: the global model's, then ad-1's.
     assert lake.run_query(PREDICTIONS_LABELLED, "core-a", None) == [
-        ("2026-12-01T10:00:00Z", 0.5, 0.5, "rain-00000000000000aa", "ad-1", 1)]
+        ("2026-12-01T10:00:00Z", 0.2, 0.0, "rain-00000000000000aa", "", 1),
+        ("2026-12-01T10:00:00Z", 0.8, 1.0, "rain-00000000000000aa", "ad-1", 1)]
 
 
 @pytest.mark.parametrize("query", QUERIES, ids=lambda query: query.name)
@@ -317,7 +340,7 @@ def test_the_labelled_csv_is_the_query_result_and_evaluate_reads_it(deployed_lak
         f"(48 hours covered, 0 without a row) -> {out}"]
     execution = the_execution(moto_athena)
     assert (execution["Query"], execution["QueryExecutionContext"], execution["ExecutionParameters"]) == (
-        STATION_LABELLED.sql, {"Database": LAKE.database_name}, ["'core-a'", "'2024-01-01'", "'2024-01-01'",
+        STATION_LABELLED.sql, {"Database": LAKE.database_name}, ["'core-a'", "'2023-12-31'", "'2024-01-01'",
                                                                  "'core-a'"])
     assert list(csv.reader(io.StringIO(out.read_text()))) == [list(STATION_LABELLED.columns), *rows]
     with opened_artifact(trained_model_dir / "rain_model.zip") as folder:

@@ -64,7 +64,8 @@ def test_one_table_of_listed_and_provisioned_devices_with_what_failed(clients, n
     report(clients, broken, "rain", {"status": "model_unavailable", "detail": "no model.tflite"})
     # The adaptation shadow: one in force, one asked for and not reported on yet, one rejected.
     ask(clients, THING, "sha256:0123456789abcdef")
-    report(clients, THING, "adaptation", {"in_force": "sha256:0123456789abcdef", "status": "applied"})
+    report(clients, THING, "adaptation", {"in_force": "sha256:0123456789abcdef", "offered": "sha256:0123456789abcdef",
+                                          "status": "applied"})
     ask(clients, healthy, "sha256:fedcba9876543210")
     report(clients, broken, "adaptation", {"status": "rejected", "detail": "fitted for model 'rain-a', not 'rain-b' in "
                                                                           "force: the global model applies"})
@@ -277,6 +278,22 @@ def test_what_a_device_or_the_cloud_wrote_in_the_adaptation_shadow_is_shown_esca
         assert not below.startswith("    ")
     else:
         assert below.startswith(line) and len(below) <= 4 + 240
+
+
+def test_a_verdict_on_an_earlier_offer_leaves_the_new_one_pending_and_a_rejection_keeps_what_is_in_force(clients):
+    from infra.lifecycle.status import adaptation_cell
+
+    def offer(adaptation_id: str) -> dict:
+        return {"adaptation": json.dumps({"id": adaptation_id})}
+
+    kept = {"in_force": "sha256:aaaaaaaaaaaaaaaa", "offered": "sha256:bbbbbbbbbbbbbbbb", "status": "rejected",
+            "detail": "adaptation 'sha256:bbbbbbbbbbbbbbbb': edited; sha256:aaaaaaaaaaaaaaaa stays in force"}
+    assert adaptation_cell({"desired": offer("sha256:bbbbbbbbbbbbbbbb"), "reported": kept}) == (
+        "sha256:aaaaaaaa (rejected)",
+        "adaptation rejected: adaptation 'sha256:bbbbbbbbbbbbbbbb': edited; sha256:aaaaaaaaaaaaaaaa stays in force")
+    # A new offer after that rejection: the device has not said anything about it yet.
+    assert adaptation_cell({"desired": offer("sha256:cccccccccccccccc"), "reported": kept}) == (
+        "pending sha256:cccccccc", None)
 
 
 def test_what_firehose_could_not_deliver_into_the_lake_today_is_counted_by_table_and_error_type(
