@@ -18,8 +18,29 @@ from __future__ import annotations
 import json
 import os
 import stat
+import tempfile
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, Callable
+
+
+def replace_whole(path: Path, write: Callable[[IO], None], *, binary: bool = False, durable: bool = False) -> None:
+    """Put a new file at `path` in one rename, so that no reader ever sees half of it: `write` fills a temporary
+    file in the same folder (the rename stays on one file system), which then replaces `path`; on any failure the
+    temporary file is removed and what was at `path` stays. `durable`: on disk before the rename. Text is UTF-8,
+    newlines as written. An OSError is the caller's to report."""
+    text = {} if binary else {"encoding": "utf-8", "newline": ""}
+    scratch = tempfile.NamedTemporaryFile("wb" if binary else "w", dir=path.parent, prefix=f".{path.name}.",
+                                          suffix=".partial", delete=False, **text)
+    try:
+        with scratch:
+            write(scratch)
+            if durable:
+                scratch.flush()
+                os.fsync(scratch.fileno())
+        os.replace(scratch.name, path)
+    except BaseException:
+        Path(scratch.name).unlink(missing_ok=True)
+        raise
 
 
 class UnusableFile(Exception):

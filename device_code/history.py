@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 from datetime import datetime
 from pathlib import Path
 
@@ -107,17 +106,11 @@ class ReadingHistory:
         if self.path is None:
             return
         document = {"format": FILE_FORMAT, "readings": [list(self._slots[slot]) for slot in sorted(self._slots)]}
-        scratch = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            with tempfile.NamedTemporaryFile("w", dir=self.path.parent, prefix=f".{self.path.name}.",
-                                             delete=False) as scratch:
-                json.dump(document, scratch, separators=(",", ":"))
-            os.replace(scratch.name, self.path)
+            files.replace_whole(self.path, lambda scratch: json.dump(document, scratch, separators=(",", ":")))
         except OSError as error:  # a full or read-only disk costs the persistence, not the prediction
             log.error("could not save the reading history to %s: %s", self.path, error)
-            if scratch is not None:
-                Path(scratch.name).unlink(missing_ok=True)
 
 
 def _slots_of(document: object) -> dict[int, tuple[float, float, float, float]]:

@@ -22,12 +22,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from device_code.files import InvalidJson, UnusableFile, parse_json, read_text
+from device_code.files import InvalidJson, UnusableFile, parse_json, read_text, replace_whole
 from infra.model_artifact import model_version
 
 # The project's release folder; every function takes the folder (the tests synthesise with their own).
@@ -99,7 +98,5 @@ def promote_zip(folder: Path, candidate_zip: Path) -> None:
     """Make the candidate the promoted model: a copy replaced in one rename, never a half-written zip."""
     target = folder / PROMOTED_ZIP
     target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=target.parent, prefix=".promoting-", delete=False) as staged:
-        with open(candidate_zip, "rb") as source:
-            shutil.copyfileobj(source, staged)
-    os.replace(staged.name, target)
+    with open(candidate_zip, "rb") as source:
+        replace_whole(target, lambda staged: shutil.copyfileobj(source, staged), binary=True)

@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from device_code.files import replace_whole
 from device_code.model import RUNTIME_NAMES, ModelUnavailable, load_model, read_metadata
 from device_code.selftest import SelfTestFailed
 from model_training.adapt import DEFAULT_HOLDOUT, AdaptationRefused, fit_adaptation
@@ -93,9 +94,7 @@ def _adapt(args: argparse.Namespace) -> int:
         return 2
     args.out.parent.mkdir(parents=True, exist_ok=True)
     # Written whole or not at all: a reader never sees half an adaptation.
-    partial = args.out.with_name(args.out.name + ".partial")
-    partial.write_text(json.dumps(adaptation, indent=2, sort_keys=True) + "\n")
-    partial.replace(args.out)
+    replace_whole(args.out, lambda file: file.write(json.dumps(adaptation, indent=2, sort_keys=True) + "\n"))
     holdout = adaptation["holdout"]
     offsets = ", ".join(f"{name} {value:+.2f}" for name, value in adaptation["input_offsets"].items() if value)
     judged = ("confirmed by the reference station (no rain held out to compare on)" if holdout["check"] == "reference"

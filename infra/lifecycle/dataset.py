@@ -15,15 +15,14 @@ so an existing OUT is never left half-written.
 from __future__ import annotations
 
 import csv
-import os
 import re
-import tempfile
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Callable
 
+from device_code.files import replace_whole
 from infra.lake import LABELS, STATION_HOURLY, STATION_LABELLED, LakeQuery, LakeQueryError, query_parameters
 from infra.lifecycle.aws import LifecycleError, call
 from infra.lifecycle.outputs import LAKE_KEYS, LakeOutputs
@@ -150,22 +149,16 @@ def result_rows(athena: Any, execution: str, columns: tuple[str, ...]) -> list[l
 
 
 def write_csv(path: Path, columns: tuple[str, ...], rows: list[list[str | None]]) -> None:
-    """The CSV, whole: written to a temporary file in OUT's folder (so the rename stays on one file system),
-    flushed to disk, then renamed over OUT; on any failure OUT is as it was."""
+    """The CSV, whole and on disk before it replaces OUT (device_code.files.replace_whole); on any failure OUT is
+    as it was."""
+    def write(file) -> None:
+        writer = csv.writer(file, lineterminator="\n")
+        writer.writerow(columns)
+        writer.writerows(["" if value is None else value for value in row] for row in rows)
+
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        handle, partial = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
-        try:
-            with os.fdopen(handle, "w", newline="", encoding="utf-8") as file:
-                writer = csv.writer(file, lineterminator="\n")
-                writer.writerow(columns)
-                writer.writerows(["" if value is None else value for value in row] for row in rows)
-                file.flush()
-                os.fsync(file.fileno())
-            os.replace(partial, path)
-        except BaseException:
-            Path(partial).unlink(missing_ok=True)
-            raise
+        replace_whole(path, write, durable=True)
     except OSError as error:
         raise LifecycleError(f"cannot write {path} ({error.strerror}): make {path.parent} a folder you can "
                              "write, or choose another OUT, then run again") from None

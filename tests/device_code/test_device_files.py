@@ -11,7 +11,7 @@ from device_test_support import returns_promptly
 from hypothesis import given
 from hypothesis import strategies as st
 
-from device_code.files import FileMissing, UnusableFile, read_bytes, read_json, read_text
+from device_code.files import FileMissing, UnusableFile, read_bytes, read_json, read_text, replace_whole
 
 CAP = 10_000
 
@@ -94,3 +94,20 @@ def test_any_bytes_give_a_value_or_unusable_file(tmp_path_factory, content):
         read_json(path, CAP)
     except UnusableFile as error:
         assert "\n" not in str(error)
+
+
+def test_replace_whole_puts_the_new_file_in_one_rename_and_keeps_the_old_one_on_failure(tmp_path):
+    target = tmp_path / "data.json"
+    target.write_text("old")
+    replace_whole(target, lambda file: file.write("new"), durable=True)
+    assert target.read_text() == "new"
+
+    def fails_halfway(file) -> None:
+        file.write("half")
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError):
+        replace_whole(target, fails_halfway)
+    assert target.read_text() == "new" and sorted(path.name for path in tmp_path.iterdir()) == ["data.json"]
+    replace_whole(target, lambda file: file.write(b"\x00bytes"), binary=True)
+    assert target.read_bytes() == b"\x00bytes"
