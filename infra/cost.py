@@ -14,6 +14,7 @@ import json
 import math
 import sys
 from dataclasses import dataclass, replace
+from typing import Any
 from pathlib import Path
 
 from device_code.contracts import RAIN_SHADOW, WEATHER_SHADOW, shadow_topic
@@ -175,17 +176,18 @@ def cloud_updates_per_shadow(config: RainEdgeConfig) -> float:
     return SECONDS_PER_MONTH / config.cloud_update_interval_seconds
 
 
+def rule_record(config: RainEdgeConfig, rule: sr.ShadowRule, reported: dict) -> Any:
+    """The record the rule's own SQL makes of a shadow update holding `reported` (None: it makes none)."""
+    document = {"current": {"state": {"reported": reported}}}
+    return TopicRule(rule.sql()).evaluate(shadow_topic(config.devices[0], rule.shadow, "update/documents"), document,
+                                          1_700_000_000_000)
+
+
 def record_bytes(config: RainEdgeConfig) -> dict[str, int]:
     """The size of the record each rule writes, from the rule's own SQL on a representative document."""
-    thing = config.devices[0]
     documents = {WEATHER_SHADOW: WEATHER_REPORTED, RAIN_SHADOW: RAIN_REPORTED}
-    sizes = {}
-    for rule in sr.SHADOW_RULES:
-        document = {"current": {"state": {"reported": documents[rule.shadow]}}}
-        record = TopicRule(rule.sql()).evaluate(
-            shadow_topic(thing, rule.shadow, "update/documents"), document, 1_700_000_000_000)
-        sizes[rule.purpose] = sr.record_bytes(record) if record is not None else 0
-    return sizes
+    records = {rule.purpose: rule_record(config, rule, documents[rule.shadow]) for rule in sr.SHADOW_RULES}
+    return {purpose: sr.record_bytes(record) if record is not None else 0 for purpose, record in records.items()}
 
 
 def _operations(reported: dict) -> int:
@@ -265,13 +267,10 @@ def firehose_billed_bytes(record_bytes: int) -> int:
 def lake_record_bytes(config: RainEdgeConfig) -> dict[str, int]:
     """The bytes each lake rule puts into its stream for a representative document: the record the rule's own SQL
     makes, and the separator the rule action appends."""
-    thing, sizes = config.devices[0], {}
-    for table in lake_delivery.fed_tables():
-        document = {"current": {"state": {"reported": LAKE_DOCUMENTS[table.rule.shadow]}}}
-        record = TopicRule(table.rule.sql()).evaluate(shadow_topic(thing, table.rule.shadow, "update/documents"),
-                                                      document, 1_700_000_000_000)
-        sizes[table.name] = sr.record_bytes(record) + len(lake_delivery.RECORD_SEPARATOR) if record is not None else 0
-    return sizes
+    records = {table.name: rule_record(config, table.rule, LAKE_DOCUMENTS[table.rule.shadow])
+               for table in lake_delivery.fed_tables()}
+    return {name: sr.record_bytes(record) + len(lake_delivery.RECORD_SEPARATOR) if record is not None else 0
+            for name, record in records.items()}
 
 
 def lake_usage(config: RainEdgeConfig) -> list[Line]:
