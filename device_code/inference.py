@@ -33,6 +33,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable
@@ -58,6 +59,29 @@ STALE_INPUT, INVALID_INPUT, NO_INPUT = "stale_input", "invalid_input", "no_input
 MODEL_UNAVAILABLE, PREDICTION_FAILED = "model_unavailable", "prediction_failed"
 
 
+@dataclass
+class OwnedReport:
+    """A shadow's reported state that only this device writes (all of the rain shadow's, the adaptation shadow's
+    reported half): what it last wrote, for which outcome. It is written when the outcome is new, or when the shadow
+    holds anything but that (a write from the cloud, synced down; a key someone added; a deleted shadow), every
+    key the device did not write removed."""
+
+    shadow: str
+    outcome: tuple | None = None
+    written: dict[str, Any] = field(default_factory=dict)
+
+    def due(self, outcome: tuple, held: dict[str, Any] | None) -> bool:
+        """`held`: the reported state read back from the shadow ({} when there is none), None when not read."""
+        return outcome != self.outcome or (held is not None and without_nulls(held) != without_nulls(self.written))
+
+    def write(self, port: GreengrassPort, thing: str, outcome: tuple, reported: dict[str, Any],
+              held: dict[str, Any] | None) -> None:
+        """Make the shadow hold `reported` and nothing else; a PortError is the caller's (nothing is recorded)."""
+        update = update_to_hold(held if held is not None else self.written, reported)
+        port.update_shadow(thing, self.shadow, {"state": {"reported": update}})
+        self.outcome, self.written = outcome, reported
+
+
 class InferenceService:
     def __init__(self, config: InferenceConfig, port: GreengrassPort, clock: runtime.Clock,
                  load: Callable[[Path], RainModel] = load_model, history: ReadingHistory | None = None) -> None:
@@ -69,12 +93,10 @@ class InferenceService:
         self._served: str | None = None  # where MODEL_DIR resolved when the model was loaded
         self._subscribed = False
         self._lock = threading.Lock()
-        self._last_outcome: tuple | None = None
-        self._last_written: dict[str, Any] = {}  # the rain shadow's reported state as this device last wrote it
+        self._rain_report = OwnedReport(RAIN_SHADOW)
         self._newest_input: datetime | None = None
         self.adaptation: AdaptationChoice = GLOBAL_MODEL
-        self._adaptation_outcome: tuple | None = None
-        self._adaptation_written: dict[str, Any] = {}  # the adaptation shadow's reported state as last written
+        self._adaptation_report = OwnedReport(ADAPTATION_SHADOW)
         self.documents_topic = shadow_topic(config.thing_name, WEATHER_SHADOW, "update/documents")
         self.loop = runtime.LongLivedLoop("inference", self.heartbeat, config.inference_interval_s, clock, log)
 
@@ -161,16 +183,13 @@ class InferenceService:
         except InvalidReading:  # no shadow yet, or no reported state
             held = {}
         outcome = (choice.in_force_id, choice.status, choice.detail, version)
-        if outcome == self._adaptation_outcome and without_nulls(held) == without_nulls(self._adaptation_written):
+        if not self._adaptation_report.due(outcome, held):
             return
-        reported = choice.reported(version, self._clock.now())
         try:
-            self._port.update_shadow(self.config.thing_name, ADAPTATION_SHADOW,
-                                     {"state": {"reported": update_to_hold(held, reported)}})
+            self._adaptation_report.write(self._port, self.config.thing_name, outcome,
+                                          choice.reported(version, self._clock.now()), held)
         except PortError as error:
             log.error("adaptation shadow update rejected (retried next heartbeat): %s", error)
-            return
-        self._adaptation_outcome, self._adaptation_written = outcome, reported
 
     def _try_subscribe(self) -> None:
         if self._subscribed:
@@ -192,18 +211,16 @@ class InferenceService:
             if reported is None:
                 return None
             held = self._rain_shadow_held() if read_back else None
-            altered = held is not None and without_nulls(held) != without_nulls(self._last_written)
-            if outcome_key == self._last_outcome and not altered:
+            if not self._rain_report.due(outcome_key, held):
                 return None
-            update = update_to_hold(held if held is not None else self._last_written, reported)
+            restoring = outcome_key == self._rain_report.outcome
             try:
-                self._port.update_shadow(self.config.thing_name, RAIN_SHADOW, {"state": {"reported": update}})
+                self._rain_report.write(self._port, self.config.thing_name, outcome_key, reported, held)
             except PortError as error:
                 log.error("rain shadow update rejected: %s", error)
                 return None
-            if outcome_key == self._last_outcome:
+            if restoring:
                 log.warning("the rain shadow held what this device did not write: restored")
-            self._last_outcome, self._last_written = outcome_key, reported
             if reported["status"] is not None:
                 log.warning("no prediction: %s (%s)", reported["status"], reported["detail"])
             return reported
